@@ -1,0 +1,203 @@
+// Package cli is incarnate's command line: one small function a
+// subcommand, each a thin face over the session and layers packages.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"incarnate/sandbox"
+	"incarnate/session"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // the usage line after the name
+	summary string
+	run     func(c *ctx, args []string) error
+}
+
+// ctx is what every subcommand gets.
+type ctx struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	root           string
+}
+
+func commands() []command {
+	return []command{
+		{"new", "[--base BASE] NAME", "create a session on a base (default: host)", cmdNew},
+		{"ls", "", "list sessions", cmdLs},
+		{"run", "[--cwd DIR] [--umask MODE] NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun},
+		{"rm", "[--yes] NAME...", "discard sessions and everything written in them", cmdRm},
+		{"base", "import NAME DIR | ls", "manage bases", cmdBase},
+	}
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// exitStatus carries a status to exit with and nothing to print.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// Main runs the command line and returns the process exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &ctx{stdin: stdin, stdout: stdout, stderr: stderr}
+	err := dispatch(c, args)
+	return report(stderr, err)
+}
+
+func dispatch(c *ctx, args []string) error {
+	global := flag.NewFlagSet("incarnate", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	global.StringVar(&c.root, "root", "", "")
+	help := global.Bool("help", false, "")
+	global.BoolVar(help, "h", false, "")
+	if err := global.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	rest := global.Args()
+	if *help || len(rest) == 0 || rest[0] == "help" {
+		if len(rest) > 1 {
+			return showHelp(c, rest[1])
+		}
+		printUsage(c.stdout)
+		if len(rest) == 0 && !*help {
+			return exitStatus(2)
+		}
+		return nil
+	}
+	for _, cmd := range commands() {
+		if cmd.name == rest[0] {
+			return cmd.run(c, rest[1:])
+		}
+	}
+	return usagef("unknown command %q; run `incarnate --help` for the list", rest[0])
+}
+
+func showHelp(c *ctx, name string) error {
+	for _, cmd := range commands() {
+		if cmd.name == name {
+			fmt.Fprintf(c.stdout, "usage: incarnate %s %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
+			return nil
+		}
+	}
+	return usagef("unknown command %q", name)
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, "incarnate: throwaway environments that stay until you throw them away\n\nusage: incarnate [--root DIR] COMMAND [ARGS]\n\ncommands:\n")
+	for _, cmd := range commands() {
+		fmt.Fprintf(w, "  %-6s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprint(w, "\nThe store lives in $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate.\nRun `incarnate COMMAND --help` for a command's flags.\n")
+}
+
+// report prints err the way a user should see it and picks the status:
+// 2 for a usage mistake, an op's own status for a sandbox failure, the
+// command's status for a command that ran, 1 for anything else.
+func report(w io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
+	}
+	fmt.Fprintf(w, "incarnate: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	var oe *sandbox.OpError
+	if errors.As(err, &oe) && oe.Status != 0 {
+		return oe.Status
+	}
+	return 1
+}
+
+// newFlags makes a subcommand's flag set, with --root and --help.
+func newFlags(c *ctx, cmd string) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.StringVar(&c.root, "root", c.root, "store directory (default $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate)")
+	fs.Usage = func() {
+		for _, k := range commands() {
+			if k.name == cmd {
+				fmt.Fprintf(c.stderr, "usage: incarnate %s %s\n\n%s\n\nflags:\n", k.name, k.args, k.summary)
+			}
+		}
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseArgs parses flags placed anywhere among the arguments and returns
+// the other arguments in order. A "--" ends the flags.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, flagErr(err)
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	return pos, nil
+}
+
+func flagErr(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitStatus(0)
+	}
+	return usageError{err.Error()}
+}
+
+// openStore opens the store the flags and environment point at.
+func (c *ctx) openStore() (*session.Store, error) {
+	root, err := storeRoot(c.root)
+	if err != nil {
+		return nil, err
+	}
+	return session.Open(root)
+}
+
+func storeRoot(flagRoot string) (string, error) {
+	root := flagRoot
+	if root == "" {
+		root = os.Getenv("INCARNATE_ROOT")
+	}
+	if root == "" {
+		data := os.Getenv("XDG_DATA_HOME")
+		if data == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", errors.New("no store: set INCARNATE_ROOT, XDG_DATA_HOME or HOME, or pass --root")
+			}
+			data = filepath.Join(home, ".local", "share")
+		}
+		root = filepath.Join(data, "incarnate")
+	}
+	if strings.ContainsRune(root, 0) {
+		return "", usagef("store path contains a NUL byte")
+	}
+	return filepath.Abs(root)
+}

@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"incarnate/layers"
+	"incarnate/session"
+)
+
+func cmdNew(c *ctx, args []string) error {
+	fs := newFlags(c, "new")
+	base := fs.String("base", layers.HostBase, "base to stand on")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("new takes one session name; see `incarnate new --help`")
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	m, err := st.Create(pos[0], *base)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "created session %s on base %s\n", m.Name, m.Base)
+	return nil
+}
+
+func cmdLs(c *ctx, args []string) error {
+	fs := newFlags(c, "ls")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("ls takes no arguments")
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	list, err := st.List()
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(c.stdout, "No sessions yet. Create one with: incarnate new NAME")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tBASE\tCREATED\tLAST ENTERED")
+	for _, m := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Base, when(m.Created), when(m.LastEntered))
+	}
+	return tw.Flush()
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}
+
+func cmdRm(c *ctx, args []string) error {
+	fs := newFlags(c, "rm")
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	fs.BoolVar(yes, "y", false, "same as --yes")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("rm needs at least one session name")
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	for _, name := range pos {
+		if _, err := st.Get(name); err != nil {
+			return err
+		}
+	}
+	if !*yes && !c.confirm(fmt.Sprintf("Discard %s and everything written in it?", strings.Join(pos, ", "))) {
+		return fmt.Errorf("nothing discarded")
+	}
+	for _, name := range pos {
+		if err := st.Remove(name); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "discarded session %s\n", name)
+	}
+	return nil
+}
+
+// confirm asks a yes/no question when a person is at the terminal; a
+// script (no terminal) is not asked, since --yes is how it says yes.
+func (c *ctx) confirm(question string) bool {
+	f, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return true
+	}
+	fmt.Fprintf(c.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes"
+}
+
+func cmdRun(c *ctx, args []string) error {
+	fs := newFlags(c, "run")
+	cwd := fs.String("cwd", "/", "working directory inside the session")
+	mask := fs.String("umask", "022", "file creation mask, octal")
+	if err := fs.Parse(args); err != nil {
+		return flagErr(err)
+	}
+	if fs.NArg() == 0 {
+		return usagef("run needs a session name and a command; see `incarnate run --help`")
+	}
+	name := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return flagErr(err)
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return usagef("run needs a command after the session name")
+	}
+	um, err := strconv.ParseUint(*mask, 8, 32)
+	if err != nil || um > 0o777 {
+		return usagef("--umask %q: want an octal mode such as 022", *mask)
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	status, err := st.Run(name, session.RunOptions{
+		Argv: argv, Env: os.Environ(), Dir: *cwd, Umask: uint32(um),
+		Stdin: c.stdin, Stdout: c.stdout, Stderr: c.stderr,
+	})
+	if err != nil {
+		return err
+	}
+	return exitStatus(status)
+}

@@ -1,0 +1,19 @@
+// incarnate gives developers throwaway environments that stay around until
+// they throw them away: named overlay sessions on shared read-only bases.
+package main
+
+import (
+	"os"
+
+	"incarnate/cli"
+	"incarnate/sandbox"
+)
+
+func main() {
+	// A re-exec'd sandbox stage must take over before any other code
+	// runs; see sandbox/stage_linux.go for why Go needs the re-exec.
+	if sandbox.IsStage() {
+		sandbox.RunStage()
+	}
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

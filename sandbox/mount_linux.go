@@ -1,0 +1,210 @@
+package sandbox
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+func (o MountOverlay) apply(*state) error {
+	if err := mkdirMountpoint(o.Target); err != nil {
+		return err
+	}
+	err := mountOverlayFds(o)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, errSetFdRefused) {
+		err = mountOverlayLegacy(o)
+	}
+	return err
+}
+
+// errSetFdRefused marks a kernel that has fsopen but not layers given as
+// file descriptors (before 6.13), so the legacy path is tried.
+var errSetFdRefused = errors.New("overlay layers by fd not supported")
+
+// mountOverlayFds mounts through the new mount API and hands every layer
+// over as an open directory, so no path is ever parsed: commas, colons and
+// backslashes need no escaping, and there is no page limit on the total.
+func mountOverlayFds(o MountOverlay) error {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return step("fsopen", "overlay", err)
+	}
+	defer unix.Close(fsfd)
+	setDir := func(key, dir string) error {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return step("open", dir, err)
+		}
+		defer unix.Close(fd)
+		if err := unix.FsconfigSetFd(fsfd, key, fd); err != nil {
+			if err == unix.EINVAL {
+				return step("fsconfig "+key, dir, errors.Join(errSetFdRefused, err))
+			}
+			return step("fsconfig "+key, dir, err)
+		}
+		return nil
+	}
+	for _, l := range o.Lowers {
+		if err := setDir("lowerdir+", l); err != nil {
+			return err
+		}
+	}
+	if err := setDir("upperdir", o.Upper); err != nil {
+		return err
+	}
+	if err := setDir("workdir", o.Work); err != nil {
+		return err
+	}
+	if o.UserXattr {
+		if err := unix.FsconfigSetFlag(fsfd, "userxattr"); err != nil {
+			return step("fsconfig userxattr", o.Target, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return step("fsconfig create", o.Target, err)
+	}
+	// nosuid and nodev: nothing a session writes may become a setuid
+	// binary or a device node that works.
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return step("fsmount", o.Target, err)
+	}
+	defer unix.Close(mfd)
+	return step("move_mount", o.Target, unix.MoveMount(mfd, "", unix.AT_FDCWD, o.Target, unix.MOVE_MOUNT_F_EMPTY_PATH))
+}
+
+// mountOverlayLegacy is the mount(2) fallback for older kernels, with
+// escaped paths and the page limit checked rather than hit.
+func mountOverlayLegacy(o MountOverlay) error {
+	opts, err := o.LegacyOptions()
+	if err != nil {
+		return step("mount overlay", o.Target, err)
+	}
+	return step("mount overlay", o.Target,
+		unix.Mount("overlay", o.Target, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts))
+}
+
+// bindTree binds src, with everything mounted below it, onto dst, making
+// the whole tree read-only when ro is set. The dst is created to match.
+func bindTree(src, dst string, ro bool) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return step("stat", src, err)
+	}
+	if fi.IsDir() {
+		err = mkdirMountpoint(dst)
+	} else {
+		err = mkfileMountpoint(dst)
+	}
+	if err != nil {
+		return err
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err == unix.ENOSYS {
+		return bindTreeLegacy(src, dst, ro)
+	}
+	if err != nil {
+		return step("open_tree", src, err)
+	}
+	defer unix.Close(fd)
+	if ro {
+		// AT_RECURSIVE reaches the submounts too, which a remount of the
+		// top mount alone (the legacy path) cannot.
+		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+			return step("mount_setattr", src, err)
+		}
+	}
+	return step("move_mount", dst, unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH))
+}
+
+func bindTreeLegacy(src, dst string, ro bool) error {
+	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return step("mount bind", dst, err)
+	}
+	if !ro {
+		return nil
+	}
+	return step("remount ro", dst, unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""))
+}
+
+// devNodes are the character devices a sandbox gets from the host: the
+// ones every program expects and none of which reaches hardware.
+var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+var devLinks = [][2]string{
+	{"pts/ptmx", "ptmx"},
+	{"/proc/self/fd", "fd"},
+	{"/proc/self/fd/0", "stdin"},
+	{"/proc/self/fd/1", "stdout"},
+	{"/proc/self/fd/2", "stderr"},
+}
+
+func (o MountDev) apply(*state) error {
+	if err := mkdirMountpoint(o.Target); err != nil {
+		return err
+	}
+	if err := mountTmpfs(o.Target, 0o755); err != nil {
+		return err
+	}
+	for _, name := range devNodes {
+		if err := bindTree("/dev/"+name, filepath.Join(o.Target, name), false); err != nil {
+			return err
+		}
+	}
+	pts := filepath.Join(o.Target, "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		return step("mkdir", pts, err)
+	}
+	// A new devpts instance: the session's ptys are its own, and none of
+	// the host's terminals can be opened from inside.
+	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return step("mount devpts", pts, err)
+	}
+	shm := filepath.Join(o.Target, "shm")
+	if err := os.Mkdir(shm, 0o755); err != nil {
+		return step("mkdir", shm, err)
+	}
+	if err := mountTmpfs(shm, 0o1777); err != nil {
+		return err
+	}
+	for _, l := range devLinks {
+		p := filepath.Join(o.Target, l[1])
+		if err := os.Symlink(l[0], p); err != nil {
+			return step("symlink", p, err)
+		}
+	}
+	return nil
+}
+
+func (o PivotRoot) apply(*state) error {
+	if err := unix.Mount(o.NewRoot, o.NewRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return &stepError{step: "bind new_root", path: o.NewRoot, status: StatusBindNewRoot, err: err}
+	}
+	// put_old lives inside the session's root, so a directory made for it
+	// would land in the upper dir; it is removed again once detached.
+	made := false
+	if _, err := os.Lstat(o.PutOld); errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir(o.PutOld, 0o700); err != nil {
+			return &stepError{step: "mkdir put_old", path: o.PutOld, status: StatusPivotRoot, err: err}
+		}
+		made = true
+	}
+	if err := unix.PivotRoot(o.NewRoot, o.PutOld); err != nil {
+		return &stepError{step: "pivot_root", path: o.NewRoot, status: StatusPivotRoot, err: err}
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return &stepError{step: "chdir", path: "/", status: StatusChdirRoot, err: err}
+	}
+	old := o.OldRootAfter()
+	if err := unix.Unmount(old, unix.MNT_DETACH); err != nil {
+		return &stepError{step: "umount2", path: old, status: StatusDetachOldRoot, err: err}
+	}
+	if made {
+		// Best effort: an empty directory left behind is harmless.
+		_ = os.Remove(old)
+	}
+	return nil
+}

@@ -1,0 +1,270 @@
+package sandbox
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"syscall"
+)
+
+// An Op is one step of a child's setup, applied in list order after clone
+// and before the target is executed. Ops are plain data: the parent builds
+// and validates them, they travel to the re-exec'd stage as JSON, and only
+// the stage (ops_linux.go) gives them effect.
+type Op interface {
+	// Kind names the op in specs, error records and messages.
+	Kind() string
+	// Status is the exit status the stage falls back to when it cannot
+	// report a failure of this op through the error pipe.
+	Status() int
+	// Validate checks the op's arguments before any child exists.
+	Validate() error
+}
+
+// Fallback exit statuses. 110–119 are the seed's and are kept as
+// documented; the ops added since take the free range below them.
+const (
+	StatusStage          = 100 // the stage could not read its spec
+	StatusMakeRslave     = 101
+	StatusMountProc      = 102
+	StatusMountDev       = 103
+	StatusMountSysfs     = 104
+	StatusMountTmpfs     = 105
+	StatusBind           = 106
+	StatusHostname       = 107
+	StatusCloseFds       = 108
+	StatusNoNewPrivs     = 110
+	StatusParentDeathSig = 111
+	StatusDumpable       = 112
+	StatusNewSession     = 113
+	StatusChdir          = 114
+	StatusMountOverlay   = 115
+	StatusBindNewRoot    = 116
+	StatusPivotRoot      = 117
+	StatusChdirRoot      = 118
+	StatusDetachOldRoot  = 119
+	StatusCannotExec     = 126 // as in sh: found but not executable
+	StatusNotFound       = 127 // as in sh: command not found
+)
+
+// MakeRslave turns every mount the new namespace inherited into a slave
+// (or, with Private, a private) mount. It must come first: without it a
+// mount made inside would propagate back to the host's shared mounts.
+type MakeRslave struct {
+	Private bool `json:"private,omitempty"`
+}
+
+// MountOverlay mounts an overlay of Lowers (top first) and Upper on Target.
+type MountOverlay struct {
+	Target string   `json:"target"`
+	Lowers []string `json:"lowers"`
+	Upper  string   `json:"upper"`
+	Work   string   `json:"work"`
+	// UserXattr stores overlay metadata in user.* xattrs, which is what a
+	// mount inside a user namespace must use (kernel ≥ 5.11). An upper dir
+	// written one way cannot be mounted the other way.
+	UserXattr bool `json:"userxattr,omitempty"`
+}
+
+// MountProc mounts a proc filesystem for the new PID namespace.
+type MountProc struct {
+	Target string `json:"target"`
+}
+
+// MountDev builds a minimal /dev on a tmpfs: the harmless character
+// devices bound from the host, a new devpts instance with its own ptmx,
+// /dev/shm and the usual symlinks. No host pty is reachable from it.
+type MountDev struct {
+	Target string `json:"target"`
+}
+
+// MountSysfs mounts sysfs read-only. Where the kernel refuses a new sysfs
+// (a user namespace that shares the host's network namespace), the host's
+// /sys is bound read-only instead.
+type MountSysfs struct {
+	Target string `json:"target"`
+}
+
+// MountTmpfs mounts an empty tmpfs.
+type MountTmpfs struct {
+	Target string `json:"target"`
+	Mode   uint32 `json:"mode"`
+}
+
+// Bind makes Src visible at Dst, recursively, read-only unless Writable.
+// A missing Src is an error unless Optional.
+type Bind struct {
+	Src      string `json:"src"`
+	Dst      string `json:"dst"`
+	Writable bool   `json:"writable,omitempty"`
+	Optional bool   `json:"optional,omitempty"`
+}
+
+// PivotRoot makes NewRoot the root of the mount namespace and detaches
+// the old root, which was parked at PutOld (inside NewRoot) meanwhile.
+type PivotRoot struct {
+	NewRoot string `json:"new_root"`
+	PutOld  string `json:"put_old"`
+}
+
+// Hostname sets the UTS namespace's host name.
+type Hostname struct {
+	Name string `json:"name"`
+}
+
+// CloseFds marks every descriptor above stderr close-on-exec, so nothing
+// the stage inherited by accident reaches the target.
+type CloseFds struct{}
+
+// NoNewPrivs sets no_new_privs: no exec inside can gain privileges.
+type NoNewPrivs struct{}
+
+// ParentDeathSig asks the kernel to send Signal when the parent dies.
+type ParentDeathSig struct {
+	Signal syscall.Signal `json:"signal"`
+}
+
+// Dumpable sets whether the process may be ptraced or have its memory and
+// /proc files opened by processes of the same user.
+type Dumpable struct {
+	On bool `json:"on"`
+}
+
+// NewSession makes the target a session leader, with the terminal on its
+// standard input as controlling terminal when Ctty is set.
+type NewSession struct {
+	Ctty bool `json:"ctty,omitempty"`
+}
+
+// Chdir sets the working directory the target starts in.
+type Chdir struct {
+	Path string `json:"path"`
+}
+
+// Umask sets the file creation mask the target starts with.
+type Umask struct {
+	Mode uint32 `json:"mode"`
+}
+
+func (MakeRslave) Kind() string     { return "make_rslave" }
+func (MountOverlay) Kind() string   { return "mount_overlay" }
+func (MountProc) Kind() string      { return "mount_proc" }
+func (MountDev) Kind() string       { return "mount_dev" }
+func (MountSysfs) Kind() string     { return "mount_sysfs" }
+func (MountTmpfs) Kind() string     { return "mount_tmpfs" }
+func (Bind) Kind() string           { return "bind" }
+func (PivotRoot) Kind() string      { return "pivot_root" }
+func (Hostname) Kind() string       { return "hostname" }
+func (CloseFds) Kind() string       { return "close_fds" }
+func (NoNewPrivs) Kind() string     { return "no_new_privs" }
+func (ParentDeathSig) Kind() string { return "parent_death_sig" }
+func (Dumpable) Kind() string       { return "dumpable" }
+func (NewSession) Kind() string     { return "new_session" }
+func (Chdir) Kind() string          { return "chdir" }
+func (Umask) Kind() string          { return "umask" }
+
+func (MakeRslave) Status() int     { return StatusMakeRslave }
+func (MountOverlay) Status() int   { return StatusMountOverlay }
+func (MountProc) Status() int      { return StatusMountProc }
+func (MountDev) Status() int       { return StatusMountDev }
+func (MountSysfs) Status() int     { return StatusMountSysfs }
+func (MountTmpfs) Status() int     { return StatusMountTmpfs }
+func (Bind) Status() int           { return StatusBind }
+func (PivotRoot) Status() int      { return StatusPivotRoot }
+func (Hostname) Status() int       { return StatusHostname }
+func (CloseFds) Status() int       { return StatusCloseFds }
+func (NoNewPrivs) Status() int     { return StatusNoNewPrivs }
+func (ParentDeathSig) Status() int { return StatusParentDeathSig }
+func (Dumpable) Status() int       { return StatusDumpable }
+func (NewSession) Status() int     { return StatusNewSession }
+func (Chdir) Status() int          { return StatusChdir }
+func (Umask) Status() int          { return 0 }
+
+func (MakeRslave) Validate() error     { return nil }
+func (CloseFds) Validate() error       { return nil }
+func (NoNewPrivs) Validate() error     { return nil }
+func (Dumpable) Validate() error       { return nil }
+func (NewSession) Validate() error     { return nil }
+func (o MountProc) Validate() error    { return checkAbs(o, o.Target) }
+func (o MountDev) Validate() error     { return checkAbs(o, o.Target) }
+func (o MountSysfs) Validate() error   { return checkAbs(o, o.Target) }
+func (o MountTmpfs) Validate() error   { return checkAbs(o, o.Target) }
+func (o Chdir) Validate() error        { return checkAbs(o, o.Path) }
+func (o PivotRoot) Validate() error    { return validatePivot(o) }
+func (o MountOverlay) Validate() error { return validateOverlay(o) }
+
+func (o Bind) Validate() error {
+	if err := checkAbs(o, o.Src); err != nil {
+		return err
+	}
+	return checkAbs(o, o.Dst)
+}
+
+func (o Hostname) Validate() error {
+	// The kernel's limit (HOST_NAME_MAX) is 64 bytes.
+	if o.Name == "" || len(o.Name) > 64 || strings.ContainsRune(o.Name, 0) {
+		return &InvalidOpError{Op: o.Kind(), Path: o.Name, Reason: "a host name is 1 to 64 bytes without NUL"}
+	}
+	return nil
+}
+
+func (o ParentDeathSig) Validate() error {
+	if o.Signal <= 0 || o.Signal > 64 {
+		return &InvalidOpError{Op: o.Kind(), Reason: fmt.Sprintf("signal %d out of range", int(o.Signal))}
+	}
+	return nil
+}
+
+func (o Umask) Validate() error {
+	if o.Mode > 0o777 {
+		return &InvalidOpError{Op: o.Kind(), Reason: fmt.Sprintf("umask %#o out of range", o.Mode)}
+	}
+	return nil
+}
+
+// OldRootDir is where PivotRoot parks the old root inside the new one.
+const OldRootDir = ".oldroot"
+
+// NewPivotRoot parks the old root at NewRoot/.oldroot.
+func NewPivotRoot(newRoot string) PivotRoot {
+	return PivotRoot{NewRoot: newRoot, PutOld: path.Join(newRoot, OldRootDir)}
+}
+
+// OldRootAfter is where the old root is seen once the pivot is done: the
+// path of PutOld relative to the new root.
+func (o PivotRoot) OldRootAfter() string {
+	return "/" + strings.TrimPrefix(strings.TrimPrefix(o.PutOld, o.NewRoot), "/")
+}
+
+func validatePivot(o PivotRoot) error {
+	if err := checkAbs(o, o.NewRoot); err != nil {
+		return err
+	}
+	if err := checkAbs(o, o.PutOld); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(o.PutOld, strings.TrimSuffix(o.NewRoot, "/")+"/") {
+		return &InvalidOpError{Op: o.Kind(), Path: o.PutOld, Reason: "put_old must lie inside new_root"}
+	}
+	return nil
+}
+
+// checkAbs refuses what the kernel would misread: empty, relative or
+// unclean paths, a NUL byte (which would cut the path short), and paths
+// longer than PATH_MAX.
+func checkAbs(op Op, p string) error {
+	bad := func(reason string) error { return &InvalidOpError{Op: op.Kind(), Path: p, Reason: reason} }
+	switch {
+	case strings.ContainsRune(p, 0):
+		return bad("path contains a NUL byte")
+	case p == "":
+		return bad("path is empty")
+	case !path.IsAbs(p):
+		return bad("path is not absolute")
+	case len(p) >= 4096:
+		return bad("path is longer than PATH_MAX (4096)")
+	case path.Clean(p) != p:
+		return bad("path is not clean")
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+package sandbox
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// state is what ops act on inside the stage. During the Root phase attr is
+// nil and ops act on the stage itself; during the Process phase ops that
+// only make sense in the target (a new session, a parent-death signal
+// aimed at its real parent) configure attr, which the final fork applies.
+// Every other process op acts on the stage's locked thread, whose
+// attributes the fork copies to the target.
+type state struct {
+	attr *syscall.SysProcAttr
+	// parentGone reports whether incarnate, the stage's parent, has died.
+	parentGone func() bool
+}
+
+// applier is implemented by every op, in this file and the mount files.
+type applier interface {
+	apply(st *state) error
+}
+
+// stepError is a failure of one syscall of an op; ops made of several
+// steps (PivotRoot) give each step its own fallback status.
+type stepError struct {
+	step   string
+	path   string
+	status int
+	err    error
+}
+
+func (e *stepError) Error() string { return e.step + " " + e.path + ": " + e.err.Error() }
+
+func step(name, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &stepError{step: name, path: path, err: err}
+}
+
+// toOpError turns whatever an op returned into the record sent to the
+// parent, keeping the syscall, the path and the errno.
+func toOpError(op Op, err error) *OpError {
+	rec := &OpError{Op: op.Kind(), Step: op.Kind(), Status: op.Status()}
+	var se *stepError
+	if errors.As(err, &se) {
+		rec.Step, rec.Path = se.step, se.path
+		if se.status != 0 {
+			rec.Status = se.status
+		}
+		err = se.err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		rec.Step, rec.Path, err = pe.Op, pe.Path, pe.Err
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		rec.Errno = errno
+	} else if err != nil {
+		rec.Msg = err.Error()
+	}
+	return rec
+}
+
+func (o MakeRslave) apply(*state) error {
+	flag := uintptr(unix.MS_SLAVE)
+	if o.Private {
+		flag = unix.MS_PRIVATE
+	}
+	return step("mount", "/", unix.Mount("", "/", "", flag|unix.MS_REC, ""))
+}
+
+func (o MountProc) apply(*state) error {
+	if err := mkdirMountpoint(o.Target); err != nil {
+		return err
+	}
+	return step("mount proc", o.Target,
+		unix.Mount("proc", o.Target, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""))
+}
+
+func (o MountSysfs) apply(*state) error {
+	if err := mkdirMountpoint(o.Target); err != nil {
+		return err
+	}
+	const flags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	err := unix.Mount("sysfs", o.Target, "sysfs", flags, "")
+	if err == unix.EPERM {
+		// A user namespace that shares the host's network namespace may
+		// not mount a sysfs of its own (it would expose that network
+		// namespace's devices); bubblewrap binds the host's instead.
+		return bindTree("/sys", o.Target, true)
+	}
+	return step("mount sysfs", o.Target, err)
+}
+
+func (o MountTmpfs) apply(*state) error {
+	if err := mkdirMountpoint(o.Target); err != nil {
+		return err
+	}
+	return mountTmpfs(o.Target, o.Mode)
+}
+
+func mountTmpfs(target string, mode uint32) error {
+	data := "mode=" + octal(mode)
+	return step("mount tmpfs", target, unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data))
+}
+
+func octal(mode uint32) string { return "0" + strconv.FormatUint(uint64(mode), 8) }
+
+func (o Bind) apply(*state) error {
+	if _, err := os.Stat(o.Src); err != nil && o.Optional && errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return bindTree(o.Src, o.Dst, !o.Writable)
+}
+
+func (o Hostname) apply(*state) error {
+	return step("sethostname", o.Name, unix.Sethostname([]byte(o.Name)))
+}
+
+func (CloseFds) apply(*state) error {
+	// Marked close-on-exec rather than closed: the Go runtime owns some
+	// of them (its epoll and wake-up pipe) and must keep them.
+	return step("close_range", "", unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC))
+}
+
+func (NoNewPrivs) apply(*state) error {
+	// A per-thread flag: the stage runs on one locked thread and forks
+	// the target from it, so the target inherits it.
+	return step("prctl(PR_SET_NO_NEW_PRIVS)", "", unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+}
+
+func (o Dumpable) apply(*state) error {
+	v := uintptr(0)
+	if o.On {
+		v = 1
+	}
+	return step("prctl(PR_SET_DUMPABLE)", "", unix.Prctl(unix.PR_SET_DUMPABLE, v, 0, 0, 0))
+}
+
+func (o ParentDeathSig) apply(st *state) error {
+	if st.attr != nil {
+		// Go's fork sets the signal in the child and then compares
+		// getppid() with the pid it recorded, killing the child if the
+		// stage died in between.
+		st.attr.Pdeathsig = o.Signal
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(o.Signal), 0, 0, 0); err != nil {
+		return step("prctl(PR_SET_PDEATHSIG)", "", err)
+	}
+	// The re-check: a parent that died before prctl would never send the
+	// signal. In a new PID namespace getppid() is 0 whether or not the
+	// parent lives, so the stage asks its error pipe instead, whose only
+	// reader is the parent.
+	if st.parentGone != nil && st.parentGone() {
+		return &stepError{step: "getppid", err: errors.New("parent died before the stage was set up")}
+	}
+	return nil
+}
+
+func (o NewSession) apply(st *state) error {
+	if st.attr == nil {
+		return step("setsid", "", errors.New("new_session belongs to the process ops"))
+	}
+	st.attr.Setsid = true
+	if o.Ctty {
+		st.attr.Setctty = true
+		st.attr.Ctty = 0
+	}
+	return nil
+}
+
+func (o Chdir) apply(*state) error {
+	return step("chdir", o.Path, unix.Chdir(o.Path))
+}
+
+func (o Umask) apply(*state) error {
+	unix.Umask(int(o.Mode))
+	return nil
+}
+
+// mkdirMountpoint makes sure a mount point exists. On a session's root it
+// lands in the upper dir, so it is only done when the base lacks it.
+func mkdirMountpoint(p string) error {
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		return nil
+	}
+	return step("mkdir", p, os.MkdirAll(p, 0o755))
+}
+
+// mkfileMountpoint does the same for a bind of a single file.
+func mkfileMountpoint(p string) error {
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return step("mkdir", filepath.Dir(p), err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return step("create", p, err)
+	}
+	return f.Close()
+}

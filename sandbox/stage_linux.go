@@ -1,0 +1,195 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Go process is multi-threaded from its first instruction, so nothing
+// can run between fork and exec the way a C sandbox does it. The parent
+// therefore re-executes its own binary with the clone flags set; that
+// process, the stage, starts inside the new namespaces, reads its Spec
+// from fd 3, applies it on one locked thread, and forks the target from
+// that thread. The stage stays behind as the sandbox's PID 1: it forwards
+// signals, reaps orphans and exits with the target's status, which takes
+// everything else in the namespaces down with it.
+
+const (
+	stageArg0 = "incarnate:stage"
+	specFd    = 3 // the parent writes the Spec here, then closes it
+	errFd     = 4 // the stage writes one OpError here on failure
+)
+
+var stageComm = []byte("incarnate\x00")
+
+// IsStage reports whether this process was started as a sandbox stage.
+// main calls it before anything else.
+func IsStage() bool { return len(os.Args) > 0 && os.Args[0] == stageArg0 }
+
+// RunStage runs the stage. It never returns.
+func RunStage() {
+	runtime.LockOSThread()
+	// Re-executed through /proc/self/exe the stage would be called "exe"
+	// in ps; name it for what it is.
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&stageComm[0])), 0, 0, 0)
+	os.Exit(runStage(os.NewFile(specFd, "spec"), os.NewFile(errFd, "errpipe")))
+}
+
+func runStage(specR, errW *os.File) int {
+	// The target must not inherit the error pipe: its EOF is how the
+	// parent learns that the target was executed.
+	unix.CloseOnExec(errFd)
+	var spec Spec
+	err := json.NewDecoder(specR).Decode(&spec)
+	specR.Close()
+	if err != nil {
+		return report(errW, &OpError{Op: "stage", Step: "read spec", Msg: err.Error(), Status: StatusStage})
+	}
+	st := &state{parentGone: func() bool { return peerClosed(errFd) }}
+	if rec := applyAll(spec.Root, st); rec != nil {
+		return report(errW, rec)
+	}
+	st.attr = &syscall.SysProcAttr{}
+	if rec := applyAll(spec.Process, st); rec != nil {
+		return report(errW, rec)
+	}
+	return spawnAndReap(spec, st.attr, errW)
+}
+
+func applyAll(ops []Op, st *state) *OpError {
+	for _, op := range ops {
+		a, ok := op.(applier)
+		if !ok {
+			return &OpError{Op: op.Kind(), Msg: "op cannot be applied here", Status: op.Status()}
+		}
+		if err := a.apply(st); err != nil {
+			return toOpError(op, err)
+		}
+	}
+	return nil
+}
+
+// report sends rec to the parent and returns the status to exit with. If
+// the record cannot be sent the status alone still tells the op.
+func report(errW *os.File, rec *OpError) int {
+	b, err := json.Marshal(rec)
+	if err == nil {
+		_, _ = errW.Write(b)
+	}
+	errW.Close()
+	return rec.Status
+}
+
+// peerClosed reports whether the read end of the pipe on fd is gone,
+// which for the error pipe means the parent died.
+func peerClosed(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(pfd, 0)
+	return err == nil && n > 0 && pfd[0].Revents&unix.POLLERR != 0
+}
+
+// forwarded are the signals the stage passes on to the target. As PID 1
+// it would otherwise ignore them, since the kernel delivers to an init
+// only the signals it has handlers for.
+var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+
+func spawnAndReap(spec Spec, attr *syscall.SysProcAttr, errW *os.File) int {
+	path, rec := lookPath(spec.Argv[0], spec.Env)
+	if rec != nil {
+		return report(errW, rec)
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	pid, err := syscall.ForkExec(path, spec.Argv, &syscall.ProcAttr{
+		Env:   spec.Env,
+		Files: []uintptr{0, 1, 2},
+		Sys:   attr,
+	})
+	if err != nil {
+		return report(errW, execError(path, err))
+	}
+	errW.Close()
+	go func() {
+		for s := range sigs {
+			_ = unix.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	return reapUntil(pid)
+}
+
+// reapUntil reaps every child the namespace hands to PID 1 and returns
+// the target's exit status, shell-style (128+n for signal n).
+func reapUntil(pid int) int {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 1
+		}
+		if got == pid {
+			return ExitCode(ws)
+		}
+	}
+}
+
+// ExitCode is the status a shell would report for ws.
+func ExitCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+func execError(path string, err error) *OpError {
+	rec := &OpError{Op: "exec", Step: "execve", Path: path, Status: StatusCannotExec}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		rec.Errno = errno
+		if errno == unix.ENOENT {
+			rec.Status = StatusNotFound
+		}
+	} else {
+		rec.Msg = err.Error()
+	}
+	return rec
+}
+
+// defaultPath is used when the target's environment has no PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// lookPath finds name in the sandbox's PATH, as execvp would, after the
+// pivot so the sandbox's own files are searched.
+func lookPath(name string, env []string) (string, *OpError) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	search := defaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			search = v
+		}
+	}
+	for _, dir := range filepath.SplitList(search) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", &OpError{Op: "exec", Step: "execvp", Path: name, Errno: unix.ENOENT,
+		Msg: "not found in the session's PATH", Status: StatusNotFound}
+}
