@@ -25,9 +25,8 @@ type command struct {
 
 // ctx is what every subcommand gets.
 type ctx struct {
-	stdin          io.Reader
-	stdout, stderr io.Writer
-	root           string
+	stdin, stdout, stderr *os.File
+	root                  string
 }
 
 func commands() []command {
@@ -53,7 +52,7 @@ type exitStatus int
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // Main runs the command line and returns the process exit status.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func Main(args []string, stdin, stdout, stderr *os.File) int {
 	c := &ctx{stdin: stdin, stdout: stdout, stderr: stderr}
 	err := dispatch(c, args)
 	return report(stderr, err)

@@ -108,12 +108,11 @@ func cmdRm(c *ctx, args []string) error {
 // confirm asks a yes/no question when a person is at the terminal; a
 // script (no terminal) is not asked, since --yes is how it says yes.
 func (c *ctx) confirm(question string) bool {
-	f, ok := c.stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !term.IsTerminal(int(c.stdin.Fd())) {
 		return true
 	}
 	fmt.Fprintf(c.stderr, "%s [y/N] ", question)
-	line, _ := bufio.NewReader(f).ReadString('\n')
+	line, _ := bufio.NewReader(c.stdin).ReadString('\n')
 	answer := strings.ToLower(strings.TrimSpace(line))
 	return answer == "y" || answer == "yes"
 }

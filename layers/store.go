@@ -1,11 +1,10 @@
 package layers
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -153,9 +152,9 @@ func (s *Store) addLayer(fill func(dst string) error) (string, error) {
 	return id, fsutil.SyncDir(filepath.Join(s.Root, "layers"))
 }
 
-// newID names a layer: a timestamp that sorts, then randomness.
+// newID names a layer: a timestamp that sorts, then randomness enough to
+// keep two imports in one second apart (crypto/rand would cost every
+// start of the binary its init).
 func newID() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+	return fmt.Sprintf("%s-%012x", time.Now().UTC().Format("20060102T150405"), rand.Uint64()>>16)
 }

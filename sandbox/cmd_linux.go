@@ -2,11 +2,8 @@ package sandbox
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 
@@ -21,9 +18,8 @@ type Cmd struct {
 	// Rootless adds a user namespace mapping the caller to root inside,
 	// for a caller without privileges of its own.
 	Rootless bool
-	Stdin    io.Reader
-	Stdout   io.Writer
-	Stderr   io.Writer
+	// The target's standard streams; nil means /dev/null.
+	Stdin, Stdout, Stderr *os.File
 }
 
 // Namespaces a session always gets: its own mounts, PIDs, host name and
@@ -52,14 +48,13 @@ func (c *Cmd) Run() (int, error) {
 	}
 	defer errR.Close()
 
-	cmd := c.stageCmd(specR, errW)
 	// Signals the user sends incarnate go on to the target. The stage has
 	// its own process group so a terminal's ^C does not reach it twice.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
-	err = cmd.Start()
+	pid, err := c.startStage(specR, errW)
 	specR.Close()
 	errW.Close()
 	if err != nil {
@@ -67,26 +62,33 @@ func (c *Cmd) Run() (int, error) {
 	}
 	go func() {
 		for s := range sigs {
-			_ = cmd.Process.Signal(s)
+			_ = unix.Kill(pid, s.(syscall.Signal))
 		}
 	}()
 	// The stage reads the whole spec before acting; a short write means
-	// it died, and its error record or status says why.
+	// it died, and its report or status says why.
 	_, _ = specW.Write(payload)
 	specW.Close()
 
-	rec, readErr := readRecord(errR)
-	status, waitErr := waitStatus(cmd)
+	rep, readErr := readReport(errR)
 	switch {
-	case rec != nil:
-		return rec.Status, rec
-	case readErr != nil:
+	case rep != nil && rep.Failure != nil:
+		go reap(pid)
+		return rep.Failure.Status, rep.Failure
+	case rep != nil && rep.Exit != nil:
+		// Done: the stage's own exit, and the unmounts it brings, need
+		// not be waited for. A goroutine reaps it for long-lived callers.
+		go reap(pid)
+		return *rep.Exit, nil
+	}
+	status := reap(pid)
+	if readErr != nil {
 		return status, readErr
 	}
-	return status, waitErr
+	return status, fmt.Errorf("sandbox stage ended without a report (status %d)", status)
 }
 
-func (c *Cmd) stageCmd(specR, errW *os.File) *exec.Cmd {
+func (c *Cmd) startStage(specR, errW *os.File) (int, error) {
 	attr := &syscall.SysProcAttr{Cloneflags: c.Cloneflags, Setpgid: true}
 	if c.Rootless {
 		attr.Cloneflags |= unix.CLONE_NEWUSER
@@ -94,43 +96,60 @@ func (c *Cmd) stageCmd(specR, errW *os.File) *exec.Cmd {
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
 	}
+	stdio, closeAll, err := c.stdio()
+	if err != nil {
+		return 0, err
+	}
+	defer closeAll()
+	// syscall.ForkExec rather than os/exec: os probes pidfd support with
+	// an extra fork on its first start, a cost on every `incarnate run`.
+	//
 	// The stage sets its own parent-death signal (the ParentDeathSig op):
 	// Go's Pdeathsig re-checks getppid(), which is 0 in a new PID
 	// namespace, and would kill the stage at once.
-	return &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{stageArg0},
-		Env:         []string{},
-		Stdin:       c.Stdin,
-		Stdout:      c.Stdout,
-		Stderr:      c.Stderr,
-		ExtraFiles:  []*os.File{specR, errW}, // become specFd and errFd
-		SysProcAttr: attr,
-	}
+	return syscall.ForkExec("/proc/self/exe", []string{stageArg0}, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: append(stdio, specR.Fd(), errW.Fd()), // specFd and errFd
+		Sys:   attr,
+	})
 }
 
-// readRecord reads the stage's error record; EOF without one means the
-// target was executed.
-func readRecord(r io.Reader) (*OpError, error) {
-	b, err := io.ReadAll(r)
-	if err != nil || len(b) == 0 {
-		return nil, err
+// stdio returns the fds of the target's standard streams, opening
+// /dev/null for those not given.
+func (c *Cmd) stdio() ([]uintptr, func(), error) {
+	var opened []*os.File
+	closeAll := func() {
+		for _, f := range opened {
+			f.Close()
+		}
 	}
-	rec := &OpError{}
-	if err := json.Unmarshal(b, rec); err != nil {
-		return nil, fmt.Errorf("sandbox stage sent a garbled error record: %w", err)
+	fds := make([]uintptr, 3)
+	for i, f := range []*os.File{c.Stdin, c.Stdout, c.Stderr} {
+		if f == nil {
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			opened = append(opened, null)
+			f = null
+		}
+		fds[i] = f.Fd()
 	}
-	return rec, nil
+	return fds, closeAll, nil
 }
 
-func waitStatus(cmd *exec.Cmd) (int, error) {
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ExitCode(unix.WaitStatus(ee.Sys().(syscall.WaitStatus))), nil
+// reap waits for pid and returns its exit status, shell-style.
+func reap(pid int) int {
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 1
+		}
+		return ExitCode(ws)
 	}
-	if err != nil {
-		return 1, err
-	}
-	return 0, nil
 }

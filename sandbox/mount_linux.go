@@ -12,6 +12,9 @@ func (o MountOverlay) apply(*state) error {
 	if err := mkdirMountpoint(o.Target); err != nil {
 		return err
 	}
+	if o.Legacy {
+		return mountOverlayLegacy(o)
+	}
 	err := mountOverlayFds(o)
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, errSetFdRefused) {
 		err = mountOverlayLegacy(o)

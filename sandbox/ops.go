@@ -64,6 +64,9 @@ type MountOverlay struct {
 	// mount inside a user namespace must use (kernel ≥ 5.11). An upper dir
 	// written one way cannot be mounted the other way.
 	UserXattr bool `json:"userxattr,omitempty"`
+	// Legacy forces mount(2) even where the new mount API exists, so the
+	// fallback path stays tested.
+	Legacy bool `json:"legacy,omitempty"`
 }
 
 // MountProc mounts a proc filesystem for the new PID namespace.

@@ -26,7 +26,7 @@ import (
 const (
 	stageArg0 = "incarnate:stage"
 	specFd    = 3 // the parent writes the Spec here, then closes it
-	errFd     = 4 // the stage writes one OpError here on failure
+	errFd     = 4 // the stage writes its one report here
 )
 
 var stageComm = []byte("incarnate\x00")
@@ -45,22 +45,22 @@ func RunStage() {
 }
 
 func runStage(specR, errW *os.File) int {
-	// The target must not inherit the error pipe: its EOF is how the
-	// parent learns that the target was executed.
+	// The target must not inherit the report pipe, or a daemon it leaves
+	// behind would keep the parent waiting for EOF.
 	unix.CloseOnExec(errFd)
 	var spec Spec
 	err := json.NewDecoder(specR).Decode(&spec)
 	specR.Close()
 	if err != nil {
-		return report(errW, &OpError{Op: "stage", Step: "read spec", Msg: err.Error(), Status: StatusStage})
+		return fail(errW, &OpError{Op: "stage", Step: "read spec", Msg: err.Error(), Status: StatusStage})
 	}
 	st := &state{parentGone: func() bool { return peerClosed(errFd) }}
 	if rec := applyAll(spec.Root, st); rec != nil {
-		return report(errW, rec)
+		return fail(errW, rec)
 	}
 	st.attr = &syscall.SysProcAttr{}
 	if rec := applyAll(spec.Process, st); rec != nil {
-		return report(errW, rec)
+		return fail(errW, rec)
 	}
 	return spawnAndReap(spec, st.attr, errW)
 }
@@ -78,13 +78,10 @@ func applyAll(ops []Op, st *state) *OpError {
 	return nil
 }
 
-// report sends rec to the parent and returns the status to exit with. If
-// the record cannot be sent the status alone still tells the op.
-func report(errW *os.File, rec *OpError) int {
-	b, err := json.Marshal(rec)
-	if err == nil {
-		_, _ = errW.Write(b)
-	}
+// fail reports rec to the parent and returns the status to exit with. If
+// the report cannot be sent the status alone still tells the op.
+func fail(errW *os.File, rec *OpError) int {
+	_ = writeReport(errW, report{Failure: rec})
 	errW.Close()
 	return rec.Status
 }
@@ -105,7 +102,7 @@ var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT
 func spawnAndReap(spec Spec, attr *syscall.SysProcAttr, errW *os.File) int {
 	path, rec := lookPath(spec.Argv[0], spec.Env)
 	if rec != nil {
-		return report(errW, rec)
+		return fail(errW, rec)
 	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
@@ -115,15 +112,35 @@ func spawnAndReap(spec Spec, attr *syscall.SysProcAttr, errW *os.File) int {
 		Sys:   attr,
 	})
 	if err != nil {
-		return report(errW, execError(path, err))
+		return fail(errW, execError(path, err))
 	}
-	errW.Close()
+	releaseStdio()
 	go func() {
 		for s := range sigs {
 			_ = unix.Kill(pid, s.(syscall.Signal))
 		}
 	}()
-	return reapUntil(pid)
+	status := reapUntil(pid)
+	_ = writeReport(errW, report{Exit: &status})
+	errW.Close()
+	return status
+}
+
+// releaseStdio lets go of the stage's copies of the target's standard
+// streams, so that whoever reads the target's output sees EOF when the
+// target is done, not when the stage's namespaces have been torn down.
+func releaseStdio() {
+	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	for fd := 0; fd < 3; fd++ {
+		if err == nil {
+			_ = unix.Dup3(null, fd, unix.O_CLOEXEC)
+		} else {
+			_ = unix.Close(fd)
+		}
+	}
+	if err == nil {
+		_ = unix.Close(null)
+	}
 }
 
 // reapUntil reaps every child the namespace hands to PID 1 and returns

@@ -2,14 +2,11 @@ package session
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/internal/fsutil"
 	"incarnate/sandbox"
 )
 
@@ -19,9 +16,9 @@ type RunOptions struct {
 	Env    []string
 	Dir    string // working directory inside; "/" when empty
 	Umask  uint32
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	Stdin  *os.File
+	Stdout *os.File
+	Stderr *os.File
 }
 
 // Run runs a command in session name and returns its exit status.
@@ -43,8 +40,7 @@ func (s *Store) Run(name string, o RunOptions) (int, error) {
 		return 0, err
 	}
 	defer lk.release()
-	m.LastEntered = time.Now().UTC()
-	if err := fsutil.WriteJSON(s.metaPath(name), m); err != nil {
+	if err := s.touchEntered(name); err != nil {
 		return 0, err
 	}
 	cmd := &sandbox.Cmd{Spec: spec, Cloneflags: sandbox.Namespaces, Rootless: rootless,

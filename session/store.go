@@ -15,10 +15,13 @@ import (
 
 // Meta is what session.json records.
 type Meta struct {
-	Name        string    `json:"name"`
-	Base        string    `json:"base"`
-	Created     time.Time `json:"created"`
-	LastEntered time.Time `json:"last_entered,omitzero"`
+	Name    string    `json:"name"`
+	Base    string    `json:"base"`
+	Created time.Time `json:"created"`
+	// LastEntered is not stored in the file: it is the mtime of
+	// sessions/<name>/entered, touched on every run, so entering needs no
+	// fsync'd rewrite of the metadata.
+	LastEntered time.Time `json:"-"`
 	// UserXattr records how the upper dir was made: inside a user
 	// namespace (user.* xattrs) or with real privileges (trusted.*). It
 	// must always be mounted the same way.
@@ -62,7 +65,22 @@ func (s *Store) Get(name string) (*Meta, error) {
 		}
 		return nil, err
 	}
+	if fi, err := os.Stat(s.enteredPath(name)); err == nil {
+		m.LastEntered = fi.ModTime()
+	}
 	return &m, nil
+}
+
+func (s *Store) enteredPath(name string) string { return filepath.Join(s.Dir(name), "entered") }
+
+// touchEntered records that the session is being entered now.
+func (s *Store) touchEntered(name string) error {
+	now := time.Now()
+	err := os.Chtimes(s.enteredPath(name), now, now)
+	if errors.Is(err, fs.ErrNotExist) {
+		return os.WriteFile(s.enteredPath(name), nil, 0o644)
+	}
+	return err
 }
 
 // Create makes an empty session on base.

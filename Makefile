@@ -1,0 +1,40 @@
+# incarnate: throwaway environments that stay until you throw them away.
+
+GO      ?= go
+BIN     ?= incarnate
+PREFIX  ?= /usr/local
+SESSION ?= scratch
+
+.PHONY: all build run test bench lint fmt install clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) .
+
+# Build, then open a shell in session $(SESSION) on the built-in host base.
+run: build
+	@./$(BIN) ls 2>/dev/null | grep -q '^$(SESSION) ' || ./$(BIN) new $(SESSION)
+	./$(BIN) run $(SESSION) -- /bin/sh -i
+
+# The whole suite. Sandbox tests create real namespaces and mounts, and
+# run both as root and as an unprivileged uid when started as root.
+test: lint
+	$(GO) test -count=1 -timeout 15m ./...
+
+# Ratios against baselines measured in the same run (see cli/bench_linux_test.go).
+bench: build
+	INCARNATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench . -benchtime 200x ./...
+
+lint:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w .
+
+install: build
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/$(BIN)
+
+clean:
+	rm -f $(BIN)
