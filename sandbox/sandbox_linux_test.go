@@ -112,10 +112,10 @@ echo "host=$(hostname)"
 echo "pid1=$(cat /proc/1/comm)"
 echo "os=$(cat /etc/os-release)"
 echo "secret=$(cat ` + secret + ` 2>/dev/null || echo unreadable)"
-# A pipeline, not $(...) or a redirect, which would add fds to $$ itself.
-echo -n "fds="; ls /proc/$$/fd | tr '\n' ' '; echo
 echo "ptmx=$(ls /dev/pts/ | tr '\n' ' ')"
 echo "null=$(echo x > /dev/null && echo ok)"
+# Last, as the process itself: fd 3 is ls's own handle on the directory.
+echo fds:; exec ls /proc/self/fd
 `
 	out, status, err := run(t, f.rootOps(MountOverlay{}), processOps("/tmp", 0o027), script)
 	if err != nil || status != 0 {
@@ -123,11 +123,14 @@ echo "null=$(echo x > /dev/null && echo ok)"
 	}
 	for _, want := range []string{
 		"leader=yes", "nnp=1", "umask=0027", "cwd=/tmp", "host=box", "pid1=incarnate",
-		"os=ID=incarnate-test", "secret=unreadable", "fds=0 1 2 ", "ptmx=ptmx ", "null=ok",
+		"os=ID=incarnate-test", "secret=unreadable", "ptmx=ptmx ", "null=ok",
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("inside the sandbox: want line %q, got:\n%s", want, out)
 		}
+	}
+	if !strings.HasSuffix(out, "fds:\n0\n1\n2\n3\n") {
+		t.Errorf("the target inherited more than fds 0-2:\n%s", out)
 	}
 }
 
