@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"incarnate/layers"
 	"incarnate/sandbox"
 	"incarnate/session"
 )
@@ -117,7 +118,7 @@ func report(w io.Writer, err error) int {
 	}
 	fmt.Fprintf(w, "incarnate: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || errors.Is(err, layers.ErrInvalidName) {
 		return 2
 	}
 	var oe *sandbox.OpError

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"incarnate/layers"
 	"incarnate/sandbox"
 )
 
@@ -62,6 +63,9 @@ func (s *Store) Spec(m *Meta, o RunOptions) (sandbox.Spec, error) {
 	base, err := s.Layers.Get(m.Base)
 	if err != nil {
 		return sandbox.Spec{}, err
+	}
+	if base.Builtin() && m.UserXattr {
+		return sandbox.Spec{}, layers.ErrHostNeedsRoot
 	}
 	dir := s.Dir(m.Name)
 	root := filepath.Join(dir, "root")

@@ -88,8 +88,12 @@ func (s *Store) Create(name, base string) (*Meta, error) {
 	if err := layers.ValidateName("session", name); err != nil {
 		return nil, err
 	}
-	if _, err := s.Layers.Get(base); err != nil {
+	b, err := s.Layers.Get(base)
+	if err != nil {
 		return nil, err
+	}
+	if b.Builtin() && os.Geteuid() != 0 {
+		return nil, layers.ErrHostNeedsRoot
 	}
 	if _, err := os.Lstat(s.Dir(name)); err == nil {
 		return nil, fmt.Errorf("session %q: %w", name, layers.ErrExist)
