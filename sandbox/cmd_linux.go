@@ -32,10 +32,6 @@ func (c *Cmd) Run() (int, error) {
 	if err := c.Spec.Validate(); err != nil {
 		return 0, err
 	}
-	payload, err := json.Marshal(c.Spec)
-	if err != nil {
-		return 0, err
-	}
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return 0, err
@@ -50,9 +46,12 @@ func (c *Cmd) Run() (int, error) {
 
 	// Signals the user sends incarnate go on to the target. The stage has
 	// its own process group so a terminal's ^C does not reach it twice.
+	// Installing the handlers costs a millisecond and more, so it runs on
+	// the other core while the stage is started.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
+	notified := make(chan struct{})
+	go func() { signal.Notify(sigs, forwarded...); close(notified) }()
+	defer func() { <-notified; signal.Stop(sigs); close(sigs) }()
 
 	pid, err := c.startStage(specR, errW)
 	specR.Close()
@@ -65,8 +64,15 @@ func (c *Cmd) Run() (int, error) {
 			_ = unix.Kill(pid, s.(syscall.Signal))
 		}
 	}()
+	// Encoding the spec only now overlaps it with the stage's start-up.
 	// The stage reads the whole spec before acting; a short write means
 	// it died, and its report or status says why.
+	payload, err := json.Marshal(c.Spec)
+	if err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		reap(pid)
+		return 0, err
+	}
 	_, _ = specW.Write(payload)
 	specW.Close()
 

@@ -48,6 +48,11 @@ func runStage(specR, errW *os.File) int {
 	// The target must not inherit the report pipe, or a daemon it leaves
 	// behind would keep the parent waiting for EOF.
 	unix.CloseOnExec(errFd)
+	// As PID 1 the stage gets only the signals it has handlers for.
+	// Installing them is slow, so it runs beside the setup; a signal that
+	// arrives before the target exists waits in the channel.
+	sigs := make(chan os.Signal, 16)
+	go signal.Notify(sigs, forwarded...)
 	var spec Spec
 	err := json.NewDecoder(specR).Decode(&spec)
 	specR.Close()
@@ -62,7 +67,7 @@ func runStage(specR, errW *os.File) int {
 	if rec := applyAll(spec.Process, st); rec != nil {
 		return fail(errW, rec)
 	}
-	return spawnAndReap(spec, st.attr, errW)
+	return spawnAndReap(spec, st.attr, errW, sigs)
 }
 
 func applyAll(ops []Op, st *state) *OpError {
@@ -99,13 +104,11 @@ func peerClosed(fd int) bool {
 // only the signals it has handlers for.
 var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
 
-func spawnAndReap(spec Spec, attr *syscall.SysProcAttr, errW *os.File) int {
+func spawnAndReap(spec Spec, attr *syscall.SysProcAttr, errW *os.File, sigs chan os.Signal) int {
 	path, rec := lookPath(spec.Argv[0], spec.Env)
 	if rec != nil {
 		return fail(errW, rec)
 	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
 	pid, err := syscall.ForkExec(path, spec.Argv, &syscall.ProcAttr{
 		Env:   spec.Env,
 		Files: []uintptr{0, 1, 2},
