@@ -29,18 +29,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("INCARNATE_TEST_CLI") == "1" {
 		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	before := overlayMounts()
-	code := m.Run()
-	if after := overlayMounts(); after > before {
-		fmt.Fprintf(os.Stderr, "FAIL: %d overlay mount(s) left behind on the host\n", after-before)
-		code = 1
-	}
-	os.Exit(code)
-}
-
-func overlayMounts() int {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	return strings.Count(string(b), " - overlay ")
+	os.Exit(testbase.RunNoLeaks(m))
 }
 
 // A user the CLI runs as: root, and an unprivileged uid.

@@ -17,18 +17,7 @@ func TestMain(m *testing.M) {
 	if IsStage() {
 		RunStage()
 	}
-	before := overlayMounts()
-	code := m.Run()
-	if after := overlayMounts(); after > before {
-		fmt.Fprintf(os.Stderr, "FAIL: %d overlay mount(s) left behind on the host\n", after-before)
-		code = 1
-	}
-	os.Exit(code)
-}
-
-func overlayMounts() int {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	return strings.Count(string(b), " - overlay ")
+	os.Exit(testbase.RunNoLeaks(m))
 }
 
 // fixture is a busybox base and a session's upper and work dirs.
