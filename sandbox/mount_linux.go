@@ -4,20 +4,24 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
 
-func (o MountOverlay) apply(*state) error {
+func (o MountOverlay) apply(st *state) error {
 	if err := mkdirMountpoint(o.Target); err != nil {
 		return err
 	}
-	if o.Legacy {
-		return mountOverlayLegacy(o)
+	var err error
+	if !o.Legacy {
+		err = mountOverlayFds(o)
 	}
-	err := mountOverlayFds(o)
-	if errors.Is(err, unix.ENOSYS) || errors.Is(err, errSetFdRefused) {
+	if o.Legacy || errors.Is(err, unix.ENOSYS) || errors.Is(err, errSetFdRefused) {
 		err = mountOverlayLegacy(o)
+	}
+	if err == nil {
+		st.root = o.Target
 	}
 	return err
 }
@@ -91,22 +95,28 @@ func mountOverlayLegacy(o MountOverlay) error {
 
 // bindTree binds src, with everything mounted below it, onto dst, making
 // the whole tree read-only when ro is set. The dst is created to match.
-func bindTree(src, dst string, ro bool) error {
+func bindTree(st *state, src, dst string, ro bool) error {
 	fi, err := os.Stat(src)
 	if err != nil {
 		return step("stat", src, err)
 	}
+	k := fileKind
 	if fi.IsDir() {
-		err = mkdirMountpoint(dst)
-	} else {
-		err = mkfileMountpoint(dst)
+		k = dirKind
 	}
+	p, done, err := st.mountpoint(dst, k)
 	if err != nil {
 		return err
 	}
+	defer done()
+	return bindAt(src, p, dst, ro)
+}
+
+// bindAt binds src onto the resolved mount point p; dst names it in errors.
+func bindAt(src, p, dst string, ro bool) error {
 	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err == unix.ENOSYS {
-		return bindTreeLegacy(src, dst, ro)
+		return bindTreeLegacy(src, p, dst, ro)
 	}
 	if err != nil {
 		return step("open_tree", src, err)
@@ -120,17 +130,17 @@ func bindTree(src, dst string, ro bool) error {
 			return step("mount_setattr", src, err)
 		}
 	}
-	return step("move_mount", dst, unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH))
+	return step("move_mount", dst, unix.MoveMount(fd, "", unix.AT_FDCWD, p, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS))
 }
 
-func bindTreeLegacy(src, dst string, ro bool) error {
-	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+func bindTreeLegacy(src, p, dst string, ro bool) error {
+	if err := unix.Mount(src, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return step("mount bind", dst, err)
 	}
 	if !ro {
 		return nil
 	}
-	return step("remount ro", dst, unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""))
+	return step("remount ro", dst, unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""))
 }
 
 // devNodes are the character devices a sandbox gets from the host: the
@@ -145,41 +155,54 @@ var devLinks = [][2]string{
 	{"/proc/self/fd/2", "stderr"},
 }
 
-func (o MountDev) apply(*state) error {
-	if err := mkdirMountpoint(o.Target); err != nil {
+func (o MountDev) apply(st *state) error {
+	p, done, err := st.mountpoint(o.Target, dirKind)
+	if err != nil {
 		return err
 	}
-	if err := mountTmpfs(o.Target, 0o755); err != nil {
+	err = mountTmpfs(p, o.Target, 0o755)
+	done()
+	if err != nil {
 		return err
 	}
+	// Everything below is made inside the fresh tmpfs, found again through
+	// the same in-root resolution.
 	for _, name := range devNodes {
-		if err := bindTree("/dev/"+name, filepath.Join(o.Target, name), false); err != nil {
+		if err := bindTree(st, "/dev/"+name, o.Target+"/"+name, false); err != nil {
 			return err
 		}
 	}
-	pts := filepath.Join(o.Target, "pts")
-	if err := os.Mkdir(pts, 0o755); err != nil {
-		return step("mkdir", pts, err)
-	}
 	// A new devpts instance: the session's ptys are its own, and none of
 	// the host's terminals can be opened from inside.
-	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
-		return step("mount devpts", pts, err)
+	if err := st.mountAt(o.Target+"/pts", func(p string) error {
+		return unix.Mount("devpts", p, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+	}); err != nil {
+		return step("mount devpts", o.Target+"/pts", err)
 	}
-	shm := filepath.Join(o.Target, "shm")
-	if err := os.Mkdir(shm, 0o755); err != nil {
-		return step("mkdir", shm, err)
-	}
-	if err := mountTmpfs(shm, 0o1777); err != nil {
+	if err := st.mountAt(o.Target+"/shm", func(p string) error { return mountTmpfs(p, o.Target+"/shm", 0o1777) }); err != nil {
 		return err
 	}
+	dev, done, err := st.mountpoint(o.Target, dirKind)
+	if err != nil {
+		return err
+	}
+	defer done()
 	for _, l := range devLinks {
-		p := filepath.Join(o.Target, l[1])
-		if err := os.Symlink(l[0], p); err != nil {
-			return step("symlink", p, err)
+		if err := os.Symlink(l[0], filepath.Join(dev, l[1])); err != nil {
+			return step("symlink", filepath.Join(o.Target, l[1]), err)
 		}
 	}
 	return nil
+}
+
+// mountAt resolves a directory mount point and mounts on it with fn.
+func (st *state) mountAt(target string, fn func(p string) error) error {
+	p, done, err := st.mountpoint(target, dirKind)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(p)
 }
 
 func (o PivotRoot) apply(*state) error {
@@ -187,15 +210,18 @@ func (o PivotRoot) apply(*state) error {
 		return &stepError{step: "bind new_root", path: o.NewRoot, status: StatusBindNewRoot, err: err}
 	}
 	// put_old lives inside the session's root, so a directory made for it
-	// would land in the upper dir; it is removed again once detached.
-	made := false
-	if _, err := os.Lstat(o.PutOld); errors.Is(err, os.ErrNotExist) {
-		if err := os.Mkdir(o.PutOld, 0o700); err != nil {
-			return &stepError{step: "mkdir put_old", path: o.PutOld, status: StatusPivotRoot, err: err}
-		}
-		made = true
+	// lands in the upper dir; it is removed again once detached. It is
+	// resolved inside the new root like any mount point there.
+	_, statErr := os.Lstat(o.PutOld)
+	made := errors.Is(statErr, os.ErrNotExist)
+	fd, err := resolveInRoot(o.NewRoot, o.PutOld, dirKind)
+	if err != nil {
+		return &stepError{step: "mkdir put_old", path: o.PutOld, status: StatusPivotRoot, err: err}
 	}
-	if err := unix.PivotRoot(o.NewRoot, o.PutOld); err != nil {
+	putOld := "/proc/self/fd/" + strconv.Itoa(fd)
+	err = unix.PivotRoot(o.NewRoot, putOld)
+	unix.Close(fd)
+	if err != nil {
 		return &stepError{step: "pivot_root", path: o.NewRoot, status: StatusPivotRoot, err: err}
 	}
 	if err := unix.Chdir("/"); err != nil {

@@ -18,6 +18,9 @@ import (
 // attributes the fork copies to the target.
 type state struct {
 	attr *syscall.SysProcAttr
+	// root is the session root being built (the overlay's target) once it
+	// is mounted; mount points below it are resolved inside it.
+	root string
 	// parentGone reports whether incarnate, the stage's parent, has died.
 	parentGone func() bool
 }
@@ -78,48 +81,55 @@ func (o MakeRslave) apply(*state) error {
 	return step("mount", "/", unix.Mount("", "/", "", flag|unix.MS_REC, ""))
 }
 
-func (o MountProc) apply(*state) error {
-	if err := mkdirMountpoint(o.Target); err != nil {
+func (o MountProc) apply(st *state) error {
+	p, done, err := st.mountpoint(o.Target, dirKind)
+	if err != nil {
 		return err
 	}
+	defer done()
 	return step("mount proc", o.Target,
-		unix.Mount("proc", o.Target, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""))
+		unix.Mount("proc", p, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""))
 }
 
-func (o MountSysfs) apply(*state) error {
-	if err := mkdirMountpoint(o.Target); err != nil {
+func (o MountSysfs) apply(st *state) error {
+	p, done, err := st.mountpoint(o.Target, dirKind)
+	if err != nil {
 		return err
 	}
+	defer done()
 	const flags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
-	err := unix.Mount("sysfs", o.Target, "sysfs", flags, "")
+	err = unix.Mount("sysfs", p, "sysfs", flags, "")
 	if err == unix.EPERM {
 		// A user namespace that shares the host's network namespace may
 		// not mount a sysfs of its own (it would expose that network
 		// namespace's devices); bubblewrap binds the host's instead.
-		return bindTree("/sys", o.Target, true)
+		return bindAt("/sys", p, o.Target, true)
 	}
 	return step("mount sysfs", o.Target, err)
 }
 
-func (o MountTmpfs) apply(*state) error {
-	if err := mkdirMountpoint(o.Target); err != nil {
+func (o MountTmpfs) apply(st *state) error {
+	p, done, err := st.mountpoint(o.Target, dirKind)
+	if err != nil {
 		return err
 	}
-	return mountTmpfs(o.Target, o.Mode)
+	defer done()
+	return mountTmpfs(p, o.Target, o.Mode)
 }
 
-func mountTmpfs(target string, mode uint32) error {
+// mountTmpfs mounts a tmpfs on p; target names it in errors.
+func mountTmpfs(p, target string, mode uint32) error {
 	data := "mode=" + octal(mode)
-	return step("mount tmpfs", target, unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data))
+	return step("mount tmpfs", target, unix.Mount("tmpfs", p, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data))
 }
 
 func octal(mode uint32) string { return "0" + strconv.FormatUint(uint64(mode), 8) }
 
-func (o Bind) apply(*state) error {
+func (o Bind) apply(st *state) error {
 	if _, err := os.Stat(o.Src); err != nil && o.Optional && errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	return bindTree(o.Src, o.Dst, !o.Writable)
+	return bindTree(st, o.Src, o.Dst, !o.Writable)
 }
 
 func (o Hostname) apply(*state) error {
@@ -188,8 +198,8 @@ func (o Umask) apply(*state) error {
 	return nil
 }
 
-// mkdirMountpoint makes sure a mount point exists. On a session's root it
-// lands in the upper dir, so it is only done when the base lacks it.
+// mkdirMountpoint makes sure a mount point outside the session's root
+// exists (inside it, st.mountpoint does this safely).
 func mkdirMountpoint(p string) error {
 	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
 		return nil

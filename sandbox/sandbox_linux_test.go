@@ -236,3 +236,48 @@ func TestCommandNotFound(t *testing.T) {
 		t.Fatalf("status %d, err %v; want an exec OpError and 127", status, err)
 	}
 }
+
+// A session can leave symlinks where incarnate mounts next time. They
+// must resolve inside the session's root, never on the host.
+func TestSymlinkedMountPointsStayInside(t *testing.T) {
+	f := newFixture(t)
+	host := filepath.Join(filepath.Dir(f.base), "host-side")
+	if err := os.Mkdir(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		"proc":      host + "/proc-here", // dangling, absolute: would create a host dir
+		"etc/hosts": host + "/hosts-here",
+		"mnt":       "../../../../../../" + host + "/mnt-here",
+		".oldroot":  host + "/oldroot-here",
+	} {
+		p := filepath.Join(f.upper, link)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosts := filepath.Join(filepath.Dir(f.base), "hosts-src")
+	if err := os.WriteFile(hosts, []byte("127.0.0.1 inside\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := f.rootOps(MountOverlay{})
+	pivot := len(root) - 3
+	root = append(root[:pivot:pivot], append([]Op{
+		Bind{Src: hosts, Dst: f.root + "/etc/hosts"},
+		MountTmpfs{Target: f.root + "/mnt", Mode: 0o755},
+	}, root[pivot:]...)...)
+	out, status, err := run(t, root, processOps("/", 0o022), "cat /etc/hosts; ls /proc/self/status")
+	if err != nil || status != 0 {
+		t.Fatalf("status %d, err %v, output:\n%s", status, err, out)
+	}
+	if !strings.Contains(out, "127.0.0.1 inside") || !strings.Contains(out, "/proc/self/status") {
+		t.Errorf("mounts did not land inside the session: %q", out)
+	}
+	ents, _ := os.ReadDir(host)
+	if len(ents) != 0 {
+		t.Errorf("the host side gained %v through the session's symlinks", ents)
+	}
+}
