@@ -6,3 +6,5 @@ require (
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.48.0
 )
+
+require github.com/creack/pty v1.1.24 // indirect

@@ -88,6 +88,10 @@ func (s *Store) Spec(m *Meta, o RunOptions) (sandbox.Spec, error) {
 		// cannot read other sessions' files through its base.
 		rootOps = append(rootOps, sandbox.MountTmpfs{Target: filepath.Join(root, s.Root), Mode: 0o700})
 	}
+	// Name resolution works out of the box: the host's view, read-only.
+	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+		rootOps = append(rootOps, sandbox.Bind{Src: f, Dst: root + f, Optional: true})
+	}
 	rootOps = append(rootOps,
 		sandbox.NewPivotRoot(root),
 		sandbox.Hostname{Name: m.Name},
