@@ -48,9 +48,11 @@ func Busybox(t testing.TB, dir string) string {
 		}
 	}
 	files := map[string]string{
-		"etc/passwd":     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-		"etc/group":      "root:x:0:\nnogroup:x:65534:\n",
-		"etc/os-release": "ID=incarnate-test\n",
+		"etc/passwd":      "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+		"etc/group":       "root:x:0:\nnogroup:x:65534:\n",
+		"etc/os-release":  "ID=incarnate-test\n",
+		"etc/hosts":       "127.0.0.1 localhost\n",
+		"etc/resolv.conf": "",
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
