@@ -37,6 +37,7 @@ func commands() []command {
 		{"run", "[--cwd DIR] [--umask MODE] NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun},
 		{"rm", "[--yes] NAME...", "discard sessions and everything written in them", cmdRm},
 		{"base", "import NAME DIR | ls", "manage bases", cmdBase},
+		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor},
 	}
 }
 
