@@ -7,4 +7,7 @@ require (
 	golang.org/x/term v0.48.0
 )
 
-require github.com/creack/pty v1.1.24 // indirect
+require (
+	github.com/creack/pty v1.1.24 // indirect
+	github.com/muesli/cancelreader v0.2.2 // indirect
+)

@@ -34,7 +34,9 @@ func commands() []command {
 	return []command{
 		{"new", "[--base BASE] NAME", "create a session on a base (default: host)", cmdNew},
 		{"ls", "", "list sessions", cmdLs},
-		{"run", "[--cwd DIR] [--umask MODE] NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun},
+		{"enter", "[--shell SHELL] NAME", "open an interactive shell inside a session", cmdEnter},
+		{"run", "[-t] [--cwd DIR] [--umask MODE] NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun},
+		{"stop", "[--grace DURATION] NAME", "end everything running inside a session", cmdStop},
 		{"rm", "[--yes] NAME...", "discard sessions and everything written in them", cmdRm},
 		{"base", "import NAME DIR | ls", "manage bases", cmdBase},
 		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor},

@@ -59,9 +59,9 @@ func cmdLs(c *ctx, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tBASE\tCREATED\tLAST ENTERED")
+	fmt.Fprintln(tw, "NAME\tBASE\tSHELLS\tCREATED\tLAST ENTERED")
 	for _, m := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Base, when(m.Created), when(m.LastEntered))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", m.Name, m.Base, st.Shells(m.Name), when(m.Created), when(m.LastEntered))
 	}
 	return tw.Flush()
 }
@@ -121,6 +121,7 @@ func cmdRun(c *ctx, args []string) error {
 	fs := newFlags(c, "run")
 	cwd := fs.String("cwd", "/", "working directory inside the session")
 	mask := fs.String("umask", "022", "file creation mask, octal")
+	tty := fs.Bool("t", false, "give the command a terminal (a fresh pty inside the session)")
 	if err := fs.Parse(args); err != nil {
 		return flagErr(err)
 	}
@@ -139,14 +140,16 @@ func cmdRun(c *ctx, args []string) error {
 	if err != nil || um > 0o777 {
 		return usagef("--umask %q: want an octal mode such as 022", *mask)
 	}
+	o := session.ExecOptions{Argv: argv, Env: os.Environ(), Dir: *cwd, Umask: uint32(um)}
+	if *tty {
+		return c.attach(name, o)
+	}
 	st, err := c.openStore()
 	if err != nil {
 		return err
 	}
-	status, err := st.Run(name, session.RunOptions{
-		Argv: argv, Env: os.Environ(), Dir: *cwd, Umask: uint32(um),
-		Stdin: c.stdin, Stdout: c.stdout, Stderr: c.stderr,
-	})
+	o.Stdin, o.Stdout, o.Stderr = c.stdin, c.stdout, c.stderr
+	status, err := st.Run(name, o)
 	if err != nil {
 		return err
 	}

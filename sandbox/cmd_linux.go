@@ -50,7 +50,7 @@ func (c *Cmd) Run() (int, error) {
 	// the other core while the stage is started.
 	sigs := make(chan os.Signal, 16)
 	notified := make(chan struct{})
-	go func() { signal.Notify(sigs, forwarded...); close(notified) }()
+	go func() { signal.Notify(sigs, ForwardedSignals...); close(notified) }()
 	defer func() { <-notified; signal.Stop(sigs); close(sigs) }()
 
 	pid, err := c.startStage(specR, errW)
@@ -97,10 +97,7 @@ func (c *Cmd) Run() (int, error) {
 func (c *Cmd) startStage(specR, errW *os.File) (int, error) {
 	attr := &syscall.SysProcAttr{Cloneflags: c.Cloneflags, Setpgid: true}
 	if c.Rootless {
-		attr.Cloneflags |= unix.CLONE_NEWUSER
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
-		attr.GidMappingsEnableSetgroups = false
+		mapCallerToRoot(attr)
 	}
 	stdio, closeAll, err := c.stdio()
 	if err != nil {

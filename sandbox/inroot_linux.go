@@ -171,3 +171,21 @@ func (st *state) mountpoint(target string, k kind) (string, func(), error) {
 	}
 	return "/proc/self/fd/" + strconv.Itoa(fd), func() { unix.Close(fd) }, nil
 }
+
+// existing resolves target inside the root without creating anything. A
+// nil done means it does not exist.
+func (st *state) existing(target string) (string, func(), error) {
+	rootfd, err := unix.Open(st.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", nil, &stepError{step: "open", path: st.root, err: err}
+	}
+	defer unix.Close(rootfd)
+	fd, err := openInRoot(rootfd, strings.TrimPrefix(strings.TrimPrefix(target, st.root), "/"))
+	if errors.Is(err, unix.ENOENT) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, &stepError{step: "openat2", path: target, err: err}
+	}
+	return "/proc/self/fd/" + strconv.Itoa(fd), func() { unix.Close(fd) }, nil
+}

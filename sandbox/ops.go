@@ -33,6 +33,7 @@ const (
 	StatusBind           = 106
 	StatusHostname       = 107
 	StatusCloseFds       = 108
+	StatusUserNamespace  = 109
 	StatusNoNewPrivs     = 110
 	StatusParentDeathSig = 111
 	StatusDumpable       = 112
@@ -139,10 +140,20 @@ type NewSession struct {
 	Ctty bool `json:"ctty,omitempty"`
 }
 
-// Chdir sets the working directory the target starts in.
+// Chdir sets the working directory the target starts in. OrElse, when
+// set, is used instead if Path does not exist (a home the base lacks).
 type Chdir struct {
-	Path string `json:"path"`
+	Path   string `json:"path"`
+	OrElse string `json:"or_else,omitempty"`
 }
+
+// UserNamespace starts the target in a user namespace of its own that
+// maps every id the stage has to itself. The target is still root for the
+// session's files, but its capabilities reach only namespaces that the
+// new user namespace owns, and the stage's mount, PID and UTS namespaces
+// are not among them: no mount, no mknod, no host sysctl, no ptrace of
+// the stage (so no way to its binary through /proc/1/exe).
+type UserNamespace struct{}
 
 // Umask sets the file creation mask the target starts with.
 type Umask struct {
@@ -165,6 +176,7 @@ func (Dumpable) Kind() string       { return "dumpable" }
 func (NewSession) Kind() string     { return "new_session" }
 func (Chdir) Kind() string          { return "chdir" }
 func (Umask) Kind() string          { return "umask" }
+func (UserNamespace) Kind() string  { return "user_namespace" }
 
 func (MakeRslave) Status() int     { return StatusMakeRslave }
 func (MountOverlay) Status() int   { return StatusMountOverlay }
@@ -182,17 +194,26 @@ func (Dumpable) Status() int       { return StatusDumpable }
 func (NewSession) Status() int     { return StatusNewSession }
 func (Chdir) Status() int          { return StatusChdir }
 func (Umask) Status() int          { return 0 }
+func (UserNamespace) Status() int  { return StatusUserNamespace }
 
-func (MakeRslave) Validate() error     { return nil }
-func (CloseFds) Validate() error       { return nil }
-func (NoNewPrivs) Validate() error     { return nil }
-func (Dumpable) Validate() error       { return nil }
-func (NewSession) Validate() error     { return nil }
-func (o MountProc) Validate() error    { return checkAbs(o, o.Target) }
-func (o MountDev) Validate() error     { return checkAbs(o, o.Target) }
-func (o MountSysfs) Validate() error   { return checkAbs(o, o.Target) }
-func (o MountTmpfs) Validate() error   { return checkAbs(o, o.Target) }
-func (o Chdir) Validate() error        { return checkAbs(o, o.Path) }
+func (MakeRslave) Validate() error    { return nil }
+func (CloseFds) Validate() error      { return nil }
+func (NoNewPrivs) Validate() error    { return nil }
+func (Dumpable) Validate() error      { return nil }
+func (NewSession) Validate() error    { return nil }
+func (UserNamespace) Validate() error { return nil }
+func (o MountProc) Validate() error   { return checkAbs(o, o.Target) }
+func (o MountDev) Validate() error    { return checkAbs(o, o.Target) }
+func (o MountSysfs) Validate() error  { return checkAbs(o, o.Target) }
+func (o MountTmpfs) Validate() error  { return checkAbs(o, o.Target) }
+func (o Chdir) Validate() error {
+	if o.OrElse != "" {
+		if err := checkAbs(o, o.OrElse); err != nil {
+			return err
+		}
+	}
+	return checkAbs(o, o.Path)
+}
 func (o PivotRoot) Validate() error    { return validatePivot(o) }
 func (o MountOverlay) Validate() error { return validateOverlay(o) }
 

@@ -2,9 +2,11 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -81,14 +83,38 @@ func (o MakeRslave) apply(*state) error {
 	return step("mount", "/", unix.Mount("", "/", "", flag|unix.MS_REC, ""))
 }
 
+// procReadOnly are the parts of /proc that reach past the session's
+// namespaces (kernel tunables, the SysRq trigger, interrupt routing): a
+// root-owned file there is the host's, whatever namespace writes it.
+var procReadOnly = []string{"sys", "sysrq-trigger", "irq", "bus", "fs"}
+
 func (o MountProc) apply(st *state) error {
 	p, done, err := st.mountpoint(o.Target, dirKind)
 	if err != nil {
 		return err
 	}
-	defer done()
-	return step("mount proc", o.Target,
-		unix.Mount("proc", p, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""))
+	if err := unix.Mount("proc", p, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		done()
+		return step("mount proc", o.Target, err)
+	}
+	done()
+	for _, name := range procReadOnly {
+		// Found again from the root: p still names the directory under
+		// the new proc mount, not the mount itself.
+		sub, found, err := st.existing(o.Target + "/" + name)
+		if err != nil {
+			return err
+		}
+		if found == nil {
+			continue // not in this kernel
+		}
+		err = bindAt(sub, sub, o.Target+"/"+name, true)
+		found()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (o MountSysfs) apply(st *state) error {
@@ -190,7 +216,11 @@ func (o NewSession) apply(st *state) error {
 }
 
 func (o Chdir) apply(*state) error {
-	return step("chdir", o.Path, unix.Chdir(o.Path))
+	err := unix.Chdir(o.Path)
+	if err == unix.ENOENT && o.OrElse != "" {
+		return step("chdir", o.OrElse, unix.Chdir(o.OrElse))
+	}
+	return step("chdir", o.Path, err)
 }
 
 func (o Umask) apply(*state) error {
@@ -220,4 +250,47 @@ func mkfileMountpoint(p string) error {
 		return step("create", p, err)
 	}
 	return f.Close()
+}
+
+func (UserNamespace) apply(st *state) error {
+	if st.attr == nil {
+		return step("clone", "", errors.New("user_namespace belongs to the process ops"))
+	}
+	uids, err := identityMap("/proc/self/uid_map")
+	if err != nil {
+		return err
+	}
+	gids, err := identityMap("/proc/self/gid_map")
+	if err != nil {
+		return err
+	}
+	setgroups, _ := os.ReadFile("/proc/self/setgroups")
+	st.attr.Cloneflags |= unix.CLONE_NEWUSER
+	st.attr.UidMappings, st.attr.GidMappings = uids, gids
+	// A stage whose own namespace denies setgroups cannot allow it below.
+	st.attr.GidMappingsEnableSetgroups = strings.TrimSpace(string(setgroups)) == "allow"
+	return nil
+}
+
+// identityMap maps every id range of the current user namespace to
+// itself, as a child user namespace's map.
+func identityMap(file string) ([]syscall.SysProcIDMap, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, step("read", file, err)
+	}
+	var m []syscall.SysProcIDMap
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		inside, err1 := strconv.Atoi(f[0])
+		count, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil {
+			return nil, step("parse", file, fmt.Errorf("bad line %q", line))
+		}
+		m = append(m, syscall.SysProcIDMap{ContainerID: inside, HostID: inside, Size: count})
+	}
+	return m, nil
 }

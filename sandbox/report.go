@@ -16,6 +16,8 @@ import (
 type report struct {
 	Failure *OpError `json:"failure,omitempty"`
 	Exit    *int     `json:"exit,omitempty"`
+	// Ready is a keeper's report: the root is built and it is listening.
+	Ready *bool `json:"ready,omitempty"`
 }
 
 func writeReport(w io.Writer, r report) error {

@@ -24,6 +24,12 @@ func (s *Spec) Validate() error {
 	if len(s.Argv) == 0 || s.Argv[0] == "" {
 		return errors.New("sandbox: no command to run")
 	}
+	return s.validateOps()
+}
+
+// validateOps checks every op, for specs that carry no command (a
+// keeper's).
+func (s *Spec) validateOps() error {
 	for _, list := range [][]Op{s.Root, s.Process} {
 		for _, op := range list {
 			if err := op.Validate(); err != nil {
@@ -56,6 +62,7 @@ func init() {
 		MakeRslave{}, MountOverlay{}, MountProc{}, MountDev{}, MountSysfs{},
 		MountTmpfs{}, Bind{}, PivotRoot{}, Hostname{}, CloseFds{},
 		NoNewPrivs{}, ParentDeathSig{}, Dumpable{}, NewSession{}, Chdir{}, Umask{},
+		UserNamespace{},
 	} {
 		opKinds[op.Kind()] = reflect.TypeOf(op)
 	}

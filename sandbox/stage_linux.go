@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"os/signal"
@@ -9,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,35 +27,38 @@ const (
 	errFd     = 4 // the stage writes its one report here
 )
 
-var stageComm = []byte("incarnate\x00")
-
 // IsStage reports whether this process was started as a sandbox stage.
 // main calls it before anything else.
-func IsStage() bool { return len(os.Args) > 0 && os.Args[0] == stageArg0 }
+func IsStage() bool {
+	return len(os.Args) > 0 && (os.Args[0] == stageArg0 || os.Args[0] == keeperArg0)
+}
 
 // RunStage runs the stage. It never returns.
 func RunStage() {
 	runtime.LockOSThread()
 	// Re-executed through /proc/self/exe the stage would be called "exe"
-	// in ps; name it for what it is.
-	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&stageComm[0])), 0, 0, 0)
-	os.Exit(runStage(os.NewFile(specFd, "spec"), os.NewFile(errFd, "errpipe")))
-}
-
-func runStage(specR, errW *os.File) int {
+	// in ps; name it for what it is. Through /proc/self/comm, which names
+	// the process, where prctl would name only the current thread.
+	_ = os.WriteFile("/proc/self/comm", []byte("incarnate"), 0)
+	specR, errW := os.NewFile(specFd, "spec"), os.NewFile(errFd, "report")
 	// The target must not inherit the report pipe, or a daemon it leaves
 	// behind would keep the parent waiting for EOF.
 	unix.CloseOnExec(errFd)
+	if os.Args[0] == keeperArg0 {
+		os.Exit(runKeeper(specR, errW))
+	}
+	os.Exit(runStage(specR, errW))
+}
+
+func runStage(specR, errW *os.File) int {
 	// As PID 1 the stage gets only the signals it has handlers for.
 	// Installing them is slow, so it runs beside the setup; a signal that
 	// arrives before the target exists waits in the channel.
 	sigs := make(chan os.Signal, 16)
-	go signal.Notify(sigs, forwarded...)
-	var spec Spec
-	err := json.NewDecoder(specR).Decode(&spec)
-	specR.Close()
-	if err != nil {
-		return fail(errW, &OpError{Op: "stage", Step: "read spec", Msg: err.Error(), Status: StatusStage})
+	go signal.Notify(sigs, ForwardedSignals...)
+	spec, rec := readSpec(specR)
+	if rec != nil {
+		return fail(errW, rec)
 	}
 	st := &state{parentGone: func() bool { return peerClosed(errFd) }}
 	if rec := applyAll(spec.Root, st); rec != nil {
@@ -99,10 +100,10 @@ func peerClosed(fd int) bool {
 	return err == nil && n > 0 && pfd[0].Revents&unix.POLLERR != 0
 }
 
-// forwarded are the signals the stage passes on to the target. As PID 1
-// it would otherwise ignore them, since the kernel delivers to an init
-// only the signals it has handlers for.
-var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+// ForwardedSignals are passed on to the target, by clients and by the
+// stage. As PID 1 the stage would otherwise ignore them, since the kernel
+// delivers to an init only the signals it has handlers for.
+var ForwardedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
 
 func spawnAndReap(spec Spec, attr *syscall.SysProcAttr, errW *os.File, sigs chan os.Signal) int {
 	path, rec := lookPath(spec.Argv[0], spec.Env)

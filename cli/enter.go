@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"time"
+
+	"github.com/creack/pty"
+
+	"incarnate/sandbox"
+	"incarnate/session"
+)
+
+func cmdEnter(c *ctx, args []string) error {
+	fs := newFlags(c, "enter")
+	shell := fs.String("shell", "", "shell to start (default: your $SHELL if the session has it, else /bin/sh)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("enter takes one session name; see `incarnate enter --help`")
+	}
+	o := session.ExecOptions{Argv: []string{"/bin/sh"}, Env: shellEnv(pos[0]), Dir: "/root", DirElse: "/", Umask: 0o022}
+	switch {
+	case *shell != "":
+		o.Argv = []string{*shell}
+	case os.Getenv("SHELL") != "":
+		o.Argv = []string{os.Getenv("SHELL")}
+		o.Fallback = [][]string{{"/bin/sh"}}
+	}
+	return c.attach(pos[0], o)
+}
+
+// shellEnv is the environment of an interactive shell: the terminal type
+// passes through, the rest is the session's own.
+func shellEnv(name string) []string {
+	env := []string{
+		"HOME=/root", "USER=root", "LOGNAME=root",
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		fmt.Sprintf(`PS1=[%s] \w \$ `, name),
+	}
+	for _, k := range []string{"TERM", "COLORTERM", "LANG", "LC_ALL"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// attach runs o with a fresh pty inside the session and connects this
+// terminal to it until it exits.
+func (c *ctx) attach(name string, o session.ExecOptions) error {
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	o.Tty = true
+	if ws, err := pty.GetsizeFull(c.stdin); err == nil {
+		o.Rows, o.Cols = ws.Rows, ws.Cols
+	}
+	conn, master, err := st.Exec(name, o)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	status, err := sandbox.Attach(conn, master, c.stdin, c.stdout)
+	if err != nil {
+		return err
+	}
+	return exitStatus(status)
+}
+
+func cmdStop(c *ctx, args []string) error {
+	fs := newFlags(c, "stop")
+	grace := fs.Duration("grace", 5*time.Second, "time between SIGTERM and SIGKILL")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("stop takes one session name")
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	ran, err := st.Stop(pos[0], *grace)
+	if err != nil {
+		return err
+	}
+	if !ran {
+		fmt.Fprintf(c.stdout, "nothing runs in %s\n", pos[0])
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "stopped %s\n", path.Base(pos[0]))
+	return nil
+}

@@ -1,0 +1,236 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// KeeperConfig starts a session's keeper.
+type KeeperConfig struct {
+	// Root builds the session's root, as in Spec.Root.
+	Root       []Op
+	Cloneflags uintptr
+	Rootless   bool
+	// Socket is the path the keeper listens on. Any file there is stale
+	// (the caller holds Lock, which a live keeper would) and is replaced.
+	Socket string
+	// Lock is the session's lock; the keeper holds it for as long as it
+	// lives, so nothing else can change the session meanwhile.
+	Lock *os.File
+}
+
+// StartKeeper starts a keeper and returns once its root is built and it
+// listens, or with the *OpError of the op that failed.
+func StartKeeper(cfg KeeperConfig) error {
+	spec := Spec{Root: cfg.Root}
+	if err := spec.validateOps(); err != nil {
+		return err
+	}
+	ln, err := listen(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer specW.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		specR.Close()
+		return err
+	}
+	defer errR.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	attr := &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags, Setsid: true}
+	if cfg.Rootless {
+		mapCallerToRoot(attr)
+	}
+	// No parent-death signal: the keeper outlives the client that started
+	// it whenever another one has joined.
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{keeperArg0}, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), specR.Fd(), errW.Fd(), ln.Fd(), cfg.Lock.Fd()},
+		Sys:   attr,
+	})
+	specR.Close()
+	errW.Close()
+	if err != nil {
+		return fmt.Errorf("start keeper: %w", err)
+	}
+	go reap(pid) // a long-lived caller must not collect zombies
+	payload, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	_, _ = specW.Write(payload)
+	specW.Close()
+	rep, err := readReport(errR)
+	switch {
+	case rep != nil && rep.Failure != nil:
+		return rep.Failure
+	case rep != nil && rep.Ready != nil:
+		return nil
+	case err != nil:
+		return err
+	}
+	return errors.New("keeper ended without a report")
+}
+
+func mapCallerToRoot(attr *syscall.SysProcAttr) {
+	attr.Cloneflags |= unix.CLONE_NEWUSER
+	attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+	attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+	attr.GidMappingsEnableSetgroups = false
+}
+
+// listen makes the keeper's socket, replacing a stale one.
+func listen(path string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		f.Close()
+		return nil, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "bind", Path: path, Err: err}
+	}
+	if err := unix.Listen(fd, 64); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "listen", Path: path, Err: err}
+	}
+	return f, nil
+}
+
+// Conn is a connection to a keeper.
+type Conn struct {
+	fd int
+}
+
+// Dial connects to the keeper on path, or returns ErrNoKeeper.
+func Dial(path string) (*Conn, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+	if err == unix.ENOENT || err == unix.ECONNREFUSED {
+		unix.Close(fd)
+		return nil, ErrNoKeeper
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "connect", Path: path, Err: err}
+	}
+	return &Conn{fd: fd}, nil
+}
+
+// Close hangs up.
+func (c *Conn) Close() error { return unix.Close(c.fd) }
+
+// Spawn starts a process. Without a terminal, stdio are its streams.
+// With one, the returned file is the pty master. A keeper that went away
+// before answering gives ErrNoKeeper: the caller starts a new one.
+func (c *Conn) Spawn(req SpawnRequest, stdio ...*os.File) (*os.File, error) {
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	var fds []int
+	if !req.Tty {
+		if len(stdio) != 3 {
+			return nil, errors.New("sandbox: a spawn without a terminal needs three streams")
+		}
+		for _, f := range stdio {
+			fds = append(fds, int(f.Fd()))
+		}
+	}
+	if err := sendMsg(c.fd, Request{Spawn: &req}, fds...); err != nil {
+		return nil, keeperGone(err)
+	}
+	var rep Reply
+	got, err := recvMsg(c.fd, &rep)
+	if err != nil {
+		return nil, keeperGone(err)
+	}
+	if rep.Error != nil {
+		closeAll(got)
+		return nil, rep.Error
+	}
+	if req.Tty {
+		if len(got) != 1 {
+			closeAll(got)
+			return nil, errors.New("keeper sent no terminal")
+		}
+		// Non-blocking, so the runtime poller owns it and reads can be
+		// given a deadline when the process is done.
+		_ = unix.SetNonblock(got[0], true)
+		return os.NewFile(uintptr(got[0]), "pty"), nil
+	}
+	closeAll(got)
+	return nil, nil
+}
+
+// keeperGone maps a broken connection to ErrNoKeeper.
+func keeperGone(err error) error {
+	if errors.Is(err, errPeerClosed) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE) {
+		return ErrNoKeeper
+	}
+	return err
+}
+
+// Signal passes sig on to the spawned process's group.
+func (c *Conn) Signal(sig syscall.Signal) error {
+	return sendMsg(c.fd, Request{Signal: int(sig)})
+}
+
+// Wait returns the spawned process's exit status.
+func (c *Conn) Wait() (int, error) {
+	for {
+		var rep Reply
+		fds, err := recvMsg(c.fd, &rep)
+		closeAll(fds)
+		if err != nil {
+			return 0, fmt.Errorf("lost the session's keeper: %w", err)
+		}
+		if rep.Exit != nil {
+			return *rep.Exit, nil
+		}
+	}
+}
+
+// Status returns how many processes the keeper has started that still run.
+func (c *Conn) Status() (int, error) {
+	return c.ask(Request{Status: true})
+}
+
+// Stop asks the keeper to end everything: SIGTERM, then SIGKILL after grace.
+func (c *Conn) Stop(graceMillis int) (int, error) {
+	return c.ask(Request{Stop: &StopRequest{GraceMillis: graceMillis}})
+}
+
+func (c *Conn) ask(req Request) (int, error) {
+	if err := sendMsg(c.fd, req); err != nil {
+		return 0, keeperGone(err)
+	}
+	var rep Reply
+	fds, err := recvMsg(c.fd, &rep)
+	closeAll(fds)
+	if err != nil {
+		return 0, keeperGone(err)
+	}
+	return rep.Children, nil
+}

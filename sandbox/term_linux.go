@@ -1,0 +1,82 @@
+package sandbox
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/muesli/cancelreader"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// Attach connects the user's terminal (in, out) to a process's pty master
+// until the process exits, and returns its exit status. The terminal is in
+// raw mode meanwhile, so every key (^C, ^Z included) reaches the
+// session's own line discipline, and it is restored on every way out,
+// SIGTERM and SIGHUP to incarnate included. Window size changes follow.
+func Attach(conn *Conn, master *os.File, in, out *os.File) (int, error) {
+	defer master.Close()
+	if term.IsTerminal(int(in.Fd())) {
+		old, err := term.MakeRaw(int(in.Fd()))
+		if err != nil {
+			return 0, err
+		}
+		defer term.Restore(int(in.Fd()), old)
+		_ = pty.InheritSize(in, master)
+	}
+	// Resizes, and the signals that end incarnate itself.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGWINCH, unix.SIGTERM, unix.SIGHUP, unix.SIGINT)
+	defer signal.Stop(sigs)
+
+	// stdin through a cancellable reader: when the process is gone, the
+	// copy must stop without eating the user's next keystroke.
+	input, err := cancelreader.NewReader(in)
+	if err != nil {
+		return 0, err
+	}
+	defer input.Close()
+	go func() { _, _ = io.Copy(master, input) }()
+	output := make(chan struct{})
+	go func() { _, _ = io.Copy(out, master); close(output) }()
+
+	exited := make(chan waitResult, 1)
+	go func() { code, err := conn.Wait(); exited <- waitResult{code, err} }()
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == unix.SIGWINCH {
+				_ = pty.InheritSize(in, master)
+				continue
+			}
+			// Hanging up the master sends the shell SIGHUP, like closing
+			// a terminal window.
+			input.Cancel()
+			conn.Close()
+			return 128 + int(sig.(unix.Signal)), nil
+		case r := <-exited:
+			input.Cancel()
+			drain(master, output)
+			return r.code, r.err
+		}
+	}
+}
+
+type waitResult struct {
+	code int
+	err  error
+}
+
+// drain lets the last output through: everything the process wrote is in
+// the pty already, and reads end with EIO once no one holds the slave. A
+// background job still holding it must not keep incarnate waiting.
+func drain(master *os.File, done chan struct{}) {
+	if err := master.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil && !errors.Is(err, os.ErrNoDeadline) {
+		return
+	}
+	<-done
+}

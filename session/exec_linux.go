@@ -1,0 +1,182 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"incarnate/layers"
+	"incarnate/sandbox"
+)
+
+// ExecOptions shape a process started in a session.
+type ExecOptions struct {
+	Argv []string
+	// Fallback commands are tried when Argv[0] is not in the session.
+	Fallback [][]string
+	Env      []string
+	Dir      string // working directory inside; "/" when empty
+	DirElse  string // used when Dir does not exist inside
+	Umask    uint32
+	// Tty asks for a fresh pty from the session's own devpts, sized
+	// Rows x Cols before the process starts.
+	Tty        bool
+	Rows, Cols uint16
+	// The process's streams when it has no terminal.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// joinWait bounds how long a client waits for a keeper that another
+// client is starting, or that is on its way out.
+const joinWait = 10 * time.Second
+
+// Exec starts a process in session name through its keeper, starting the
+// keeper first if none runs. It returns the connection to wait on and,
+// with a terminal, the pty master.
+func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error) {
+	m, err := s.Get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rootless := os.Geteuid() != 0; rootless != m.UserXattr {
+		return nil, nil, fmt.Errorf("session %q was made %s and can only be entered that way", name, privilegeWord(m.UserXattr))
+	}
+	sock, err := s.socketPath(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := sandbox.SpawnRequest{
+		Spec:     sandbox.Spec{Process: processOps(&o), Argv: o.Argv, Env: append(o.Env, "INCARNATE_SESSION="+name)},
+		Fallback: o.Fallback, Tty: o.Tty, Rows: o.Rows, Cols: o.Cols,
+	}
+	if err := s.touchEntered(name); err != nil {
+		return nil, nil, err
+	}
+	for deadline := time.Now().Add(joinWait); ; {
+		conn, master, err := spawn(sock, req, o)
+		if !errors.Is(err, sandbox.ErrNoKeeper) {
+			return conn, master, err
+		}
+		err = s.startKeeper(m, sock)
+		if err != nil && !errors.Is(err, layers.ErrInUse) {
+			return nil, nil, err
+		}
+		if err != nil && time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("session %q: its keeper does not answer on %s; end it with `incarnate stop %s`", name, sock, name)
+		}
+		if err != nil {
+			// Another client is starting the keeper, or the last one is
+			// exiting: either way the lock frees in a moment.
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// spawn asks the keeper listening on sock, if any, to start the process.
+func spawn(sock string, req sandbox.SpawnRequest, o ExecOptions) (*sandbox.Conn, *os.File, error) {
+	conn, err := sandbox.Dial(sock)
+	if err != nil {
+		return nil, nil, err
+	}
+	master, err := conn.Spawn(req, o.Stdin, o.Stdout, o.Stderr)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, master, nil
+}
+
+// startKeeper starts session m's keeper, which takes over the session's
+// lock. ErrInUse means another process holds the lock.
+func (s *Store) startKeeper(m *Meta, sock string) error {
+	lk, err := s.lock(m.Name)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	ops, err := s.rootOps(m)
+	if err != nil {
+		return err
+	}
+	return sandbox.StartKeeper(sandbox.KeeperConfig{
+		Root: ops, Cloneflags: sandbox.Namespaces, Rootless: m.UserXattr,
+		Socket: sock, Lock: lk.f,
+	})
+}
+
+// Run runs a command in session name with plain streams, passing on the
+// signals incarnate receives, and returns its exit status.
+func (s *Store) Run(name string, o ExecOptions) (int, error) {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, sandbox.ForwardedSignals...)
+	defer signal.Stop(sigs)
+	conn, _, err := s.Exec(name, o)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	go func() {
+		for sig := range sigs {
+			_ = conn.Signal(sig.(syscall.Signal))
+		}
+	}()
+	return conn.Wait()
+}
+
+// Shells returns how many processes started through session name's
+// keeper are still running: 0 when no keeper runs.
+func (s *Store) Shells(name string) int {
+	sock, err := s.socketPath(name)
+	if err != nil {
+		return 0
+	}
+	conn, err := sandbox.Dial(sock)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	n, _ := conn.Status()
+	return n
+}
+
+// Stop ends everything running in session name: SIGTERM, then SIGKILL
+// after grace. It returns once the keeper is gone and the session is
+// free, and reports whether anything was running.
+func (s *Store) Stop(name string, grace time.Duration) (bool, error) {
+	if _, err := s.Get(name); err != nil {
+		return false, err
+	}
+	sock, err := s.socketPath(name)
+	if err != nil {
+		return false, err
+	}
+	conn, err := sandbox.Dial(sock)
+	if errors.Is(err, sandbox.ErrNoKeeper) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, err = conn.Stop(int(grace / time.Millisecond))
+	conn.Close()
+	if err != nil && !errors.Is(err, sandbox.ErrNoKeeper) {
+		return true, err
+	}
+	for deadline := time.Now().Add(grace + joinWait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if lk, err := s.lock(name); err == nil {
+			lk.release()
+			return true, nil
+		}
+	}
+	return true, fmt.Errorf("session %q: still in use after stop", name)
+}
+
+func privilegeWord(userxattr bool) string {
+	if userxattr {
+		return "by an ordinary user"
+	}
+	return "by root"
+}

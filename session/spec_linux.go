@@ -1,0 +1,78 @@
+package session
+
+import (
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"incarnate/layers"
+	"incarnate/sandbox"
+)
+
+// rootOps build session m's root inside its keeper: the overlay of its
+// upper dir on its base, the kernel file systems, the host's name
+// resolution, the pivot and the host name.
+func (s *Store) rootOps(m *Meta) ([]sandbox.Op, error) {
+	base, err := s.Layers.Get(m.Base)
+	if err != nil {
+		return nil, err
+	}
+	if base.Builtin() && m.UserXattr {
+		return nil, layers.ErrHostNeedsRoot
+	}
+	dir := s.Dir(m.Name)
+	root := filepath.Join(dir, "root")
+	ops := []sandbox.Op{
+		sandbox.MakeRslave{},
+		sandbox.MountOverlay{
+			Target:    root,
+			Lowers:    s.Layers.LowerDirs(base),
+			Upper:     filepath.Join(dir, "upper"),
+			Work:      filepath.Join(dir, "work"),
+			UserXattr: m.UserXattr,
+		},
+		sandbox.MountProc{Target: root + "/proc"},
+		sandbox.MountDev{Target: root + "/dev"},
+		sandbox.MountSysfs{Target: root + "/sys"},
+	}
+	if base.Builtin() && sameDevice(s.Root, "/") {
+		// The host's "/" holds the store itself: hide it, so a session
+		// cannot read other sessions' files through its base.
+		ops = append(ops, sandbox.MountTmpfs{Target: filepath.Join(root, s.Root), Mode: 0o700})
+	}
+	// Name resolution works out of the box: the host's view, read-only.
+	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+		ops = append(ops, sandbox.Bind{Src: f, Dst: root + f, Optional: true})
+	}
+	return append(ops,
+		sandbox.NewPivotRoot(root),
+		sandbox.Hostname{Name: m.Name},
+		sandbox.Dumpable{On: false},
+	), nil
+}
+
+// processOps prepare every process the keeper starts: its own user
+// namespace, no way to gain privileges, only fds 0-2, a session of its
+// own (with the pty as its terminal when it has one).
+func processOps(o *ExecOptions) []sandbox.Op {
+	cwd := o.Dir
+	if cwd == "" {
+		cwd = "/"
+	}
+	return []sandbox.Op{
+		sandbox.NoNewPrivs{},
+		sandbox.CloseFds{},
+		sandbox.Umask{Mode: o.Umask},
+		sandbox.Chdir{Path: cwd, OrElse: o.DirElse},
+		sandbox.NewSession{Ctty: o.Tty},
+		sandbox.ParentDeathSig{Signal: unix.SIGKILL},
+		sandbox.UserNamespace{},
+	}
+}
+
+// sameDevice reports whether a and b are on one file system, i.e. whether
+// a is seen through an overlay whose lower dir is b.
+func sameDevice(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Dev == sb.Dev
+}
