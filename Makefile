@@ -10,7 +10,7 @@ SESSION ?= scratch
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
 
 # Build, then open a shell in session $(SESSION) on the built-in host base.
 run: build

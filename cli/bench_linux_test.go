@@ -7,20 +7,37 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 )
 
-// variant is one way of running /bin/true in a fresh sandbox over the
-// same busybox base.
+// variant is one way of starting something in a fresh sandbox over the
+// same busybox base, timed from start to the moment done returns.
 type variant struct {
 	name string
-	cmd  func() *exec.Cmd
+	run  func(b *testing.B) time.Duration
 }
 
-// BenchmarkRunTrue times `incarnate run S -- /bin/true` against baselines
-// measured in the same run, interleaved round by round so that a noisy
-// neighbour slows all of them alike, and reports median ratios. Run it
-// with a fixed count: go test -bench RunTrue -benchtime 200x.
-func BenchmarkRunTrue(b *testing.B) {
+// timed runs a command to completion and returns how long it took.
+func timed(mk func() *exec.Cmd) func(b *testing.B) time.Duration {
+	return func(b *testing.B) time.Duration {
+		cmd := mk()
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+		}
+		return time.Since(start)
+	}
+}
+
+// benchSetup is a root harness with session "bench" and the baselines.
+type benchSetup struct {
+	h        *harness
+	layer    string
+	shellDir string
+}
+
+func newBench(b *testing.B) *benchSetup {
 	if os.Geteuid() != 0 {
 		b.Skip("the baselines (unshare + mount) need root")
 	}
@@ -30,68 +47,155 @@ func BenchmarkRunTrue(b *testing.B) {
 		h.bin = bin // the real binary, as `make bench` builds it
 	}
 	h.ok("new", "--base", "bb", "bench")
-	layer := onlyLayer(t, h)
-	shellDir := filepath.Join(h.dir, "shell")
+	s := &benchSetup{h: h, layer: onlyLayer(t, h), shellDir: filepath.Join(h.dir, "shell")}
 	for _, d := range []string{"upper", "work", "root"} {
-		if err := os.MkdirAll(filepath.Join(shellDir, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(s.shellDir, d), 0o755); err != nil {
 			b.Fatal(err)
 		}
 	}
-	variants := []variant{
-		{"incarnate", func() *exec.Cmd { return h.command("run", "bench", "--", "/bin/true") }},
-		{"shell", func() *exec.Cmd {
-			// The same namespaces, overlay, proc and pivot_root, by hand.
-			script := `mount -t overlay overlay -o lowerdir=` + layer + `,upperdir=` + shellDir + `/upper,workdir=` + shellDir + `/work ` + shellDir + `/root &&
-mount -t proc proc ` + shellDir + `/root/proc && cd ` + shellDir + `/root && mkdir -p .oldroot && pivot_root . .oldroot &&
-umount -l /.oldroot && exec /bin/true`
-			return exec.Command("unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--propagation", "slave", "sh", "-c", script)
-		}},
-		{"bare", func() *exec.Cmd { return exec.Command("/bin/true") }},
+	return s
+}
+
+// bwrap runs /bin/true with the same namespaces (mount, pid, uts, ipc)
+// over the same base, or is nil where bubblewrap is not installed.
+func (s *benchSetup) bwrap() *variant {
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		return nil
 	}
-	if _, err := exec.LookPath("bwrap"); err == nil {
-		variants = append(variants, variant{"bwrap", func() *exec.Cmd {
-			return exec.Command("bwrap", "--unshare-pid", "--unshare-uts", "--unshare-ipc",
-				"--ro-bind", layer, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true")
-		}})
+	return &variant{"bwrap", timed(func() *exec.Cmd {
+		return exec.Command("bwrap", "--unshare-pid", "--unshare-uts", "--unshare-ipc",
+			"--ro-bind", s.layer, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true")
+	})}
+}
+
+// shell does the same namespaces, overlay, proc and pivot_root by hand.
+func (s *benchSetup) shell() variant {
+	d := s.shellDir
+	script := `mount -t overlay overlay -o lowerdir=` + s.layer + `,upperdir=` + d + `/upper,workdir=` + d + `/work ` + d + `/root &&
+mount -t proc proc ` + d + `/root/proc && cd ` + d + `/root && mkdir -p .oldroot && pivot_root . .oldroot &&
+umount -l /.oldroot && exec /bin/true`
+	return variant{"shell", timed(func() *exec.Cmd {
+		return exec.Command("unshare", "--mount", "--pid", "--uts", "--ipc", "--fork", "--propagation", "slave", "sh", "-c", script)
+	})}
+}
+
+func bare() variant {
+	return variant{"bare", timed(func() *exec.Cmd { return exec.Command("/bin/true") })}
+}
+
+// measure runs every variant b.N times, interleaved round by round so that
+// a noisy neighbour slows all of them alike, and reports the subject's
+// median and its ratio to each other variant's median.
+func measure(b *testing.B, subject variant, others ...*variant) {
+	vs := []variant{subject}
+	for _, o := range others {
+		if o != nil {
+			vs = append(vs, *o)
+		}
 	}
 	times := make(map[string][]time.Duration)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for j := range variants {
-			v := variants[(i+j)%len(variants)]
-			cmd := v.cmd()
-			start := time.Now()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("%s: %v\n%s", v.name, err, out)
-			}
-			times[v.name] = append(times[v.name], time.Since(start))
+		for j := range vs {
+			v := vs[(i+j)%len(vs)]
+			times[v.name] = append(times[v.name], v.run(b))
 		}
 	}
 	b.StopTimer()
-	reportRatios(b, times, "incarnate")
+	m := median(times[subject.name])
+	b.ReportMetric(ms(m), "ms/"+subject.name)
+	b.ReportMetric(0, "ns/op")
+	for _, v := range vs[1:] {
+		base := median(times[v.name])
+		b.ReportMetric(float64(m)/float64(base), "x_"+v.name)
+		if b.N > 1 { // not the framework's one-round probe
+			b.Logf("%s median %.2f ms; %s median %.2f ms; ratio %.2f×", subject.name, ms(m), v.name, ms(base), float64(m)/float64(base))
+		}
+	}
 }
 
-// reportRatios reports the median of subject and its ratio to each of the
-// other variants' medians.
-func reportRatios(b *testing.B, times map[string][]time.Duration, subject string) {
-	median := func(ds []time.Duration) time.Duration {
-		s := slices.Clone(ds)
-		slices.Sort(s)
-		return s[len(s)/2]
-	}
-	m := median(times[subject])
-	b.ReportMetric(float64(m.Microseconds())/1000, "ms/"+subject)
-	b.ReportMetric(0, "ns/op")
-	for name, ds := range times {
-		if name == subject {
-			continue
-		}
-		base := median(ds)
-		b.ReportMetric(float64(m)/float64(base), "x_"+name)
-		if b.N > 1 { // not the framework's one-round probe
-			b.Logf("%s median %.2f ms; %s median %.2f ms; ratio %.2f×", subject, ms(m), name, ms(base), float64(m)/float64(base))
-		}
-	}
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkRunTrueCold times `incarnate run S -- /bin/true` with no keeper
+// alive: the keeper is started, builds the root, runs /bin/true and goes.
+// Run it with a fixed count: go test -bench . -benchtime 200x.
+func BenchmarkRunTrueCold(b *testing.B) {
+	s := newBench(b)
+	cold := variant{"incarnate", func(b *testing.B) time.Duration {
+		d := timed(func() *exec.Cmd { return s.h.command("run", "bench", "--", "/bin/true") })(b)
+		// The keeper exits just after its last child; wait until it has,
+		// so the next round is cold too (not timed).
+		for !sessionFree(s.h, "bench") {
+			time.Sleep(time.Millisecond)
+		}
+		return d
+	}}
+	shell, bareV := s.shell(), bare()
+	measure(b, cold, s.bwrap(), &shell, &bareV)
+}
+
+// BenchmarkRunTrueWarm times the same command while a shell is inside: the
+// keeper is set up already and only forks and execs.
+func BenchmarkRunTrueWarm(b *testing.B) {
+	s := newBench(b)
+	holder := s.h.command("run", "bench", "--", "sleep", "100000")
+	if err := holder.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+	for s.h.ok("run", "bench", "--", "true") != "" {
+	}
+	warm := variant{"incarnate", timed(func() *exec.Cmd { return s.h.command("run", "bench", "--", "/bin/true") })}
+	measure(b, warm, s.bwrap())
+}
+
+// BenchmarkEnterToPrompt times `incarnate enter` until the first byte of
+// the prompt arrives on its pty, cold (no keeper) and warm (a shell is
+// already inside), against bwrap running /bin/true.
+func BenchmarkEnterToPrompt(b *testing.B) {
+	for _, warm := range []bool{false, true} {
+		name := map[bool]string{false: "cold", true: "warm"}[warm]
+		b.Run(name, func(b *testing.B) {
+			s := newBench(b)
+			if warm {
+				holder := s.h.command("run", "bench", "--", "sleep", "100000")
+				if err := holder.Start(); err != nil {
+					b.Fatal(err)
+				}
+				defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+			}
+			enter := variant{"enter", func(b *testing.B) time.Duration {
+				d := toPrompt(b, s.h.command("enter", "--shell", "/bin/sh", "bench"))
+				for !warm && !sessionFree(s.h, "bench") {
+					time.Sleep(time.Millisecond)
+				}
+				return d
+			}}
+			measure(b, enter, s.bwrap())
+		})
+	}
+}
+
+// toPrompt starts cmd on a pty, times the first byte it prints, then ends
+// it by hanging up.
+func toPrompt(b *testing.B, cmd *exec.Cmd) time.Duration {
+	start := time.Now()
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	if _, err := f.Read(buf); err != nil {
+		b.Fatalf("no prompt: %v", err)
+	}
+	d := time.Since(start)
+	f.Close()
+	_ = cmd.Wait()
+	return d
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	osuser "os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -514,10 +513,7 @@ func checkSubIDs(e *doctorEnv) result {
 	if e.root {
 		return good("not used when running as root")
 	}
-	u, err := osuser.Current()
-	if err != nil {
-		return bad(warn, fmt.Sprintf("cannot tell who you are: %v", err), "")
-	}
+	u := currentAccount()
 	var missing []string
 	for _, f := range []string{etcSubuid, etcSubgid} {
 		if !hasSubIDRange(f, u) {
@@ -538,7 +534,7 @@ func checkSubIDs(e *doctorEnv) result {
 
 // hasSubIDRange reports whether file has a "name-or-uid:first:count" line
 // for u with a count above zero.
-func hasSubIDRange(file string, u *osuser.User) bool {
+func hasSubIDRange(file string, u account) bool {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return false
@@ -552,6 +548,24 @@ func hasSubIDRange(file string, u *osuser.User) bool {
 		}
 	}
 	return false
+}
+
+// account is who runs incarnate, as /etc/subuid names them.
+type account struct{ Username, Uid string }
+
+// currentAccount reads the user's name from /etc/passwd by hand: os/user
+// would link the C library in and slow every start of the binary.
+func currentAccount() account {
+	uid := strconv.Itoa(os.Geteuid())
+	u := account{Username: uid, Uid: uid}
+	b, _ := os.ReadFile("/etc/passwd")
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 2 && f[2] == uid {
+			u.Username = f[0]
+			break
+		}
+	}
+	return u
 }
 
 func checkHostBase(e *doctorEnv) result {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	osuser "os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,7 +148,7 @@ func TestDoctorUserNSSettings(t *testing.T) {
 }
 
 func TestDoctorSubIDRange(t *testing.T) {
-	u := &osuser.User{Username: "dev", Uid: "1000"}
+	u := account{Username: "dev", Uid: "1000"}
 	tests := []struct {
 		body string
 		want bool

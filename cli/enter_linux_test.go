@@ -378,3 +378,33 @@ func TestStopEndsEverything(t *testing.T) {
 		}
 	})
 }
+
+// Options chosen at new hold on every entry: no network but loopback,
+// host binds read-only or writable, a host name of one's own.
+func TestSessionOptions(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		shared := filepath.Join(h.dir, "shared")
+		if err := os.Mkdir(shared, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(shared, 0o777); err != nil { // writable for the unprivileged uid too
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(shared, "in"), []byte("from-host\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h.ok("new", "--base", "bb", "--net", "none", "--hostname", "box1",
+			"--bind", shared+":/mnt/ro:ro", "--bind", shared+":/mnt/rw", "s")
+		out := h.ok("run", "s", "--", "sh", "-c",
+			"hostname; ls /sys/class/net; cat /mnt/ro/in; (echo w > /mnt/ro/x) 2>/dev/null || echo ro-refused; echo w > /mnt/rw/out")
+		if want := "box1\nlo\nfrom-host\nro-refused\n"; out != want {
+			t.Errorf("inside: %q, want %q", out, want)
+		}
+		if b, err := os.ReadFile(filepath.Join(shared, "out")); err != nil || string(b) != "w\n" {
+			t.Errorf("a write through the writable bind: %q, %v", b, err)
+		}
+		if _, errOut, status := h.run("new", "--net", "bogus", "t"); status == 0 || !strings.Contains(errOut, "host or none") {
+			t.Errorf("--net bogus: status %d, %q", status, errOut)
+		}
+	})
+}

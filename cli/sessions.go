@@ -18,6 +18,14 @@ import (
 func cmdNew(c *ctx, args []string) error {
 	fs := newFlags(c, "new")
 	base := fs.String("base", layers.HostBase, "base to stand on")
+	var opts session.Options
+	fs.StringVar(&opts.Net, "net", "host", "network: host (shared) or none (loopback only)")
+	fs.StringVar(&opts.Hostname, "hostname", "", "host name inside (default: the session's name)")
+	fs.Func("bind", "bind a host path inside: SRC:DST[:ro] (repeatable)", func(v string) error {
+		b, err := session.ParseBind(v)
+		opts.Binds = append(opts.Binds, b)
+		return err
+	})
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -29,7 +37,7 @@ func cmdNew(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := st.Create(pos[0], *base)
+	m, err := st.Create(pos[0], *base, opts)
 	if err != nil {
 		return err
 	}

@@ -118,7 +118,7 @@ func listen(path string) (*os.File, error) {
 
 // Conn is a connection to a keeper.
 type Conn struct {
-	fd int
+	pc *packetConn
 }
 
 // Dial connects to the keeper on path, or returns ErrNoKeeper.
@@ -136,11 +136,15 @@ func Dial(path string) (*Conn, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "connect", Path: path, Err: err}
 	}
-	return &Conn{fd: fd}, nil
+	pc, err := newPacketConn(fd, path)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{pc: pc}, nil
 }
 
 // Close hangs up.
-func (c *Conn) Close() error { return unix.Close(c.fd) }
+func (c *Conn) Close() error { return c.pc.Close() }
 
 // Spawn starts a process. Without a terminal, stdio are its streams.
 // With one, the returned file is the pty master. A keeper that went away
@@ -158,11 +162,11 @@ func (c *Conn) Spawn(req SpawnRequest, stdio ...*os.File) (*os.File, error) {
 			fds = append(fds, int(f.Fd()))
 		}
 	}
-	if err := sendMsg(c.fd, Request{Spawn: &req}, fds...); err != nil {
+	if err := c.pc.send(Request{Spawn: &req}, fds...); err != nil {
 		return nil, keeperGone(err)
 	}
 	var rep Reply
-	got, err := recvMsg(c.fd, &rep)
+	got, err := c.pc.recv(&rep)
 	if err != nil {
 		return nil, keeperGone(err)
 	}
@@ -194,14 +198,14 @@ func keeperGone(err error) error {
 
 // Signal passes sig on to the spawned process's group.
 func (c *Conn) Signal(sig syscall.Signal) error {
-	return sendMsg(c.fd, Request{Signal: int(sig)})
+	return c.pc.send(Request{Signal: int(sig)})
 }
 
 // Wait returns the spawned process's exit status.
 func (c *Conn) Wait() (int, error) {
 	for {
 		var rep Reply
-		fds, err := recvMsg(c.fd, &rep)
+		fds, err := c.pc.recv(&rep)
 		closeAll(fds)
 		if err != nil {
 			return 0, fmt.Errorf("lost the session's keeper: %w", err)
@@ -223,11 +227,11 @@ func (c *Conn) Stop(graceMillis int) (int, error) {
 }
 
 func (c *Conn) ask(req Request) (int, error) {
-	if err := sendMsg(c.fd, req); err != nil {
+	if err := c.pc.send(req); err != nil {
 		return 0, keeperGone(err)
 	}
 	var rep Reply
-	fds, err := recvMsg(c.fd, &rep)
+	fds, err := c.pc.recv(&rep)
 	closeAll(fds)
 	if err != nil {
 		return 0, keeperGone(err)

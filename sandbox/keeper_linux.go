@@ -69,11 +69,15 @@ func runKeeper(specR, errW *os.File) int {
 	_ = writeReport(errW, report{Ready: &ready})
 	errW.Close()
 	k := &keeper{jobs: make(chan *job), children: map[int]*job{}}
-	go k.accept(listenFd)
+	ln, err := newPacketConn(listenFd, "listener")
+	if err != nil {
+		return StatusStage
+	}
+	go k.accept(ln)
 	k.loop()
 	// No new clients from here on: one that connected meanwhile sees the
 	// connection closed and starts a new keeper once this one is gone.
-	unix.Close(listenFd)
+	ln.Close()
 	waitTimeout(&k.replies, 2*time.Second)
 	return 0
 }
@@ -229,41 +233,51 @@ func (k *keeper) stop(grace time.Duration) {
 	})
 }
 
-func (k *keeper) accept(ln int) {
+func (k *keeper) accept(ln *packetConn) {
 	for {
-		conn, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
-		if err == unix.EINTR || err == unix.ECONNABORTED {
-			continue
-		}
+		var conn int
+		var aerr error
+		err := ln.rc.Read(func(fd uintptr) bool {
+			conn, _, aerr = unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
+			return aerr != unix.EAGAIN
+		})
 		if err != nil {
 			return
 		}
-		go k.serve(conn)
+		if aerr == unix.EINTR || aerr == unix.ECONNABORTED {
+			continue
+		}
+		if aerr != nil {
+			return
+		}
+		pc, err := newPacketConn(conn, "client")
+		if err == nil {
+			go k.serve(pc)
+		}
 	}
 }
 
 // serve answers one connection. Only the keeper's own user may talk to
 // it: the socket's directory is private, and the peer's credentials are
 // checked besides.
-func (k *keeper) serve(conn int) {
-	defer unix.Close(conn)
-	cred, err := unix.GetsockoptUcred(conn, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil || int(cred.Uid) != os.Geteuid() {
+func (k *keeper) serve(conn *packetConn) {
+	defer conn.Close()
+	if uid, err := conn.peerUID(); err != nil || uid != os.Geteuid() {
 		return
 	}
 	var req Request
-	fds, err := recvMsg(conn, &req)
+	fds, err := conn.recv(&req)
 	if err != nil {
 		return
 	}
 	switch {
 	case req.Status:
 		closeAll(fds)
-		_ = sendMsg(conn, Reply{Children: int(k.live.Load())})
+		_ = conn.send(Reply{Children: int(k.live.Load())})
 	case req.Stop != nil:
 		closeAll(fds)
 		k.stop(time.Duration(req.Stop.GraceMillis) * time.Millisecond)
-		_ = sendMsg(conn, Reply{Children: int(k.live.Load())})
+		_ = conn.send(Reply{Children: int(k.live.Load())})
 	case req.Spawn != nil:
 		k.serveSpawn(conn, req.Spawn, fds)
 	default:
@@ -271,19 +285,19 @@ func (k *keeper) serve(conn int) {
 	}
 }
 
-func (k *keeper) serveSpawn(conn int, req *SpawnRequest, fds []int) {
+func (k *keeper) serveSpawn(conn *packetConn, req *SpawnRequest, fds []int) {
 	j := &job{req: *req, stdio: fds, reply: make(chan spawnResult, 1), exit: make(chan int, 1)}
 	k.jobs <- j
 	res := <-j.reply
 	if res.err != nil {
-		_ = sendMsg(conn, Reply{Error: res.err})
+		_ = conn.send(Reply{Error: res.err})
 		return
 	}
 	var sendFds []int
 	if res.master != nil {
 		sendFds = []int{int(res.master.Fd())}
 	}
-	err := sendMsg(conn, Reply{Started: true}, sendFds...)
+	err := conn.send(Reply{Started: true}, sendFds...)
 	if res.master != nil {
 		res.master.Close() // the client holds the only copy now
 	}
@@ -295,7 +309,7 @@ func (k *keeper) serveSpawn(conn int, req *SpawnRequest, fds []int) {
 	}
 	select {
 	case code := <-j.exit:
-		_ = sendMsg(conn, Reply{Exit: &code})
+		_ = conn.send(Reply{Exit: &code})
 	case <-gone:
 		// The client died or left: hang its process up, as closing a
 		// terminal would, and let the reaper collect it.
@@ -304,11 +318,11 @@ func (k *keeper) serveSpawn(conn int, req *SpawnRequest, fds []int) {
 }
 
 // relaySignals passes the client's signals on until the client goes.
-func (k *keeper) relaySignals(conn, pid int, gone chan struct{}) {
+func (k *keeper) relaySignals(conn *packetConn, pid int, gone chan struct{}) {
 	defer close(gone)
 	for {
 		var req Request
-		fds, err := recvMsg(conn, &req)
+		fds, err := conn.recv(&req)
 		closeAll(fds)
 		if err != nil {
 			return

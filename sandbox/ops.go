@@ -34,6 +34,7 @@ const (
 	StatusHostname       = 107
 	StatusCloseFds       = 108
 	StatusUserNamespace  = 109
+	StatusLoopbackUp     = 120
 	StatusNoNewPrivs     = 110
 	StatusParentDeathSig = 111
 	StatusDumpable       = 112
@@ -116,6 +117,10 @@ type Hostname struct {
 	Name string `json:"name"`
 }
 
+// LoopbackUp brings up "lo" in a new network namespace, which starts
+// with it down: a session without network still has 127.0.0.1.
+type LoopbackUp struct{}
+
 // CloseFds marks every descriptor above stderr close-on-exec, so nothing
 // the stage inherited by accident reaches the target.
 type CloseFds struct{}
@@ -170,6 +175,7 @@ func (Bind) Kind() string           { return "bind" }
 func (PivotRoot) Kind() string      { return "pivot_root" }
 func (Hostname) Kind() string       { return "hostname" }
 func (CloseFds) Kind() string       { return "close_fds" }
+func (LoopbackUp) Kind() string     { return "loopback_up" }
 func (NoNewPrivs) Kind() string     { return "no_new_privs" }
 func (ParentDeathSig) Kind() string { return "parent_death_sig" }
 func (Dumpable) Kind() string       { return "dumpable" }
@@ -188,6 +194,7 @@ func (Bind) Status() int           { return StatusBind }
 func (PivotRoot) Status() int      { return StatusPivotRoot }
 func (Hostname) Status() int       { return StatusHostname }
 func (CloseFds) Status() int       { return StatusCloseFds }
+func (LoopbackUp) Status() int     { return StatusLoopbackUp }
 func (NoNewPrivs) Status() int     { return StatusNoNewPrivs }
 func (ParentDeathSig) Status() int { return StatusParentDeathSig }
 func (Dumpable) Status() int       { return StatusDumpable }
@@ -198,6 +205,7 @@ func (UserNamespace) Status() int  { return StatusUserNamespace }
 
 func (MakeRslave) Validate() error    { return nil }
 func (CloseFds) Validate() error      { return nil }
+func (LoopbackUp) Validate() error    { return nil }
 func (NoNewPrivs) Validate() error    { return nil }
 func (Dumpable) Validate() error      { return nil }
 func (NewSession) Validate() error    { return nil }

@@ -294,3 +294,20 @@ func identityMap(file string) ([]syscall.SysProcIDMap, error) {
 	}
 	return m, nil
 }
+
+func (LoopbackUp) apply(*state) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return step("socket", "lo", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return step("ifreq", "lo", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return step("SIOCGIFFLAGS", "lo", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return step("SIOCSIFFLAGS", "lo", unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr))
+}

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -11,8 +13,33 @@ import (
 // environment, which rarely passes a few kilobytes.
 const maxMessage = 1 << 20
 
-// sendMsg sends v as one packet, with fds attached.
-func sendMsg(conn int, v any, fds ...int) error {
+// packetConn is one end of a SOCK_SEQPACKET connection, driven through
+// the runtime's poller: a goroutine waiting on it parks instead of
+// holding an OS thread, so the keeper does not start a thread for every
+// client (thread creation is a good part of a millisecond).
+type packetConn struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+func newPacketConn(fd int, name string) (*packetConn, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &packetConn{f: f, rc: rc}, nil
+}
+
+func (c *packetConn) Close() error { return c.f.Close() }
+
+// send sends v as one packet, with fds attached.
+func (c *packetConn) send(v any, fds ...int) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -21,40 +48,89 @@ func sendMsg(conn int, v any, fds ...int) error {
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	return unix.Sendmsg(conn, b, oob, nil, 0)
+	var serr error
+	err = c.rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), b, oob, nil, 0)
+		return serr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
-// recvMsg receives one packet into v and returns the fds that came with
-// it. A closed peer gives ErrNoKeeper-like EOF: io.EOF is not used since
-// seqpacket reads of length 0 mean exactly that.
-func recvMsg(conn int, v any) ([]int, error) {
-	buf := make([]byte, maxMessage)
-	oob := make([]byte, unix.CmsgSpace(4*4))
-	for {
-		n, oobn, flags, _, err := unix.Recvmsg(conn, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
+// recv receives one packet into v and returns the fds that came with it.
+// A peer that closed the connection gives errPeerClosed.
+func (c *packetConn) recv(v any) ([]int, error) {
+	var (
+		buf, oob  []byte
+		n, oobn   int
+		flags     int
+		rerr      error
+		sizeKnown bool
+	)
+	err := c.rc.Read(func(fd uintptr) bool {
+		if !sizeKnown {
+			// Peek at the length first, so each message gets a buffer of
+			// its own size rather than a fresh megabyte and its faults.
+			size, _, err := unix.Recvfrom(int(fd), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+			if err == unix.EAGAIN {
+				return false
+			}
+			if err != nil {
+				rerr = err
+				return true
+			}
+			if size > maxMessage {
+				rerr = fmt.Errorf("keeper message of %d bytes is over the %d limit", size, maxMessage)
+				return true
+			}
+			buf, oob, sizeKnown = make([]byte, max(size, 1)), make([]byte, unix.CmsgSpace(4*4)), true
 		}
-		if err != nil {
-			return nil, err
-		}
-		fds, err := parseRights(oob[:oobn])
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 && oobn == 0 {
-			return nil, errPeerClosed
-		}
-		if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
-			closeAll(fds)
-			return nil, fmt.Errorf("keeper message truncated")
-		}
-		if err := json.Unmarshal(buf[:n], v); err != nil {
-			closeAll(fds)
-			return nil, fmt.Errorf("garbled keeper message: %w", err)
-		}
-		return fds, nil
+		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return nil, err
 	}
+	if rerr != nil {
+		return nil, rerr
+	}
+	fds, err := parseRights(oob[:oobn])
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 && oobn == 0 {
+		return nil, errPeerClosed
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		closeAll(fds)
+		return nil, fmt.Errorf("keeper message truncated")
+	}
+	if err := json.Unmarshal(buf[:n], v); err != nil {
+		closeAll(fds)
+		return nil, fmt.Errorf("garbled keeper message: %w", err)
+	}
+	return fds, nil
+}
+
+// peerUID is the uid of the process at the other end, as this user
+// namespace sees it.
+func (c *packetConn) peerUID() (int, error) {
+	var uid int
+	var gerr error
+	err := c.rc.Control(func(fd uintptr) {
+		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err != nil {
+			gerr = err
+			return
+		}
+		uid = int(cred.Uid)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return uid, gerr
 }
 
 var errPeerClosed = fmt.Errorf("peer closed the connection")

@@ -102,7 +102,7 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 		return err
 	}
 	return sandbox.StartKeeper(sandbox.KeeperConfig{
-		Root: ops, Cloneflags: sandbox.Namespaces, Rootless: m.UserXattr,
+		Root: ops, Cloneflags: cloneflags(m), Rootless: m.UserXattr,
 		Socket: sock, Lock: lk.f,
 	})
 }

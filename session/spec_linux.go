@@ -44,11 +44,29 @@ func (s *Store) rootOps(m *Meta) ([]sandbox.Op, error) {
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		ops = append(ops, sandbox.Bind{Src: f, Dst: root + f, Optional: true})
 	}
+	for _, b := range m.Binds {
+		ops = append(ops, sandbox.Bind{Src: b.Src, Dst: root + b.Dst, Writable: !b.ReadOnly})
+	}
+	if m.Net == "none" {
+		ops = append(ops, sandbox.LoopbackUp{})
+	}
+	hostname := m.Hostname
+	if hostname == "" {
+		hostname = m.Name
+	}
 	return append(ops,
 		sandbox.NewPivotRoot(root),
-		sandbox.Hostname{Name: m.Name},
+		sandbox.Hostname{Name: hostname},
 		sandbox.Dumpable{On: false},
 	), nil
+}
+
+// cloneflags are the namespaces session m's keeper is created in.
+func cloneflags(m *Meta) uintptr {
+	if m.Net == "none" {
+		return sandbox.Namespaces | unix.CLONE_NEWNET
+	}
+	return sandbox.Namespaces
 }
 
 // processOps prepare every process the keeper starts: its own user

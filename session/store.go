@@ -26,6 +26,7 @@ type Meta struct {
 	// namespace (user.* xattrs) or with real privileges (trusted.*). It
 	// must always be mounted the same way.
 	UserXattr bool `json:"userxattr,omitempty"`
+	Options
 }
 
 // Store is the session half of the on-disk store.
@@ -84,8 +85,11 @@ func (s *Store) touchEntered(name string) error {
 }
 
 // Create makes an empty session on base.
-func (s *Store) Create(name, base string) (*Meta, error) {
+func (s *Store) Create(name, base string, opts Options) (*Meta, error) {
 	if err := layers.ValidateName("session", name); err != nil {
+		return nil, err
+	}
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	b, err := s.Layers.Get(base)
@@ -102,7 +106,7 @@ func (s *Store) Create(name, base string) (*Meta, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Meta{Name: name, Base: base, Created: time.Now().UTC(), UserXattr: os.Geteuid() != 0}
+	m := &Meta{Name: name, Base: base, Created: time.Now().UTC(), UserXattr: os.Geteuid() != 0, Options: opts}
 	if err := populate(tmp, m); err != nil {
 		_ = fsutil.RemoveTree(tmp)
 		return nil, err
