@@ -5,7 +5,7 @@ BIN     ?= incarnate
 PREFIX  ?= /usr/local
 SESSION ?= scratch
 
-.PHONY: all build run test bench lint fmt install clean
+.PHONY: all build run test test-short bench lint fmt install clean
 
 all: build
 
@@ -15,12 +15,16 @@ build:
 # Build, then open a shell in session $(SESSION) on the built-in host base.
 run: build
 	@./$(BIN) ls 2>/dev/null | grep -q '^$(SESSION) ' || ./$(BIN) new $(SESSION)
-	./$(BIN) run $(SESSION) -- /bin/sh -i
+	./$(BIN) enter $(SESSION)
 
 # The whole suite. Sandbox tests create real namespaces and mounts, and
-# run both as root and as an unprivileged uid when started as root.
+# run both as root and as an unprivileged uid when started as root. The
+# Debian workload test needs the Debian mirror; `make test-short` skips it.
 test: lint
 	$(GO) test -count=1 -timeout 15m ./...
+
+test-short: lint
+	$(GO) test -count=1 -short ./...
 
 # Ratios against baselines measured in the same run (see cli/bench_linux_test.go).
 bench: build
