@@ -57,12 +57,7 @@ type spawnResult struct {
 }
 
 func runKeeper(specR, errW *os.File) int {
-	spec, rec := readSpec(specR)
-	if rec != nil {
-		return fail(errW, rec)
-	}
-	st := &state{parentGone: func() bool { return peerClosed(errFd) }}
-	if rec := applyAll(spec.Root, st); rec != nil {
+	if _, _, rec := buildRoot(specR); rec != nil {
 		return fail(errW, rec)
 	}
 	ready := true

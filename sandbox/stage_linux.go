@@ -56,12 +56,8 @@ func runStage(specR, errW *os.File) int {
 	// arrives before the target exists waits in the channel.
 	sigs := make(chan os.Signal, 16)
 	go signal.Notify(sigs, ForwardedSignals...)
-	spec, rec := readSpec(specR)
+	spec, st, rec := buildRoot(specR)
 	if rec != nil {
-		return fail(errW, rec)
-	}
-	st := &state{parentGone: func() bool { return peerClosed(errFd) }}
-	if rec := applyAll(spec.Root, st); rec != nil {
 		return fail(errW, rec)
 	}
 	st.attr = &syscall.SysProcAttr{}
@@ -69,6 +65,17 @@ func runStage(specR, errW *os.File) int {
 		return fail(errW, rec)
 	}
 	return spawnAndReap(spec, st.attr, errW, sigs)
+}
+
+// buildRoot reads the spec and applies its Root ops: the part the one-shot
+// stage and the keeper share.
+func buildRoot(specR *os.File) (Spec, *state, *OpError) {
+	spec, rec := readSpec(specR)
+	if rec != nil {
+		return spec, nil, rec
+	}
+	st := &state{parentGone: func() bool { return peerClosed(errFd) }}
+	return spec, st, applyAll(spec.Root, st)
 }
 
 func applyAll(ops []Op, st *state) *OpError {
