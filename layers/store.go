@@ -52,6 +52,11 @@ func (s *Store) basePath(name string) string { return filepath.Join(s.Root, "bas
 // LayerDir is where layer id's tree lives.
 func (s *Store) LayerDir(id string) string { return filepath.Join(s.Root, "layers", id) }
 
+// HostLayer stands in a base's layer list for the host's own "/": a
+// session committed on the host base makes a base of its new layer over
+// HostLayer.
+const HostLayer = "host"
+
 // LowerDirs are the overlay lower dirs of b, top first.
 func (s *Store) LowerDirs(b *Base) []string {
 	if b.Builtin() {
@@ -60,8 +65,19 @@ func (s *Store) LowerDirs(b *Base) []string {
 	dirs := make([]string, len(b.Layers))
 	for i, id := range b.Layers {
 		dirs[i] = s.LayerDir(id)
+		if id == HostLayer {
+			dirs[i] = "/"
+		}
 	}
 	return dirs
+}
+
+// LayerIDs are b's layers, top first, the host base's included.
+func (b *Base) LayerIDs() []string {
+	if b.Builtin() {
+		return []string{HostLayer}
+	}
+	return b.Layers
 }
 
 // Get returns the base called name.
@@ -124,21 +140,30 @@ func (s *Store) ImportDir(name, src string) (*Base, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("import %q: not a directory", src)
 	}
-	id, err := s.addLayer(func(dst string) error { return fsutil.CopyTree(src, dst) })
+	id, err := s.NewLayer(func(dst string) error { return fsutil.CopyTree(src, dst) })
 	if err != nil {
 		return nil, err
 	}
 	abs, _ := filepath.Abs(src)
-	b := &Base{Name: name, Layers: []string{id}, Source: abs, Created: time.Now().UTC(), Rootless: os.Geteuid() != 0}
+	return s.AddBase(name, []string{id}, abs)
+}
+
+// AddBase records base name, made of the given layers (top first).
+func (s *Store) AddBase(name string, layerIDs []string, source string) (*Base, error) {
+	if err := ValidateName("base", name); err != nil {
+		return nil, err
+	}
+	b := &Base{Name: name, Layers: layerIDs, Source: source, Created: time.Now().UTC(), Rootless: os.Geteuid() != 0}
 	if err := fsutil.WriteJSON(s.basePath(name), b); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// addLayer fills a fresh directory through fill and publishes it as a new
-// immutable layer, returning its id.
-func (s *Store) addLayer(fill func(dst string) error) (string, error) {
+// NewLayer fills a fresh directory through fill and publishes it as a new
+// immutable layer, returning its id. The directory is filled under tmp/
+// and renamed into layers/ only when complete.
+func (s *Store) NewLayer(fill func(dst string) error) (string, error) {
 	id := newID()
 	tmp := filepath.Join(s.Root, "tmp", "layer-"+id)
 	if err := fill(tmp); err != nil {
