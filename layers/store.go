@@ -164,14 +164,16 @@ func (s *Store) AddBase(name string, layerIDs []string, source string) (*Base, e
 // immutable layer, returning its id. The directory is filled under tmp/
 // and renamed into layers/ only when complete.
 func (s *Store) NewLayer(fill func(dst string) error) (string, error) {
-	id := newID()
-	tmp := filepath.Join(s.Root, "tmp", "layer-"+id)
-	if err := fill(tmp); err != nil {
-		_ = fsutil.RemoveTree(tmp)
+	ws, err := fsutil.NewWorkspace(filepath.Join(s.Root, "tmp"), "layer-")
+	if err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp, s.LayerDir(id)); err != nil {
-		_ = fsutil.RemoveTree(tmp)
+	defer ws.Discard()
+	id := newID()
+	if err := fill(ws.Path("tree")); err != nil {
+		return "", err
+	}
+	if err := os.Rename(ws.Path("tree"), s.LayerDir(id)); err != nil {
 		return "", err
 	}
 	return id, fsutil.SyncDir(filepath.Join(s.Root, "layers"))

@@ -1,0 +1,68 @@
+package fsutil
+
+import (
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Workspace is a directory under a store's tmp/ where an operation
+// builds something before renaming it into place. It is locked (flock)
+// for as long as the operation runs, so the start-up clean-up can tell
+// debris of a crashed operation (unlocked: the kernel dropped the lock
+// with the process) from one still running (locked).
+type Workspace struct {
+	Dir  string
+	lock *os.File
+}
+
+// NewWorkspace makes and locks a fresh directory in tmpRoot.
+func NewWorkspace(tmpRoot, prefix string) (*Workspace, error) {
+	dir, err := os.MkdirTemp(tmpRoot, prefix)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		os.Remove(dir)
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		os.Remove(dir)
+		return nil, err
+	}
+	return &Workspace{Dir: dir, lock: f}, nil
+}
+
+// Path is a name inside the workspace.
+func (w *Workspace) Path(name string) string { return filepath.Join(w.Dir, name) }
+
+// Discard deletes what is left of the workspace and unlocks it.
+func (w *Workspace) Discard() error {
+	err := RemoveTree(w.Dir)
+	w.lock.Close()
+	return err
+}
+
+// CleanStale deletes every workspace in tmpRoot that no running
+// operation holds: what crashed operations left behind.
+func CleanStale(tmpRoot string) error {
+	ents, err := os.ReadDir(tmpRoot)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(tmpRoot, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			_ = RemoveTree(p)
+		}
+		f.Close()
+	}
+	return nil
+}
