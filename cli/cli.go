@@ -33,11 +33,14 @@ type ctx struct {
 func commands() []command {
 	return []command{
 		{"new", "[--base BASE] [--net host|none] [--bind SRC:DST[:ro]]... [--hostname H] NAME", "create a session on a base (default: host)", cmdNew},
-		{"ls", "", "list sessions", cmdLs},
+		{"ls", "[--json]", "list sessions", cmdLs},
 		{"enter", "[--shell SHELL] NAME", "open an interactive shell inside a session", cmdEnter},
 		{"run", "[-t] [--cwd DIR] [--umask MODE] NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun},
 		{"stop", "[--grace DURATION] NAME", "end everything running inside a session", cmdStop},
-		{"rm", "[--yes] NAME...", "discard sessions and everything written in them", cmdRm},
+		{"rm", "[--yes] [--force] NAME...", "discard sessions and everything written in them", cmdRm},
+		{"reset", "[--yes] [--force] NAME", "throw away what a session wrote, keeping its name and base", cmdReset},
+		{"rename", "[--force] OLD NEW", "rename a session", cmdRename},
+		{"clone", "[--force] SRC DST", "copy a session, everything it wrote included", cmdClone},
 		{"base", "import NAME DIR | ls", "manage bases", cmdBase},
 		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor},
 	}
@@ -86,6 +89,9 @@ func dispatch(c *ctx, args []string) error {
 		if cmd.name == rest[0] {
 			return cmd.run(c, rest[1:])
 		}
+	}
+	if rest[0] == session.PurgeCommand {
+		return cmdPurge(c, rest[1:])
 	}
 	return usagef("unknown command %q; run `incarnate --help` for the list", rest[0])
 }

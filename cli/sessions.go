@@ -2,7 +2,10 @@ package cli
 
 import (
 	"bufio"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -47,6 +50,7 @@ func cmdNew(c *ctx, args []string) error {
 
 func cmdLs(c *ctx, args []string) error {
 	fs := newFlags(c, "ls")
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -62,16 +66,71 @@ func cmdLs(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
+	rows := make([]lsRow, len(list))
+	for i, m := range list {
+		rows[i] = newLsRow(st, m)
+	}
+	if *asJSON {
+		return writeJSON(c.stdout, rows)
+	}
 	if len(list) == 0 {
 		fmt.Fprintln(c.stdout, "No sessions yet. Create one with: incarnate new NAME")
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tBASE\tSHELLS\tCREATED\tLAST ENTERED")
-	for _, m := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", m.Name, m.Base, st.Shells(m.Name), when(m.Created), when(m.LastEntered))
+	fmt.Fprintln(tw, "NAME\tBASE\tSHELLS\tSIZE\tCHANGES\tCREATED\tLAST ENTERED")
+	for _, r := range rows {
+		if r.Damaged != "" {
+			fmt.Fprintf(tw, "%s\tdamaged: %s\n", r.Name, r.Damaged)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.Name, r.Base, r.Shells, humanSize(r.Size), r.Changes, when(r.Created), when(r.LastEntered))
 	}
 	return tw.Flush()
+}
+
+// lsRow is one session as `ls` shows it, and as --json gives it.
+type lsRow struct {
+	Name        string    `json:"name"`
+	Base        string    `json:"base"`
+	Shells      int       `json:"shells"`
+	Size        int64     `json:"size"`
+	Changes     int       `json:"changes"`
+	Created     time.Time `json:"created"`
+	LastEntered time.Time `json:"last_entered"`
+	Damaged     string    `json:"damaged,omitempty"`
+}
+
+func newLsRow(st *session.Store, m *session.Meta) lsRow {
+	r := lsRow{Name: m.Name, Base: m.Base, Created: m.Created, LastEntered: m.LastEntered, Damaged: m.Damaged}
+	if m.Damaged != "" {
+		return r
+	}
+	r.Shells = st.Shells(m.Name)
+	if stats, err := st.Stats(m); err == nil {
+		r.Size, r.Changes = stats.Size, stats.Changes
+	}
+	return r
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// humanSize prints bytes the way ls -h does.
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func when(t time.Time) string {
@@ -83,8 +142,7 @@ func when(t time.Time) string {
 
 func cmdRm(c *ctx, args []string) error {
 	fs := newFlags(c, "rm")
-	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	fs.BoolVar(yes, "y", false, "same as --yes")
+	yes, force := yesFlag(fs), forceFlag(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -97,7 +155,7 @@ func cmdRm(c *ctx, args []string) error {
 		return err
 	}
 	for _, name := range pos {
-		if _, err := st.Get(name); err != nil {
+		if err := st.Exists(name); err != nil {
 			return err
 		}
 	}
@@ -105,12 +163,22 @@ func cmdRm(c *ctx, args []string) error {
 		return fmt.Errorf("nothing discarded")
 	}
 	for _, name := range pos {
-		if err := st.Remove(name); err != nil {
+		if err := st.Remove(name, *force); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.stdout, "discarded session %s\n", name)
 	}
 	return nil
+}
+
+func yesFlag(fs *flag.FlagSet) *bool {
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	fs.BoolVar(yes, "y", false, "same as --yes")
+	return yes
+}
+
+func forceFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("force", false, "stop what runs inside the session first")
 }
 
 // confirm asks a yes/no question when a person is at the terminal; a

@@ -97,6 +97,9 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 		return err
 	}
 	defer lk.release()
+	if err := s.ensureUpper(m.Name); err != nil {
+		return err
+	}
 	ops, err := s.rootOps(m)
 	if err != nil {
 		return err

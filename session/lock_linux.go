@@ -32,3 +32,13 @@ func (s *Store) lock(name string) (*sessionLock, error) {
 }
 
 func (l *sessionLock) release() { l.f.Close() }
+
+// renameNoReplace renames like rename(2) but fails with EEXIST instead of
+// replacing an empty directory at newpath.
+func renameNoReplace(oldpath, newpath string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}

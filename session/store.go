@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"incarnate/internal/faults"
 	"incarnate/internal/fsutil"
 	"incarnate/layers"
 )
@@ -27,6 +28,9 @@ type Meta struct {
 	// must always be mounted the same way.
 	UserXattr bool `json:"userxattr,omitempty"`
 	Options
+	// Damaged says why the session's metadata could not be read; such a
+	// session is listed so it can be inspected or removed.
+	Damaged string `json:"-"`
 }
 
 // Store is the session half of the on-disk store.
@@ -46,7 +50,21 @@ func Open(root string) (*Store, error) {
 			return nil, err
 		}
 	}
-	return &Store{Root: root, Layers: ls}, nil
+	s := &Store{Root: root, Layers: ls}
+	s.recover()
+	return s, nil
+}
+
+// recover repairs what a crash can leave: workspaces of operations that
+// died half-way (a session being created or cloned, a layer being
+// imported or committed) are deleted, and a discard whose deletion did
+// not finish is resumed in the background. Sessions themselves only ever
+// appear by a rename of a complete directory, so none is half-made.
+func (s *Store) recover() {
+	_ = fsutil.CleanStale(filepath.Join(s.Root, "tmp"))
+	if ents, err := os.ReadDir(filepath.Join(s.Root, "trash")); err == nil && len(ents) > 0 {
+		s.purgeInBackground()
+	}
 }
 
 // Dir is session name's directory.
@@ -66,6 +84,9 @@ func (s *Store) Get(name string) (*Meta, error) {
 		}
 		return nil, err
 	}
+	// The directory's name is the session's: a rename that crashed
+	// before rewriting the metadata must not leave two names.
+	m.Name = name
 	if fi, err := os.Stat(s.enteredPath(name)); err == nil {
 		m.LastEntered = fi.ModTime()
 	}
@@ -102,34 +123,45 @@ func (s *Store) Create(name, base string, opts Options) (*Meta, error) {
 	if _, err := os.Lstat(s.Dir(name)); err == nil {
 		return nil, fmt.Errorf("session %q: %w", name, layers.ErrExist)
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(s.Root, "tmp"), "session-"+name+"-")
-	if err != nil {
-		return nil, err
-	}
 	m := &Meta{Name: name, Base: base, Created: time.Now().UTC(), UserXattr: os.Geteuid() != 0, Options: opts}
-	if err := populate(tmp, m); err != nil {
-		_ = fsutil.RemoveTree(tmp)
-		return nil, err
-	}
-	// rename(2) onto an existing non-empty directory fails, so two
-	// creates racing for one name cannot both win.
-	if err := os.Rename(tmp, s.Dir(name)); err != nil {
-		_ = fsutil.RemoveTree(tmp)
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, errNotEmpty) {
-			return nil, fmt.Errorf("session %q: %w", name, layers.ErrExist)
-		}
-		return nil, err
-	}
-	return m, fsutil.SyncDir(filepath.Join(s.Root, "sessions"))
+	return m, s.publish(m, func(dir string) error {
+		return os.Mkdir(filepath.Join(dir, "upper"), 0o755)
+	})
 }
 
-func populate(dir string, m *Meta) error {
-	for _, d := range []string{"upper", "work", "root"} {
+// publish builds session m's directory in a workspace (fill makes its
+// upper dir there), then renames it into sessions/ in one step.
+func (s *Store) publish(m *Meta, fill func(dir string) error) error {
+	ws, err := fsutil.NewWorkspace(filepath.Join(s.Root, "tmp"), "session-")
+	if err != nil {
+		return err
+	}
+	defer ws.Discard()
+	dir := ws.Path("session")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	if err := fill(dir); err != nil {
+		return err
+	}
+	for _, d := range []string{"work", "root"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}
 	}
-	return fsutil.WriteJSON(filepath.Join(dir, "session.json"), m)
+	if err := fsutil.WriteJSON(filepath.Join(dir, "session.json"), m); err != nil {
+		return err
+	}
+	faults.Point("session-built")
+	// rename(2) onto an existing non-empty directory fails, so two
+	// creates racing for one name cannot both win.
+	if err := os.Rename(dir, s.Dir(m.Name)); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, errNotEmpty) {
+			return fmt.Errorf("session %q: %w", m.Name, layers.ErrExist)
+		}
+		return err
+	}
+	return fsutil.SyncDir(filepath.Join(s.Root, "sessions"))
 }
 
 // List returns every session, by name.
@@ -142,32 +174,11 @@ func (s *Store) List() ([]*Meta, error) {
 	for _, e := range ents {
 		m, err := s.Get(e.Name())
 		if err != nil {
-			return nil, err
+			// Shown, not hidden and not fatal: the user decides.
+			m = &Meta{Name: e.Name(), Damaged: err.Error()}
 		}
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
-}
-
-// Remove discards session name: it is renamed into trash/ at once, so it
-// is gone from every listing, and then deleted there.
-func (s *Store) Remove(name string) error {
-	if _, err := s.Get(name); err != nil {
-		return err
-	}
-	lk, err := s.lock(name)
-	if err != nil {
-		return err
-	}
-	defer lk.release()
-	trash, err := os.MkdirTemp(filepath.Join(s.Root, "trash"), name+"-")
-	if err != nil {
-		return err
-	}
-	dst := filepath.Join(trash, "session")
-	if err := os.Rename(s.Dir(name), dst); err != nil {
-		return err
-	}
-	return fsutil.RemoveTree(trash)
 }

@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// changeScript writes one of each thing an upper dir can hold: a new
+// file, a copied-up one, a whiteout, an opaque dir, a hard link, a sparse
+// file.
+const changeScript = `
+echo new > /root/a
+echo more >> /etc/passwd
+rm /etc/os-release
+rm -rf /home && mkdir /home && echo only > /home/only
+ln /root/a /root/a-link
+dd if=/dev/zero of=/root/sparse bs=1 count=1 seek=64M 2>/dev/null
+`
+
+// exactDigest hashes everything a copy must keep: paths, types, modes,
+// owners, device numbers, sizes, holes, link counts, link targets,
+// contents and extended attributes. Whiteouts' link counts are left out:
+// overlayfs links them to a shared inode in its work dir, which is not
+// part of the session. A file counts as holey when it takes less disk
+// than its size; cp may punch out more zeros than the original had.
+func exactDigest(t *testing.T, root string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		nlink := st.Nlink
+		if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+			nlink = 0
+		}
+		holey := st.Mode&unix.S_IFMT == unix.S_IFREG && st.Blocks*512 < st.Size
+		line := fmt.Sprintf("%s mode=%o uid=%d gid=%d rdev=%d size=%d holey=%v nlink=%d xattrs=%s",
+			rel, st.Mode, st.Uid, st.Gid, st.Rdev, st.Size, holey, nlink, xattrs(p))
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
+			target, _ := os.Readlink(p)
+			line += " -> " + target
+		case unix.S_IFREG:
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			_, _ = io.Copy(h, f)
+			f.Close()
+			line += fmt.Sprintf(" sha=%x", h.Sum(nil))
+		}
+		if p == root {
+			line = strings.Replace(line, rel, ".", 1)
+		}
+		lines = append(lines, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func xattrs(p string) string {
+	buf := make([]byte, 4096)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil || n == 0 {
+		return "-"
+	}
+	names := strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00")
+	sort.Strings(names)
+	var out []string
+	for _, name := range names {
+		v := make([]byte, 4096)
+		m, _ := unix.Lgetxattr(p, name, v)
+		out = append(out, fmt.Sprintf("%s=%q", name, v[:max(m, 0)]))
+	}
+	return strings.Join(out, ",")
+}
+
+func TestCloneRenameReset(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "--hostname", "same", "s")
+		h.ok("run", "s", "--", "sh", "-c", changeScript)
+		h.ok("clone", "s", "t")
+		upper := func(name string) string { return filepath.Join(h.store, "sessions", name, "upper") }
+		if got, want := exactDigest(t, upper("t")), exactDigest(t, upper("s")); got != want {
+			t.Fatalf("clone is not exact:\n got %s\nwant %s", got, want)
+		}
+		if !strings.Contains(exactDigest(t, upper("s")), "etc/os-release mode=20000") {
+			t.Fatalf("the test lost its whiteout: %s", exactDigest(t, upper("s")))
+		}
+		view := "cat /root/a /home/only; ls /home; [ -e /etc/os-release ] || echo gone; hostname; stat -c %h /root/a; [ $(du -k /root/sparse | cut -f1) -lt 64 ] && echo holey"
+		want := h.ok("run", "s", "--", "sh", "-c", view)
+		if want != "new\nonly\nonly\ngone\nsame\n2\nholey\n" {
+			t.Fatalf("the session itself shows %q", want)
+		}
+		if got := h.ok("run", "t", "--", "sh", "-c", view); got != want {
+			t.Errorf("the clone shows %q, the original %q", got, want)
+		}
+		h.ok("rename", "t", "u")
+		if out := h.ok("ls"); strings.Contains(out, "\nt ") || !strings.Contains(out, "\nu ") {
+			t.Errorf("after rename, ls shows:\n%s", out)
+		}
+		if got := h.ok("run", "u", "--", "sh", "-c", view); got != want {
+			t.Errorf("the renamed clone shows %q", got)
+		}
+		h.ok("reset", "--yes", "u")
+		if got := h.ok("run", "u", "--", "sh", "-c", "cat /etc/os-release; find /root /home -mindepth 1 | wc -l"); got != "ID=incarnate-test\n0\n" {
+			t.Errorf("after reset the session shows %q, want the base", got)
+		}
+		if got := h.ok("run", "s", "--", "sh", "-c", view); got != want {
+			t.Errorf("the original changed under its clone's reset: %q", got)
+		}
+	})
+}
+
+func TestInUseIsRefusedUnlessForced(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		bg := h.command("run", "s", "--", "sleep", "1000")
+		if err := bg.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = bg.Process.Kill(); _ = bg.Wait() }()
+		waitFor(t, "the sleep to run", func() bool { return regexpLine(h.ok("ls"), "s", "1") })
+		for _, args := range [][]string{{"rm", "--yes", "s"}, {"reset", "--yes", "s"}, {"rename", "s", "t"}, {"clone", "s", "t"}} {
+			_, errOut, status := h.run(args...)
+			if status == 0 || !strings.Contains(errOut, "in use") || !strings.Contains(errOut, "--force") {
+				t.Errorf("%v on a session in use: status %d, stderr %q", args, status, errOut)
+			}
+		}
+		h.ok("rm", "--yes", "--force", "s")
+		_ = bg.Wait()
+		if out := h.ok("ls"); !strings.Contains(out, "No sessions yet") {
+			t.Errorf("after rm --force: %s", out)
+		}
+	})
+}
+
+// rm renames into trash at once and deletes in the background.
+func TestRmDeletesInTheBackground(t *testing.T) {
+	h := newHarness(t, users()[0])
+	h.ok("new", "--base", "bb", "s")
+	h.ok("run", "s", "--", "sh", "-c", "mkdir /many && cd /many && for i in $(seq 500); do echo $i > f$i; done")
+	h.ok("rm", "--yes", "s")
+	if _, err := os.Stat(filepath.Join(h.store, "sessions", "s")); !os.IsNotExist(err) {
+		t.Errorf("the session is still in sessions/: %v", err)
+	}
+	waitFor(t, "the trash to be emptied", func() bool { return emptyDir(filepath.Join(h.store, "trash")) })
+}
+
+func emptyDir(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	return err == nil && len(ents) == 0
+}
+
+// A SIGKILL at the worst moment of create, clone and rm leaves a store
+// that lists only whole sessions, loses nothing of the others, and lets
+// the same command succeed when run again.
+func TestCrashesLeaveTheStoreWhole(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "keep")
+		h.ok("run", "keep", "--", "sh", "-c", "echo precious > /root/p")
+		keep := exactDigest(t, filepath.Join(h.store, "sessions", "keep", "upper"))
+		steps := []struct {
+			fault string
+			args  []string
+			after func() bool // the state the crash must leave
+		}{
+			{"session-built", []string{"new", "--base", "bb", "born"}, func() bool { return !exists(h, "born") }},
+			{"session-built", []string{"clone", "keep", "twin"}, func() bool { return !exists(h, "twin") }},
+			{"trashed", []string{"rm", "--yes", "twin"}, func() bool { return !exists(h, "twin") }},
+		}
+		for _, st := range steps { // the rerun of clone made the twin rm kills
+			cmd := h.command(st.args...)
+			cmd.Env = append(cmd.Env, "INCARNATE_FAULT="+st.fault)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("%v with fault %s: %v (%s), want death by SIGKILL", st.args, st.fault, err, stderr.String())
+			}
+			if !st.after() {
+				t.Errorf("%v killed at %s left a half-made session in ls:\n%s", st.args, st.fault, h.ok("ls"))
+			}
+			if st.args[0] != "rm" {
+				h.ok(st.args...) // the rerun succeeds
+			}
+		}
+		h.ok("ls") // a start-up: clears tmp/ and resumes the purge
+		waitFor(t, "tmp/ and trash/ to be cleared", func() bool {
+			return emptyDir(filepath.Join(h.store, "tmp")) && emptyDir(filepath.Join(h.store, "trash"))
+		})
+		if got := exactDigest(t, filepath.Join(h.store, "sessions", "keep", "upper")); got != keep {
+			t.Errorf("the untouched session changed")
+		}
+		if out := h.ok("run", "keep", "--", "cat", "/root/p"); out != "precious\n" {
+			t.Errorf("keep holds %q", out)
+		}
+	})
+}
+
+func exists(h *harness, name string) bool {
+	return regexpLineName(h.ok("ls"), name)
+}
+
+func regexpLineName(out, name string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,182 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"incarnate/internal/fsutil"
+	"incarnate/layers"
+)
+
+// Remove discards session name and everything written in it. It returns
+// as soon as the session is in trash/; the deletion runs in the
+// background. With force, whatever runs inside is stopped first.
+func (s *Store) Remove(name string, force bool) error {
+	lk, err := s.claim(name, force)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	return s.toTrash(s.Dir(name), name)
+}
+
+// Reset throws away everything written in session name, keeping its name,
+// base and options: it is as new.
+func (s *Store) Reset(name string, force bool) error {
+	lk, err := s.claim(name, force)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	dir := s.Dir(name)
+	fresh := filepath.Join(dir, "upper.new")
+	_ = fsutil.RemoveTree(fresh) // a reset that crashed before its rename
+	if err := os.Mkdir(fresh, 0o755); err != nil {
+		return err
+	}
+	// The old upper goes to trash in one rename and the empty one takes
+	// its place in another: a crash between them leaves no upper, which
+	// the next reset or entry recreates (see ensureUpper).
+	if err := s.toTrash(filepath.Join(dir, "upper"), name+"-upper"); err != nil {
+		return err
+	}
+	if err := os.Rename(fresh, filepath.Join(dir, "upper")); err != nil {
+		return err
+	}
+	// overlayfs's scratch dir goes too: it may hold a half-finished
+	// copy-up of the old upper.
+	if err := s.toTrash(filepath.Join(dir, "work"), name+"-work"); err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Join(dir, "work"), 0o755); err != nil {
+		return err
+	}
+	s.invalidateStats(name)
+	return nil
+}
+
+// Rename gives session old the name new.
+func (s *Store) Rename(old, new string, force bool) error {
+	if err := layers.ValidateName("session", new); err != nil {
+		return err
+	}
+	lk, err := s.claim(old, force)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	if _, err := os.Lstat(s.Dir(new)); err == nil {
+		return fmt.Errorf("session %q: %w", new, layers.ErrExist)
+	}
+	// The directory carries the name (Get trusts it), so the rename is
+	// one atomic step; the metadata's copy follows.
+	if err := renameNoReplace(s.Dir(old), s.Dir(new)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("session %q: %w", new, layers.ErrExist)
+		}
+		return err
+	}
+	m, err := s.Get(new)
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteJSON(s.metaPath(new), m)
+}
+
+// Clone makes session dst an exact copy of session src: same base and
+// options, and an upper dir copied with owners, modes, xattrs, overlay
+// whiteouts and opaque dirs, hard links and holes.
+func (s *Store) Clone(src, dst string, force bool) (*Meta, error) {
+	if err := layers.ValidateName("session", dst); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(s.Dir(dst)); err == nil {
+		return nil, fmt.Errorf("session %q: %w", dst, layers.ErrExist)
+	}
+	lk, err := s.claim(src, force)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.release()
+	m, err := s.Get(src)
+	if err != nil {
+		return nil, err
+	}
+	m.Name, m.Created, m.LastEntered = dst, time.Now().UTC(), time.Time{}
+	return m, s.publish(m, func(dir string) error {
+		return fsutil.CopyTree(filepath.Join(s.Dir(src), "upper"), filepath.Join(dir, "upper"))
+	})
+}
+
+// claim takes session name's lock for a change that must not happen
+// while it runs: refused when it is in use, unless force, which stops
+// what runs inside first.
+func (s *Store) claim(name string, force bool) (*sessionLock, error) {
+	if err := s.Exists(name); err != nil {
+		return nil, err
+	}
+	lk, err := s.lockSettled(name)
+	if errors.Is(err, layers.ErrInUse) && force {
+		if _, err := s.Stop(name, 5*time.Second); err != nil {
+			return nil, err
+		}
+		lk, err = s.lock(name)
+	}
+	if errors.Is(err, layers.ErrInUse) {
+		return nil, fmt.Errorf("session %q is in use (%d running inside): stop it first (incarnate stop %s) or pass --force", name, s.Shells(name), name)
+	}
+	return lk, err
+}
+
+// ensureUpper finishes a reset that crashed between its two renames: the
+// empty upper it had made takes its place. A session is never entered
+// without both of its overlay dirs.
+func (s *Store) ensureUpper(name string) error {
+	dir := s.Dir(name)
+	upper := filepath.Join(dir, "upper")
+	if _, err := os.Lstat(upper); err == nil {
+		return nil
+	}
+	if err := os.Rename(filepath.Join(dir, "upper.new"), upper); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, d := range []string{upper, filepath.Join(dir, "work")} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Exists checks that session name is there, damaged or not.
+func (s *Store) Exists(name string) error {
+	if err := layers.ValidateName("session", name); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(s.Dir(name)); err != nil {
+		return fmt.Errorf("session %q: %w (see `incarnate ls`)", name, layers.ErrNotExist)
+	}
+	return nil
+}
+
+// settleWait bounds how long a change waits for a keeper that has nothing
+// left to run but has not finished exiting.
+const settleWait = 3 * time.Second
+
+// lockSettled takes session name's lock, waiting a moment when it is held
+// by a keeper on its way out: `run s -- true && rm s` must not find s in
+// use just because the keeper's exit trails the command's.
+func (s *Store) lockSettled(name string) (*sessionLock, error) {
+	deadline := time.Now().Add(settleWait)
+	for {
+		lk, err := s.lock(name)
+		if !errors.Is(err, layers.ErrInUse) || time.Now().After(deadline) || s.Shells(name) > 0 {
+			return lk, err
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

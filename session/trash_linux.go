@@ -1,0 +1,89 @@
+package session
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"incarnate/internal/faults"
+	"incarnate/internal/fsutil"
+)
+
+// PurgeCommand is the hidden command the binary runs, detached, to
+// delete what is in trash/. The cli dispatches it to Store.Purge.
+const PurgeCommand = "__purge"
+
+// toTrash moves path into trash/ at once (a rename, O(1) whatever its
+// size), so it is gone from every listing, and has it deleted in the
+// background.
+func (s *Store) toTrash(path, name string) error {
+	dst, err := os.MkdirTemp(filepath.Join(s.Root, "trash"), name+"-")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(path, filepath.Join(dst, "x")); err != nil {
+		os.Remove(dst)
+		return err
+	}
+	faults.Point("trashed")
+	s.purgeInBackground()
+	return nil
+}
+
+// purgeInBackground starts a detached incarnate that empties trash/. It
+// outlives this process; a crash of it is picked up at the next start.
+func (s *Store) purgeInBackground() {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer null.Close()
+	fd := null.Fd()
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{"incarnate", PurgeCommand, "--root", s.Root}, &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{fd, fd, fd},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err == nil {
+		go func() { var ws unix.WaitStatus; _, _ = unix.Wait4(pid, &ws, 0, nil) }()
+	}
+}
+
+// Purge deletes everything in trash/, never crossing into another mount.
+// One purger works at a time (an flock on trash/); entries added while it
+// runs are taken in its next round.
+func (s *Store) Purge() error {
+	trash := filepath.Join(s.Root, "trash")
+	for {
+		f, err := os.Open(trash)
+		if err != nil {
+			return err
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			f.Close()
+			return nil // another purger holds it and will see our entries
+		}
+		err = emptyDir(trash)
+		f.Close()
+		// An entry that arrived after the last listing, while we held the
+		// lock, was left to us by its purger: look once more.
+		if ents, _ := os.ReadDir(trash); err != nil || len(ents) == 0 {
+			return err
+		}
+	}
+}
+
+func emptyDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := fsutil.RemoveTree(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
