@@ -41,6 +41,9 @@ func commands() []command {
 		{"reset", "[--yes] [--force] NAME", "throw away what a session wrote, keeping its name and base", cmdReset},
 		{"rename", "[--force] OLD NEW", "rename a session", cmdRename},
 		{"clone", "[--force] SRC DST", "copy a session, everything it wrote included", cmdClone},
+		{"diff", "[--json] NAME", "show what a session changed: A added, M modified, D deleted, R replaced dir", cmdDiff},
+		{"export", "NAME FILE.tar|-", "write a session's changes as a layer tarball (OCI whiteouts)", cmdExport},
+		{"commit", "[--force] NAME BASE", "freeze a session's changes into a new base on top of its own", cmdCommit},
 		{"base", "import NAME DIR | ls", "manage bases", cmdBase},
 		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor},
 	}

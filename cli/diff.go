@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"golang.org/x/term"
+
+	"incarnate/session"
+)
+
+func cmdDiff(c *ctx, args []string) error {
+	fs := newFlags(c, "diff")
+	asJSON := fs.Bool("json", false, "print a JSON array of {\"path\", \"kind\"} objects")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("diff takes one session name; see `incarnate diff --help`")
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	changes, err := st.Diff(pos[0])
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(c.stdout, 64<<10)
+	switch {
+	case *asJSON:
+		if changes == nil {
+			changes = []session.Change{}
+		}
+		err = json.NewEncoder(w).Encode(changes)
+	case len(changes) == 0:
+		fmt.Fprintf(w, "no changes in %s\n", pos[0])
+	default:
+		for _, ch := range changes {
+			writeChange(w, ch)
+		}
+	}
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// writeChange prints "A /path", with "/" after a replaced directory. A
+// path that would break the one-change-a-line format (a newline, other
+// control bytes, invalid UTF-8) is printed Go-quoted.
+func writeChange(w *bufio.Writer, ch session.Change) {
+	p := ch.Path
+	if ch.Kind == session.Replaced && p != "/" {
+		p += "/"
+	}
+	if needsQuote(p) {
+		p = strconv.Quote(p)
+	}
+	w.WriteString(ch.Kind.Letter())
+	w.WriteByte(' ')
+	w.WriteString(p)
+	w.WriteByte('\n')
+}
+
+func needsQuote(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f {
+			return true
+		}
+	}
+	return !utf8.ValidString(p)
+}
+
+func cmdExport(c *ctx, args []string) error {
+	fs := newFlags(c, "export")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("usage: incarnate export NAME FILE.tar (FILE - for stdout)")
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	name, file := pos[0], pos[1]
+	if file != "-" {
+		n, err := st.ExportFile(name, file)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "exported %d changes of session %s to %s\n", n, name, file)
+		return nil
+	}
+	if term.IsTerminal(int(c.stdout.Fd())) {
+		return usagef("export: not writing a tarball to a terminal; redirect stdout or give a file name")
+	}
+	w := bufio.NewWriterSize(c.stdout, 1<<20)
+	if _, err := st.Export(name, w); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func cmdCommit(c *ctx, args []string) error {
+	fs := newFlags(c, "commit")
+	force := fs.Bool("force", false, "stop what runs inside the session first")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("usage: incarnate commit NAME BASE")
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "committing session %s ...\n", pos[0])
+	b, err := st.Commit(pos[0], pos[1], *force)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "committed session %s as base %s (%d layers); start on it with: incarnate new --base %s NAME\n",
+		pos[0], b.Name, len(b.Layers), b.Name)
+	return nil
+}

@@ -1,0 +1,135 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"incarnate/internal/faults"
+	"incarnate/internal/fsutil"
+	"incarnate/layers"
+)
+
+// commitSource is how a committed base records where it came from.
+const commitSource = "session:"
+
+// Commit freezes session name's upper dir into a new immutable layer and
+// records base newBase: that layer over the layers of the session's base.
+// The upper dir is copied as it is, whiteouts and opaque markers included,
+// so overlayfs reads the layer exactly as it read the upper dir. The
+// session must not be in use (with force, what runs inside is stopped
+// first), and goes on unchanged.
+func (s *Store) Commit(name, newBase string, force bool) (*layers.Base, error) {
+	m, err := s.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkNewBase(newBase); err != nil {
+		return nil, err
+	}
+	if rootless := os.Geteuid() != 0; rootless != m.UserXattr {
+		return nil, fmt.Errorf("session %q was made %s and can only be committed that way", name, privilegeWord(m.UserXattr))
+	}
+	base, err := s.Layers.Get(m.Base)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMarkers(base, m.UserXattr); err != nil {
+		return nil, err
+	}
+	if err := s.checkStackable(base); err != nil {
+		return nil, err
+	}
+	// Copying an upper dir that a mounted overlay writes to would freeze
+	// a torn state (and overlayfs forbids changing it under a mount).
+	lk, err := s.claim(name, force)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.release()
+	id, err := s.Layers.NewLayer(func(dst string) error { return s.freeze(name, dst) })
+	if err != nil {
+		return nil, err
+	}
+	// Checked again: another commit may have taken the name meanwhile.
+	if err := s.checkNewBase(newBase); err != nil {
+		return nil, errors.Join(err, fsutil.RemoveTree(s.Layers.LayerDir(id)))
+	}
+	b, err := s.Layers.AddBase(newBase, append([]string{id}, base.LayerIDs()...), commitSource+name)
+	if err != nil {
+		return nil, errors.Join(err, fsutil.RemoveTree(s.Layers.LayerDir(id)))
+	}
+	return b, nil
+}
+
+// checkNewBase refuses a bad or taken name before anything is copied.
+func (s *Store) checkNewBase(name string) error {
+	if err := layers.ValidateName("base", name); err != nil {
+		return err
+	}
+	_, err := s.Layers.Get(name)
+	if err == nil {
+		return fmt.Errorf("base %q: %w", name, layers.ErrExist)
+	}
+	if !errors.Is(err, layers.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// freeze copies session name's upper dir to dst (under tmp/) and makes it
+// durable before the layer is published: a base is meant to outlive the
+// session, so a power cut must not leave it with empty files.
+func (s *Store) freeze(name, dst string) error {
+	if err := fsutil.CopyTree(s.upperDir(name), dst); err != nil {
+		return err
+	}
+	if err := syncFS(dst); err != nil {
+		return err
+	}
+	faults.Point("commit-copied")
+	return nil
+}
+
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// checkStackable refuses to stack a layer on the host's "/" when the store
+// (and so the layer) lies on the same file system: overlayfs refuses a
+// lower dir inside another lower dir ("overlapping lowerdir path", ELOOP),
+// so the base could never be mounted.
+func (s *Store) checkStackable(base *layers.Base) error {
+	if !slices.Contains(base.LayerIDs(), layers.HostLayer) || !sameDevice(s.Root, "/") {
+		return nil
+	}
+	return fmt.Errorf("cannot commit a session on the host base while the store %q is on the host's root file system: overlayfs refuses a layer that lies inside another (here inside /); keep the store on another file system (--root or INCARNATE_ROOT), or use `incarnate export`", s.Root)
+}
+
+// checkMarkers refuses base b to a session of the other kind when b holds
+// committed layers. Their whiteouts and opaque dirs are overlay xattrs of
+// the committing session's kind: trusted.overlay.* from root,
+// user.overlay.* from an ordinary user (userxattr), and a mount of the
+// other kind ignores them: the layer's opaque dirs would show again what
+// they hid (its 0/0 whiteout devices work for both). Imported bases hold
+// no markers and are not concerned. Create should refuse such a base
+// too; until it does, Diff, Export and Commit do.
+func checkMarkers(b *layers.Base, userxattr bool) error {
+	if !strings.HasPrefix(b.Source, commitSource) || b.Rootless == userxattr {
+		return nil
+	}
+	w := privilegeWord(b.Rootless)
+	return fmt.Errorf("base %q was committed from a session made %s: its deletions are overlay markers that only sessions made %s see", b.Name, w, w)
+}

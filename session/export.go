@@ -1,0 +1,318 @@
+package session
+
+import (
+	"archive/tar"
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"incarnate/internal/fsutil"
+)
+
+// OCI whiteout names (image-spec, layer.md): ".wh.NAME" deletes NAME,
+// ".wh..wh..opq" in a directory hides everything lower layers hold in it.
+const (
+	whiteoutPrefix = ".wh."
+	opaqueWhiteout = ".wh..wh..opq"
+)
+
+// Export writes session name's changes to w as a layer tarball in the OCI
+// changeset format, which docker, podman and containers/storage apply to
+// a copy of the base. It returns how many changes it wrote. The session
+// may be in use: reading is safe, but what runs inside may change files
+// meanwhile, and a file that shrinks under the export fails it.
+func (s *Store) Export(name string, w io.Writer) (int, error) {
+	m, lowers, err := s.overlayOf(name)
+	if err != nil {
+		return 0, err
+	}
+	upper, prefix := s.upperDir(name), xattrPrefix(m.UserXattr)
+	changes, err := DiffUpper(upper, lowers, prefix)
+	if err != nil {
+		return 0, err
+	}
+	return len(changes), ExportTar(w, upper, changes)
+}
+
+// ExportFile writes the tarball to file atomically: into a temp file
+// beside it, renamed over it only when complete, so a failed or killed
+// export never leaves half a tarball under file's name.
+func (s *Store) ExportFile(name, file string) (int, error) {
+	n := 0
+	err := writeAtomic(file, func(w io.Writer) error {
+		var err error
+		n, err = s.Export(name, w)
+		return err
+	})
+	return n, err
+}
+
+// ExportTar writes changes, as DiffUpper found them in upper, to w:
+// added and modified paths with their content, mode, owner, mtime (to
+// the second) and xattrs, but no overlay.* ones; a deletion as an empty
+// "dir/.wh.name"; a replaced directory as itself followed at once by its
+// "dir/.wh..wh..opq", then what it now holds. Names are relative
+// ("etc/passwd"), owners numeric.
+func ExportTar(w io.Writer, upper string, changes []Change) error {
+	x := &exporter{tw: tar.NewWriter(w), upper: upper, links: map[[2]uint64]string{}}
+	for _, c := range changes {
+		if err := x.change(c); err != nil {
+			return err
+		}
+	}
+	return x.tw.Close()
+}
+
+type exporter struct {
+	tw    *tar.Writer
+	upper string
+	links map[[2]uint64]string // dev, inode -> first name, for hard links
+}
+
+func (x *exporter) change(c Change) error {
+	full := x.upper + c.Path
+	var st unix.Stat_t
+	if err := unix.Lstat(full, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: full, Err: err}
+	}
+	name := strings.TrimPrefix(c.Path, "/")
+	switch c.Kind {
+	case Deleted:
+		dir, base := path.Split(name)
+		return x.marker(dir+whiteoutPrefix+base, &st)
+	case Replaced:
+		if err := x.refuseRedirect(full); err != nil {
+			return err
+		}
+		if err := x.entry(name, full, &st); err != nil {
+			return err
+		}
+		return x.marker(name+"/"+opaqueWhiteout, &st)
+	}
+	return x.entry(name, full, &st)
+}
+
+// marker writes an empty whiteout file dated like what it stands for.
+func (x *exporter) marker(name string, st *unix.Stat_t) error {
+	return x.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, ModTime: time.Unix(st.Mtim.Sec, 0)})
+}
+
+// refuseRedirect: a directory renamed by overlayfs (redirect_dir, which
+// incarnate never enables) keeps its unchanged content in the lower
+// layers under its old name, which a tarball cannot say.
+func (x *exporter) refuseRedirect(full string) error {
+	for _, p := range []string{trustedPrefix, userPrefix} {
+		if _, err := unix.Lgetxattr(full, p+"redirect", nil); err == nil {
+			return fmt.Errorf("export %q: the directory was renamed by overlayfs (redirect_dir); a tarball cannot express that", full)
+		}
+	}
+	return nil
+}
+
+// entry writes one added or modified path; name is "" for the root.
+func (x *exporter) entry(name, full string, st *unix.Stat_t) error {
+	if name == "" {
+		name = "."
+	}
+	hdr, err := x.header(name, full, st)
+	if hdr == nil || err != nil {
+		return err
+	}
+	if err := x.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
+		return nil
+	}
+	return copyContent(x.tw, full, hdr.Size)
+}
+
+// header describes a path; nil for a socket, which a tarball cannot hold
+// (and which means nothing once its owner is gone).
+func (x *exporter) header(name, full string, st *unix.Stat_t) (*tar.Header, error) {
+	hdr := &tar.Header{
+		Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Sec, 0),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
+	case unix.S_IFREG:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+		x.hardLink(hdr, st)
+	case unix.S_IFLNK:
+		target, err := os.Readlink(full)
+		if err != nil {
+			return nil, err
+		}
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+	case unix.S_IFCHR:
+		hdr.Typeflag, hdr.Devmajor, hdr.Devminor = tar.TypeChar, int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFBLK:
+		hdr.Typeflag, hdr.Devmajor, hdr.Devminor = tar.TypeBlock, int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return nil, nil
+	}
+	xattrs, err := exportXattrs(full)
+	if len(xattrs) > 0 {
+		hdr.PAXRecords = xattrs
+	}
+	return hdr, err
+}
+
+// hardLink turns hdr into a link to the first name of the same file
+// already written.
+func (x *exporter) hardLink(hdr *tar.Header, st *unix.Stat_t) {
+	if st.Nlink < 2 {
+		return
+	}
+	key := [2]uint64{st.Dev, st.Ino}
+	if first, ok := x.links[key]; ok {
+		hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+		return
+	}
+	x.links[key] = hdr.Name
+}
+
+// exportXattrs are full's extended attributes as PAX records, without the
+// overlay's own: they describe this upper dir's relation to its lowers
+// and would mislead whatever applies the tarball.
+func exportXattrs(full string) (map[string]string, error) {
+	names, err := listXattr(full)
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	recs := map[string]string{}
+	for _, n := range names {
+		if strings.HasPrefix(n, trustedPrefix) || strings.HasPrefix(n, userPrefix) {
+			continue
+		}
+		v, err := getXattr(full, n)
+		if err != nil {
+			return nil, err
+		}
+		recs["SCHILY.xattr."+n] = v
+	}
+	return recs, nil
+}
+
+// listXattr asks for the size first: most files have no xattrs, and then
+// that one call is all.
+func listXattr(full string) ([]string, error) {
+	for {
+		n, err := unix.Llistxattr(full, nil)
+		if err == unix.ENOTSUP || err == nil && n == 0 {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "listxattr", Path: full, Err: err}
+		}
+		buf := make([]byte, n)
+		n, err = unix.Llistxattr(full, buf)
+		if err == unix.ERANGE {
+			continue // it grew meanwhile
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "listxattr", Path: full, Err: err}
+		}
+		return splitNul(buf[:n]), nil
+	}
+}
+
+func getXattr(full, name string) (string, error) {
+	for {
+		n, err := unix.Lgetxattr(full, name, nil)
+		if err == nil {
+			buf := make([]byte, n)
+			n, err = unix.Lgetxattr(full, name, buf)
+			if err == nil {
+				return string(buf[:n]), nil
+			}
+		}
+		if err != unix.ERANGE {
+			return "", &os.PathError{Op: "getxattr " + name, Path: full, Err: err}
+		}
+	}
+}
+
+func splitNul(b []byte) []string {
+	var out []string
+	for _, s := range strings.Split(string(b), "\x00") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// copyContent copies exactly size bytes of full: a file that changed size
+// since its header was written (a session running meanwhile) is an error,
+// not a corrupt tarball.
+func copyContent(w io.Writer, full string, size int64) error {
+	f, err := os.OpenFile(full, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.CopyN(w, f, size); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("export %q: the file shrank while being read; stop the session and export again", full)
+		}
+		return err
+	}
+	return nil
+}
+
+// writeAtomic writes file through write: into a temp file in the same
+// directory (created with 0666 so the umask applies, as for any file the
+// user makes), synced, then renamed over file.
+func writeAtomic(file string, write func(io.Writer) error) error {
+	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+		return fmt.Errorf("export to %q: is a directory", file)
+	}
+	dir := filepath.Dir(file)
+	f, err := createBeside(dir, filepath.Base(file))
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), file)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return fsutil.SyncDir(dir)
+}
+
+func createBeside(dir, base string) (*os.File, error) {
+	for i := 0; ; i++ {
+		tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d-%d.tmp", base, os.Getpid(), i))
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o666)
+		if !errors.Is(err, fs.ErrExist) || i >= 100 {
+			return f, err
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package session
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestExportTar(t *testing.T) {
+	dir := t.TempDir()
+	lower, upper := filepath.Join(dir, "lower"), filepath.Join(dir, "upper")
+	mktree(t, lower, userPrefix, "f etc/group", "f etc/os-release", "f home/old")
+	mktree(t, upper, userPrefix, "d etc", "w etc/group", "f etc/os-release", "o home", "f home/new", "f bin/tool")
+	if err := os.Symlink("tool", filepath.Join(upper, "bin", "alias")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(upper, "bin", "tool"), filepath.Join(upper, "bin", "tool2")); err != nil {
+		t.Fatal(err)
+	}
+	tool := filepath.Join(upper, "bin", "tool")
+	for name, value := range map[string]string{"user.mime_type": "text/plain", userPrefix + "origin": "junk"} {
+		if err := unix.Setxattr(tool, name, []byte(value), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Chmod(tool, 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := DiffUpper(upper, []string{lower}, userPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := ExportTar(&buf, upper, changes); err != nil {
+		t.Fatal(err)
+	}
+
+	type entry struct {
+		name string
+		kind byte
+		mode int64
+		link string
+		body string
+	}
+	var got []entry
+	hdrs := map[string]*tar.Header{}
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(tr)
+		got = append(got, entry{h.Name, h.Typeflag, h.Mode, h.Linkname, string(body)})
+		hdrs[h.Name] = h
+	}
+	want := []entry{
+		{"bin/", tar.TypeDir, 0o755, "", ""},
+		{"bin/alias", tar.TypeSymlink, 0o777, "tool", ""},
+		{"bin/tool", tar.TypeReg, 0o4755, "", "x"},
+		{"bin/tool2", tar.TypeLink, 0o4755, "bin/tool", ""},
+		{"etc/.wh.group", tar.TypeReg, 0, "", ""},
+		{"etc/os-release", tar.TypeReg, 0o644, "", "x"},
+		{"home/", tar.TypeDir, 0o755, "", ""},
+		{"home/.wh..wh..opq", tar.TypeReg, 0, "", ""}, // right after its directory
+		{"home/new", tar.TypeReg, 0o644, "", "x"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("entries:\ngot  %v\nwant %v", got, want)
+	}
+	recs := hdrs["bin/tool"].PAXRecords
+	if recs["SCHILY.xattr.user.mime_type"] != "text/plain" {
+		t.Errorf("bin/tool's xattrs %v: want user.mime_type kept", recs)
+	}
+	for k := range recs {
+		if strings.Contains(k, "overlay.") {
+			t.Errorf("bin/tool carries overlay xattr %q into the tarball", k)
+		}
+	}
+}
+
+func TestWriteAtomic(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "out.tar")
+	if err := os.WriteFile(file, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	failing := func(w io.Writer) error {
+		io.WriteString(w, "half")
+		return io.ErrUnexpectedEOF
+	}
+	if err := writeAtomic(file, failing); err == nil {
+		t.Fatal("a failing write reported success")
+	}
+	if b, _ := os.ReadFile(file); string(b) != "old" {
+		t.Errorf("after a failed export the file holds %q, want the old content", b)
+	}
+	if err := writeAtomic(file, func(w io.Writer) error { _, err := io.WriteString(w, "new"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "new" {
+		t.Errorf("file holds %q, want new", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temp files left beside the export: %v", ents)
+	}
+	if err := writeAtomic(dir, failing); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("export onto a directory: %v, want a refusal", err)
+	}
+}
