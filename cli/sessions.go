@@ -62,22 +62,26 @@ func cmdLs(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	list, err := st.List()
+	entries, err := st.ListEntries()
 	if err != nil {
 		return err
 	}
-	rows := make([]lsRow, len(list))
-	for i, m := range list {
-		rows[i] = newLsRow(st, m)
+	rows := make([]lsRow, len(entries))
+	for i, e := range entries {
+		rows[i] = newLsRow(st, e)
 	}
 	if *asJSON {
 		return writeJSON(c.stdout, rows)
 	}
-	if len(list) == 0 {
+	if len(rows) == 0 {
 		fmt.Fprintln(c.stdout, "No sessions yet. Create one with: incarnate new NAME")
 		return nil
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	// tabwriter writes cell by cell: buffered, a thousand rows are a
+	// few writes instead of fourteen thousand.
+	out := bufio.NewWriter(c.stdout)
+	defer out.Flush()
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tBASE\tSHELLS\tSIZE\tCHANGES\tCREATED\tLAST ENTERED")
 	for _, r := range rows {
 		if r.Damaged != "" {
@@ -101,15 +105,14 @@ type lsRow struct {
 	Damaged     string    `json:"damaged,omitempty"`
 }
 
-func newLsRow(st *session.Store, m *session.Meta) lsRow {
+func newLsRow(st *session.Store, e *session.Entry) lsRow {
+	m := e.Meta
 	r := lsRow{Name: m.Name, Base: m.Base, Created: m.Created, LastEntered: m.LastEntered, Damaged: m.Damaged}
 	if m.Damaged != "" {
 		return r
 	}
 	r.Shells = st.Shells(m.Name)
-	if stats, err := st.Stats(m); err == nil {
-		r.Size, r.Changes = stats.Size, stats.Changes
-	}
+	r.Size, r.Changes = e.Stats.Size, e.Stats.Changes
 	return r
 }
 

@@ -13,10 +13,11 @@ import (
 // runtime directory, named by a hash of the store and the session so the
 // path stays short (a unix socket path has 108 bytes) whatever the names.
 func (s *Store) socketPath(name string) (string, error) {
-	dir, err := runtimeDir()
-	if err != nil {
-		return "", err
+	s.runtimeOnce.Do(func() { s.runtime, s.runtimeErr = runtimeDir() })
+	if s.runtimeErr != nil {
+		return "", s.runtimeErr
 	}
+	dir := s.runtime
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s\x00%s", s.Root, name)
 	return filepath.Join(dir, fmt.Sprintf("%016x.sock", h.Sum64())), nil

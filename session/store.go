@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"incarnate/internal/faults"
@@ -37,6 +38,11 @@ type Meta struct {
 type Store struct {
 	Root   string
 	Layers *layers.Store
+
+	// The runtime directory, checked once: ls asks it of every session.
+	runtimeOnce sync.Once
+	runtime     string
+	runtimeErr  error
 }
 
 // Open opens (creating if needed) the store at root.

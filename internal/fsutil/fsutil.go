@@ -45,7 +45,7 @@ func WriteJSON(path string, v any) error {
 
 // ReadJSON reads path into v.
 func ReadJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
+	b, err := readSmall(path)
 	if err != nil {
 		return err
 	}
