@@ -2,21 +2,43 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"incarnate/layers"
+	"incarnate/session"
 )
+
+const baseUsage = "import NAME SRC | ls [--json] | rm [--yes] NAME..."
 
 func cmdBase(c *ctx, args []string) error {
 	if len(args) == 0 {
-		return usagef("base needs a subcommand: import NAME DIR, or ls")
+		return usagef("base needs a subcommand: %s", baseUsage)
 	}
 	switch args[0] {
 	case "import":
 		return cmdBaseImport(c, args[1:])
 	case "ls":
 		return cmdBaseLs(c, args[1:])
+	case "rm":
+		return cmdBaseRm(c, args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprintf(c.stdout, "usage: incarnate base %s\n\n%s", baseUsage, baseHelp)
+		return nil
 	}
-	return usagef("unknown base subcommand %q: want import or ls", args[0])
+	return usagef("unknown base subcommand %q: want import, ls or rm", args[0])
 }
+
+const baseHelp = `  import NAME SRC  make base NAME from SRC: a directory, a rootfs tarball
+                   (.tar, .tar.gz, .tar.zst, .tar.xz: docker export, mmdebstrap,
+                   a minirootfs), a docker save archive, or an OCI image layout
+                   or archive (its layers flattened into one)
+  ls [--json]      list bases: layers, size on disk, sessions on each
+  rm [--yes] NAME  remove bases no session and no other base uses
+`
 
 func cmdBaseImport(c *ctx, args []string) error {
 	fs := newFlags(c, "base")
@@ -25,42 +47,135 @@ func cmdBaseImport(c *ctx, args []string) error {
 		return err
 	}
 	if len(pos) != 2 {
-		return usagef("usage: incarnate base import NAME DIR")
+		return usagef("usage: incarnate base import NAME SRC")
 	}
 	st, err := c.openStore()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr, "importing %s ...\n", pos[1])
-	b, err := st.Layers.ImportDir(pos[0], pos[1])
+	o := layers.ImportOptions{Warn: func(msg string) { fmt.Fprintf(c.stderr, "incarnate: note: %s\n", msg) }}
+	if term.IsTerminal(int(c.stderr.Fd())) {
+		o.Progress = c.stderr
+	}
+	b, err := st.Layers.Import(pos[0], pos[1], o)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "imported base %s from %s\n", b.Name, b.Source)
+	size, _ := b.Size()
+	fmt.Fprintf(c.stdout, "imported base %s from %s (%s)\n", b.Name, b.Source, humanSize(size))
 	return nil
+}
+
+// baseRow is one base as ls shows it.
+type baseRow struct {
+	Name     string     `json:"name"`
+	Builtin  bool       `json:"builtin,omitempty"`
+	Layers   []string   `json:"layers"`
+	Size     *int64     `json:"size"` // null when unknown: the host's, or from an older store
+	Sessions []string   `json:"sessions"`
+	Source   string     `json:"source"`
+	Created  *time.Time `json:"created,omitempty"`
+}
+
+func newBaseRow(b *layers.Base, users map[string][]string) baseRow {
+	r := baseRow{Name: b.Name, Builtin: b.Builtin(), Layers: b.LayerIDs(), Sessions: users[b.Name], Source: b.Source}
+	if r.Sessions == nil {
+		r.Sessions = []string{}
+	}
+	if size, ok := b.Size(); ok && !b.Builtin() {
+		r.Size = &size
+	}
+	if !b.Builtin() {
+		r.Created = &b.Created
+	}
+	return r
 }
 
 func cmdBaseLs(c *ctx, args []string) error {
 	fs := newFlags(c, "base")
-	if _, err := parseArgs(fs, args); err != nil {
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 0 {
+		return usagef("base ls takes no arguments")
 	}
 	st, err := c.openStore()
 	if err != nil {
 		return err
 	}
-	list, err := st.Layers.List()
+	rows, err := baseRows(st)
 	if err != nil {
 		return err
 	}
+	if *asJSON {
+		return writeJSON(c.stdout, rows)
+	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tLAYERS\tSOURCE\tCREATED")
-	for _, b := range list {
-		created := "built in"
-		if !b.Builtin() {
-			created = when(b.Created)
+	fmt.Fprintln(tw, "NAME\tLAYERS\tSIZE\tSESSIONS\tSOURCE\tCREATED")
+	for _, r := range rows {
+		size, created, sessions := "-", "built in", "-"
+		if r.Size != nil {
+			size = humanSize(*r.Size)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", b.Name, len(b.Layers), b.Source, created)
+		if r.Created != nil {
+			created = when(*r.Created)
+		}
+		if len(r.Sessions) > 0 {
+			sessions = strings.Join(r.Sessions, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, len(r.Layers), size, sessions, r.Source, created)
 	}
 	return tw.Flush()
+}
+
+// baseRows lists the bases, host first, each with the sessions on it.
+func baseRows(st *session.Store) ([]baseRow, error) {
+	list, err := st.Layers.List()
+	if err != nil {
+		return nil, err
+	}
+	users, err := st.BaseUsers()
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]baseRow, len(list))
+	for i, b := range list {
+		rows[i] = newBaseRow(b, users)
+	}
+	return rows, nil
+}
+
+func cmdBaseRm(c *ctx, args []string) error {
+	fs := newFlags(c, "base")
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	fs.BoolVar(yes, "y", false, "same as --yes")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("base rm needs at least one base name")
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	for _, name := range pos {
+		if _, err := st.Layers.Get(name); err != nil {
+			return err
+		}
+	}
+	if !*yes && !c.confirm(fmt.Sprintf("Remove base %s and the layers only it uses?", strings.Join(pos, ", "))) {
+		return fmt.Errorf("nothing removed")
+	}
+	for _, name := range pos {
+		freed, err := st.RemoveBase(name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "removed base %s (%s freed)\n", name, humanSize(freed))
+	}
+	return nil
 }

@@ -44,7 +44,7 @@ func commands() []command {
 		{"diff", "[--json] NAME", "show what a session changed: A added, M modified, D deleted, R replaced dir", cmdDiff},
 		{"export", "NAME FILE.tar|-", "write a session's changes as a layer tarball (OCI whiteouts)", cmdExport},
 		{"commit", "[--force] NAME BASE", "freeze a session's changes into a new base on top of its own", cmdCommit},
-		{"base", "import NAME DIR | ls", "manage bases", cmdBase},
+		{"base", "import NAME SRC | ls [--json] | rm [--yes] NAME...", "manage bases: import (a directory, rootfs tarball or OCI image), ls, rm", cmdBase},
 		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor},
 	}
 }

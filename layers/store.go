@@ -7,9 +7,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"incarnate/internal/fsutil"
 )
@@ -27,6 +31,23 @@ type Base struct {
 	// Rootless is set when an ordinary user imported the base, whose
 	// files are then owned by that user instead of by their real owners.
 	Rootless bool `json:"rootless,omitempty"`
+	// LayerSizes are the bytes each layer takes on disk, measured once
+	// when the base is recorded (layers never change), so that listing
+	// bases walks no trees.
+	LayerSizes map[string]int64 `json:"layer_sizes,omitempty"`
+}
+
+// Size is what b's layers take on disk; shared layers count in full.
+// ok is false when a size is not recorded (a base from an older store).
+func (b *Base) Size() (n int64, ok bool) {
+	for _, id := range b.Layers {
+		size, found := b.LayerSizes[id]
+		if !found && id != HostLayer {
+			return n, false
+		}
+		n += size
+	}
+	return n, true
 }
 
 // Builtin reports whether b is the host base.
@@ -35,6 +56,12 @@ func (b *Base) Builtin() bool { return b.Name == HostBase }
 // Store is the layer and base half of the on-disk store.
 type Store struct {
 	Root string
+
+	mu sync.Mutex
+	// pending holds a lock on each layer made by NewLayer until AddBase
+	// names it: a layer no base names and no one holds is debris of a
+	// crash between the two, and SweepOrphans deletes it.
+	pending map[string]*os.File
 }
 
 // Open makes sure the store's directories exist.
@@ -120,44 +147,69 @@ func (s *Store) List() ([]*Base, error) {
 	return out, nil
 }
 
-// ImportDir makes base name from a copy of the directory src. The copy is
-// made under tmp/ and renamed into place, so a crash never leaves a
-// half-copied layer under layers/.
-func (s *Store) ImportDir(name, src string) (*Base, error) {
-	if err := ValidateName("base", name); err != nil {
-		return nil, err
-	}
-	if name == HostBase {
-		return nil, fmt.Errorf("base %q is built in: %w", name, ErrExist)
-	}
-	if _, err := os.Stat(s.basePath(name)); err == nil {
-		return nil, fmt.Errorf("base %q: %w", name, ErrExist)
-	}
-	fi, err := os.Stat(src)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("import %q: not a directory", src)
-	}
-	id, err := s.NewLayer(func(dst string) error { return fsutil.CopyTree(src, dst) })
-	if err != nil {
-		return nil, err
-	}
-	abs, _ := filepath.Abs(src)
-	return s.AddBase(name, []string{id}, abs)
-}
-
-// AddBase records base name, made of the given layers (top first).
+// AddBase records base name, made of the given layers (top first). The
+// name must be free: two imports racing for it cannot both win. The
+// size of each layer is recorded with it (from another base that has
+// it, else measured now).
 func (s *Store) AddBase(name string, layerIDs []string, source string) (*Base, error) {
+	defer s.release(layerIDs)
 	if err := ValidateName("base", name); err != nil {
 		return nil, err
 	}
-	b := &Base{Name: name, Layers: layerIDs, Source: source, Created: time.Now().UTC(), Rootless: os.Geteuid() != 0}
-	if err := fsutil.WriteJSON(s.basePath(name), b); err != nil {
+	sizes, err := s.layerSizes(layerIDs)
+	if err != nil {
+		return nil, err
+	}
+	b := &Base{Name: name, Layers: layerIDs, Source: source, Created: time.Now().UTC(), Rootless: os.Geteuid() != 0, LayerSizes: sizes}
+	if err := s.writeNew(s.basePath(name), b); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("base %q: %w", name, ErrExist)
+		}
 		return nil, err
 	}
 	return b, nil
+}
+
+// writeNew writes v to path atomically, and only if path does not exist:
+// the file is written whole in tmp/, then hard-linked into place, which
+// fails rather than replaces.
+func (s *Store) writeNew(path string, v any) error {
+	tmp := filepath.Join(s.Root, "tmp", "new-"+filepath.Base(path)+"-"+newID())
+	if err := fsutil.WriteJSON(tmp, v); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(path))
+}
+
+// layerSizes finds or measures the size of each layer.
+func (s *Store) layerSizes(ids []string) (map[string]int64, error) {
+	sizes := map[string]int64{}
+	known := map[string]int64{}
+	if all, err := s.List(); err == nil {
+		for _, b := range all {
+			for id, n := range b.LayerSizes {
+				known[id] = n
+			}
+		}
+	}
+	for _, id := range ids {
+		if id == HostLayer {
+			continue
+		}
+		n, ok := known[id]
+		if !ok {
+			var err error
+			if n, err = diskUsage(s.LayerDir(id)); err != nil {
+				return nil, err
+			}
+		}
+		sizes[id] = n
+	}
+	return sizes, nil
 }
 
 // NewLayer fills a fresh directory through fill and publishes it as a new
@@ -173,10 +225,58 @@ func (s *Store) NewLayer(fill func(dst string) error) (string, error) {
 	if err := fill(ws.Path("tree")); err != nil {
 		return "", err
 	}
-	if err := os.Rename(ws.Path("tree"), s.LayerDir(id)); err != nil {
+	// Locked before the rename, so it is never under layers/ unnamed
+	// and unheld.
+	lock, err := lockDir(ws.Path("tree"), true)
+	if err != nil {
 		return "", err
 	}
+	if err := os.Rename(ws.Path("tree"), s.LayerDir(id)); err != nil {
+		lock.Close()
+		return "", err
+	}
+	s.hold(id, lock)
 	return id, fsutil.SyncDir(filepath.Join(s.Root, "layers"))
+}
+
+func (s *Store) hold(id string, lock *os.File) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil {
+		s.pending = map[string]*os.File{}
+	}
+	s.pending[id] = lock
+}
+
+// release drops the locks NewLayer took on ids.
+func (s *Store) release(ids []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if f := s.pending[id]; f != nil {
+			f.Close()
+			delete(s.pending, id)
+		}
+	}
+}
+
+// lockDir opens dir and takes an exclusive flock on it; without wait it
+// fails at once if someone holds it. The kernel drops the lock when the
+// holder dies.
+func lockDir(dir string, wait bool) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_EX
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
+	}
+	return f, nil
 }
 
 // newID names a layer: a timestamp that sorts, then randomness enough to
@@ -184,4 +284,150 @@ func (s *Store) NewLayer(fill func(dst string) error) (string, error) {
 // start of the binary its init).
 func newID() string {
 	return fmt.Sprintf("%s-%012x", time.Now().UTC().Format("20060102T150405"), rand.Uint64()>>16)
+}
+
+// RemoveBase deletes base name: its file first, in one unlink, so it is
+// gone from every listing at once, then each of its layers that no other
+// base names. It refuses while another base is built on this one. It
+// does not know about sessions: session.Store.RemoveBase checks that none
+// stands on the base before calling it. It returns the bytes freed.
+func (s *Store) RemoveBase(name string) (int64, error) {
+	b, err := s.Get(name)
+	if err != nil {
+		return 0, err
+	}
+	if b.Builtin() {
+		return 0, fmt.Errorf("base %q is %w: it is this machine's own /, which cannot be removed", name, ErrBuiltin)
+	}
+	s.SweepOrphans()
+	all, err := s.List()
+	if err != nil {
+		return 0, err
+	}
+	if on := builtOn(b, all); len(on) > 0 {
+		what, them := "base %s is", "it"
+		if len(on) > 1 {
+			what, them = "bases %s are", "them"
+		}
+		return 0, fmt.Errorf("base %q is %w: "+what+" built on it; remove %s first: incarnate base rm %s",
+			name, ErrInUse, strings.Join(on, ", "), them, strings.Join(on, " "))
+	}
+	if err := os.Remove(s.basePath(name)); err != nil {
+		return 0, err
+	}
+	if err := fsutil.SyncDir(filepath.Join(s.Root, "bases")); err != nil {
+		return 0, err
+	}
+	var freed int64
+	for _, id := range unshared(b, all) {
+		if err := s.dropLayer(id); err != nil {
+			return freed, err
+		}
+		freed += b.LayerSizes[id]
+	}
+	return freed, nil
+}
+
+// builtOn names the other bases that stack on b: those that have b's top
+// layer among theirs without being b's exact copy.
+func builtOn(b *Base, all []*Base) []string {
+	var on []string
+	for _, o := range all {
+		if o.Name != b.Name && !o.Builtin() && len(b.Layers) > 0 &&
+			slices.Contains(o.Layers, b.Layers[0]) && !slices.Equal(o.Layers, b.Layers) {
+			on = append(on, o.Name)
+		}
+	}
+	return on
+}
+
+// unshared lists b's layers that no other base names.
+func unshared(b *Base, all []*Base) []string {
+	var ids []string
+	for _, id := range b.Layers {
+		used := id == HostLayer
+		for _, o := range all {
+			used = used || o.Name != b.Name && slices.Contains(o.Layers, id)
+		}
+		if !used {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// dropLayer deletes layer id. It is first renamed into a workspace in
+// tmp/, in one step, so a crash half-way through the deletion leaves
+// debris the start-up clean-up removes, never half a layer in layers/.
+func (s *Store) dropLayer(id string) error {
+	if !validLayerID(id) {
+		// A hand-edited base file must not point a delete anywhere.
+		return fmt.Errorf("layer %q: %w", id, ErrInvalidName)
+	}
+	ws, err := fsutil.NewWorkspace(filepath.Join(s.Root, "tmp"), "drop-layer-")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(s.LayerDir(id), ws.Path("layer")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		ws.Discard()
+		return err
+	}
+	return ws.Discard()
+}
+
+func validLayerID(id string) bool {
+	return id != HostLayer && len(id) <= MaxNameLen && len(id) > 0 && nameChars(id)
+}
+
+// SweepOrphans deletes the layers no base names and no running import
+// or commit holds: what a crash between NewLayer and AddBase left.
+// Imports and removals call it; so may a start-up clean-up. The bases
+// are read again once the locks are held, so a layer whose base was
+// recorded meanwhile is kept.
+func (s *Store) SweepOrphans() {
+	ents, err := os.ReadDir(filepath.Join(s.Root, "layers"))
+	if err != nil || len(ents) == 0 {
+		return
+	}
+	named := func() map[string]bool {
+		all, err := s.List()
+		if err != nil {
+			return nil
+		}
+		ids := map[string]bool{}
+		for _, b := range all {
+			for _, id := range b.Layers {
+				ids[id] = true
+			}
+		}
+		return ids
+	}
+	before := named()
+	if before == nil {
+		return
+	}
+	var locked []*os.File
+	defer func() {
+		for _, f := range locked {
+			f.Close()
+		}
+	}()
+	var orphans []string
+	for _, e := range ents {
+		if id := e.Name(); !before[id] && validLayerID(id) {
+			if f, err := lockDir(s.LayerDir(id), false); err == nil {
+				locked = append(locked, f)
+				orphans = append(orphans, id)
+			}
+		}
+	}
+	if len(orphans) == 0 {
+		return
+	}
+	after := named()
+	for _, id := range orphans {
+		if after != nil && !after[id] {
+			_ = s.dropLayer(id)
+		}
+	}
 }

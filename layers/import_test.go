@@ -1,0 +1,399 @@
+package layers
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+func openStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func writeFile(t *testing.T, path string, data []byte) string {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func compress(t *testing.T, kind string, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	var err error
+	switch kind {
+	case "gzip":
+		w = gzip.NewWriter(&buf)
+	case "zstd":
+		w, err = zstd.NewWriter(&buf)
+	case "xz":
+		w, err = xz.NewWriter(&buf)
+	default:
+		return data
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// The content decides how a tarball is read, not its name.
+func TestImportTarballByContent(t *testing.T) {
+	rootfs := makeTar(t, dir("./"), dir("./etc/"), file("./etc/os-release", "ID=test\n"))
+	tests := []struct{ compression, file string }{
+		{"", "rootfs.tar.gz"},
+		{"gzip", "rootfs.tar"},
+		{"zstd", "rootfs.tgz"},
+		{"xz", "rootfs"},
+	}
+	for _, tt := range tests {
+		s := openStore(t)
+		src := writeFile(t, filepath.Join(t.TempDir(), tt.file), compress(t, tt.compression, rootfs))
+		kind, compression, err := sniff(src)
+		if err != nil || kind != kindRootfs || compression != tt.compression {
+			t.Errorf("sniff(%s as %q) = %v, %q, %v; want a rootfs in %q", tt.file, tt.compression, kind, compression, err, tt.compression)
+		}
+		b, err := s.Import("b", src, ImportOptions{})
+		if err != nil {
+			t.Fatalf("import %s (%q): %v", tt.file, tt.compression, err)
+		}
+		got, err := os.ReadFile(filepath.Join(s.LayerDir(b.Layers[0]), "etc/os-release"))
+		if err != nil || string(got) != "ID=test\n" {
+			t.Errorf("%s: etc/os-release = %q, %v", tt.file, got, err)
+		}
+		if size, ok := b.Size(); !ok || size <= 0 {
+			t.Errorf("%s: size %d, %v; want it recorded", tt.file, size, ok)
+		}
+	}
+}
+
+func TestImportRefusesWhatItCannotRead(t *testing.T) {
+	s := openStore(t)
+	dir := t.TempDir()
+	for _, src := range []string{
+		writeFile(t, filepath.Join(dir, "text"), []byte(strings.Repeat("not a tarball\n", 100))),
+		writeFile(t, filepath.Join(dir, "empty"), nil),
+		writeFile(t, filepath.Join(dir, "gz-text.tar.gz"), compress(t, "gzip", []byte("hello"))),
+	} {
+		if _, err := s.Import("b", src, ImportOptions{}); !errors.Is(err, ErrUnknownSource) {
+			t.Errorf("import %s: %v, want ErrUnknownSource", src, err)
+		}
+	}
+	if _, err := s.Import("host", dir, ImportOptions{}); !errors.Is(err, ErrBuiltin) {
+		t.Errorf("import as host: %v, want ErrBuiltin", err)
+	}
+	assertEmpty(t, filepath.Join(s.Root, "layers"), filepath.Join(s.Root, "bases"))
+}
+
+func assertEmpty(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if ents, err := os.ReadDir(d); err != nil || len(ents) != 0 {
+			t.Errorf("%s: %v, %v; want it empty", d, ents, err)
+		}
+	}
+}
+
+// testImage has three layers: a root, a file in /opt, and an upper layer
+// that deletes a file (whiteout), hides /opt's lower content (opaque
+// marker), replaces one file and adds others.
+func testImage(t *testing.T) v1.Image {
+	t.Helper()
+	layer := func(entries ...entry) v1.Layer {
+		data := makeTar(t, entries...)
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	img, err := mutate.AppendLayers(empty.Image,
+		layer(dir("etc/"), file("etc/gone", "deleted above"), file("etc/kept", "lower"), file("etc/replaced", "lower")),
+		layer(dir("opt/"), file("opt/old", "hidden by the opaque marker")),
+		layer(dir("etc/"), file("etc/.wh.gone", ""), file("etc/replaced", "upper"), file("etc/added", "upper"),
+			dir("opt/"), file("opt/.wh..wh..opq", ""), file("opt/new", "upper"), hardlink("opt/new-link", "etc/kept")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func checkFlattened(t *testing.T, root string) {
+	t.Helper()
+	want := map[string]string{"etc/kept": "lower", "etc/replaced": "upper", "etc/added": "upper", "opt/new": "upper", "opt/new-link": "lower"}
+	got := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(root, p)
+		got[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("flattened image holds %v, want %v", got, want)
+	}
+	for rel, body := range want {
+		if got[rel] != body {
+			t.Errorf("%s = %q, want %q", rel, got[rel], body)
+		}
+	}
+}
+
+// tarDir archives the tree at root.
+func tarDir(t *testing.T, root string) []byte {
+	t.Helper()
+	var entries []entry
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() {
+			entries = append(entries, dir(rel+"/"))
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		entries = append(entries, file(rel, string(b)))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return makeTar(t, entries...)
+}
+
+func TestImportImage(t *testing.T) {
+	img := testImage(t)
+	work := t.TempDir()
+	oci := filepath.Join(work, "oci")
+	p, err := layout.Write(oci, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag("incarnate.test/flat:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docker := filepath.Join(work, "docker-save.tar")
+	if err := tarball.WriteToFile(docker, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	dockerTar, err := os.ReadFile(docker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]string{
+		"OCI layout":            oci,
+		"OCI archive":           writeFile(t, filepath.Join(work, "oci.tar"), tarDir(t, oci)),
+		"docker save":           docker,
+		"docker save, zstd":     writeFile(t, filepath.Join(work, "docker.tar.zst"), compress(t, "zstd", dockerTar)),
+		"OCI archive, gzip":     writeFile(t, filepath.Join(work, "oci.tgz"), compress(t, "gzip", tarDir(t, oci))),
+		"docker save, progress": docker,
+	}
+	for what, src := range sources {
+		t.Run(what, func(t *testing.T) {
+			s := openStore(t)
+			var o ImportOptions
+			var bar bytes.Buffer
+			if strings.HasSuffix(what, "progress") {
+				o.Progress = &bar
+			}
+			b, err := s.Import("img", src, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFlattened(t, s.LayerDir(b.Layers[0]))
+			if o.Progress != nil && !strings.Contains(bar.String(), "100%\x1b[K\n") {
+				t.Errorf("progress line %q does not end at 100%%", bar.String())
+			}
+			assertEmpty(t, filepath.Join(s.Root, "tmp"))
+		})
+	}
+}
+
+func TestImageArchiveOrRootfs(t *testing.T) {
+	tests := []struct {
+		names []string
+		want  sourceKind
+	}{
+		{[]string{"./", "./bin/", "./bin/sh"}, kindRootfs},
+		{[]string{".dockerenv", "bin/", "etc/passwd"}, kindRootfs},
+		{[]string{"blobs/", "blobs/sha256/", "blobs/sha256/ab"}, kindImageArchive},
+		{[]string{"oci-layout", "index.json"}, kindImageArchive},
+		{[]string{strings.Repeat("ab", 32) + "/", strings.Repeat("ab", 32) + "/VERSION"}, kindImageArchive},
+		{[]string{strings.Repeat("cd", 32) + ".json", "manifest.json"}, kindImageArchive},
+		{[]string{"sha256:" + strings.Repeat("ef", 32), strings.Repeat("01", 32) + ".tar.gz"}, kindImageArchive},
+		{[]string{strings.Repeat("01", 32) + ".tar", "manifest.json"}, kindImageArchive},
+	}
+	for _, tt := range tests {
+		var entries []entry
+		for _, n := range tt.names {
+			if strings.HasSuffix(n, "/") {
+				entries = append(entries, dir(n))
+			} else {
+				entries = append(entries, file(n, "x"))
+			}
+		}
+		if got, err := tarKind(bytes.NewReader(makeTar(t, entries...))); err != nil || got != tt.want {
+			t.Errorf("tarKind(%v) = %v, %v; want %v", tt.names, got, err, tt.want)
+		}
+	}
+}
+
+// fakeLayer publishes a layer holding one file, as an import would.
+func fakeLayer(t *testing.T, s *Store) string {
+	t.Helper()
+	id, err := s.NewLayer(func(dst string) error {
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, "f"), bytes.Repeat([]byte("x"), 10000), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func addBase(t *testing.T, s *Store, name string, ids ...string) {
+	t.Helper()
+	if _, err := s.AddBase(name, ids, "test"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func layerDirs(t *testing.T, s *Store) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(s.Root, "layers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range ents {
+		ids = append(ids, e.Name())
+	}
+	return ids
+}
+
+func TestRemoveBase(t *testing.T) {
+	s := openStore(t)
+	low, top := fakeLayer(t, s), fakeLayer(t, s)
+	addBase(t, s, "a", low)
+	addBase(t, s, "b", top, low) // b is built on a
+	addBase(t, s, "a-copy", low) // the same layers: not built on a
+	if _, err := s.AddBase("a", []string{low}, "again"); !errors.Is(err, ErrExist) {
+		t.Errorf("AddBase of a taken name: %v, want ErrExist", err)
+	}
+	if _, err := s.RemoveBase("a"); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "base b is built on it") {
+		t.Errorf("remove a under b: %v, want ErrInUse naming b", err)
+	}
+	if _, err := s.RemoveBase(HostBase); !errors.Is(err, ErrBuiltin) {
+		t.Errorf("remove host: %v, want ErrBuiltin", err)
+	}
+	steps := []struct {
+		base   string
+		freed  bool
+		layers []string
+	}{
+		{"b", true, []string{low}},   // b's own layer goes, a's stays
+		{"a", false, []string{low}},  // a-copy still names it
+		{"a-copy", true, []string{}}, // the last one out
+	}
+	for _, st := range steps {
+		freed, err := s.RemoveBase(st.base)
+		if err != nil {
+			t.Fatalf("remove %s: %v", st.base, err)
+		}
+		if (freed > 0) != st.freed {
+			t.Errorf("remove %s freed %d bytes; want some: %v", st.base, freed, st.freed)
+		}
+		if got := layerDirs(t, s); strings.Join(got, ",") != strings.Join(st.layers, ",") {
+			t.Errorf("after removing %s, layers %v; want %v", st.base, got, st.layers)
+		}
+		if _, err := s.Get(st.base); !errors.Is(err, ErrNotExist) {
+			t.Errorf("base %s still there: %v", st.base, err)
+		}
+	}
+	assertEmpty(t, filepath.Join(s.Root, "tmp"), filepath.Join(s.Root, "bases"))
+}
+
+// A layer no base names is kept while the import that made it runs, and
+// removed once that import is gone (as if it had been killed).
+func TestSweepOrphans(t *testing.T) {
+	s := openStore(t)
+	named := fakeLayer(t, s)
+	addBase(t, s, "named", named)
+	pending := fakeLayer(t, s)
+	other, err := Open(s.Root) // another incarnate process
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.SweepOrphans()
+	if got := layerDirs(t, s); len(got) != 2 {
+		t.Fatalf("a sweep during an import left %v; want both layers", got)
+	}
+	s.release([]string{pending}) // the importer dies: the kernel drops its lock
+	other.SweepOrphans()
+	if got := layerDirs(t, s); len(got) != 1 || got[0] != named {
+		t.Errorf("after the importer died, layers %v; want only %s", got, named)
+	}
+	assertEmpty(t, filepath.Join(s.Root, "tmp"))
+}
+
+func TestProgress(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgress(&buf, "reading x.tar", 2<<20)
+	p.add(1 << 20) // the first read draws
+	p.last = p.last.Add(progressEvery * 100)
+	p.add(1) // too soon after: not drawn
+	p.finish()
+	want := "\rreading x.tar  1.0 MiB / 2.0 MiB   50%\x1b[K" + "\rreading x.tar  1.0 MiB / 2.0 MiB   50%\x1b[K\n"
+	if got := buf.String(); got != want {
+		t.Errorf("progress wrote\n%q, want\n%q", got, want)
+	}
+	var none *progress = newProgress(nil, "x", 1)
+	none.add(5)
+	none.finish() // no terminal: nothing, and no panic
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 5 << 30: "5.0 GiB"} {
+		if got := HumanSize(n); got != want {
+			t.Errorf("HumanSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

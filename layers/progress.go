@@ -1,0 +1,98 @@
+package layers
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// progressEvery bounds how often the progress line is redrawn: ten
+// times a second reads as smooth and costs nothing next to the unpack.
+const progressEvery = 100 * time.Millisecond
+
+// progress redraws one line, "label  12.3 MiB / 45.6 MiB  27%", in place
+// on a terminal. A nil *progress draws nothing, so callers need not ask.
+type progress struct {
+	w     io.Writer
+	label string
+	total int64
+
+	mu   sync.Mutex // reads may come from a goroutine (a flattened image)
+	done int64
+	last time.Time
+}
+
+// newProgress returns nil when w is nil: no terminal, no progress.
+func newProgress(w io.Writer, label string, total int64) *progress {
+	if w == nil {
+		return nil
+	}
+	return &progress{w: w, label: label, total: total}
+}
+
+func (p *progress) add(n int) {
+	if p == nil || n == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += int64(n)
+	if now := time.Now(); now.Sub(p.last) >= progressEvery {
+		p.last = now
+		p.draw()
+	}
+}
+
+// finish draws the final state and ends the line.
+func (p *progress) finish() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.draw()
+	fmt.Fprint(p.w, "\n")
+}
+
+func (p *progress) draw() {
+	line := fmt.Sprintf("\r%s  %s", p.label, HumanSize(p.done))
+	if p.total > 0 {
+		pct := min(100, p.done*100/p.total)
+		line += fmt.Sprintf(" / %s  %3d%%", HumanSize(p.total), pct)
+	}
+	fmt.Fprint(p.w, line+"\x1b[K") // erase what a longer line left
+}
+
+// reader counts what is read through r.
+func (p *progress) reader(r io.Reader) io.Reader {
+	if p == nil {
+		return r
+	}
+	return &progressReader{r: r, p: p}
+}
+
+type progressReader struct {
+	r io.Reader
+	p *progress
+}
+
+func (pr *progressReader) Read(b []byte) (int, error) {
+	n, err := pr.r.Read(b)
+	pr.p.add(n)
+	return n, err
+}
+
+// HumanSize writes a byte count the way ls -h would, in binary units.
+func HumanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
