@@ -408,3 +408,46 @@ func TestSessionOptions(t *testing.T) {
 		}
 	})
 }
+
+// The terminal comes back as it was, however enter ends: the shell killed
+// by a signal, or incarnate itself sent SIGTERM.
+func TestTerminalIsRestored(t *testing.T) {
+	h := newHarness(t, users()[0])
+	h.ok("new", "--base", "bb", "s")
+	sh := exec.Command("/bin/sh", "-i")
+	sh.Env = h.command().Env
+	s := h.onPty(t, 24, 80, sh)
+	s.send("PS1='outer$ '\r")
+	s.expect("outer$ ")
+	cooked := func(how string) {
+		t.Helper()
+		s.send("stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ,; echo\r")
+		s.expect("icanon,echo,")
+		s.expect("outer$ ")
+	}
+	cooked("before")
+
+	s.send(h.bin + " enter --shell /bin/sh s; echo client-exit=$?\r")
+	s.expect("[s] ")
+	s.send("kill -9 $$\r")
+	s.expect("client-exit=137")
+	s.expect("outer$ ")
+	cooked("after the shell was killed")
+
+	s.send(h.bin + " enter --shell /bin/sh s; echo client-exit=$?\r")
+	s.expect("[s] ")
+	var client []string
+	waitFor(t, "the client", func() bool {
+		client = processesWith(h.bin + "\x00enter\x00--shell")
+		return len(client) == 1
+	})
+	var pid int
+	fmt.Sscan(client[0], &pid)
+	if err := unix.Kill(pid, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	s.expect("client-exit=143")
+	s.expect("outer$ ")
+	cooked("after SIGTERM to incarnate")
+	waitFor(t, "the session to be let go", func() bool { return sessionFree(h, "s") })
+}
