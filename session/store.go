@@ -63,11 +63,12 @@ func Open(root string) (*Store, error) {
 
 // recover repairs what a crash can leave: workspaces of operations that
 // died half-way (a session being created or cloned, a layer being
-// imported or committed) are deleted, and a discard whose deletion did
-// not finish is resumed in the background. Sessions themselves only ever
+// imported or committed) are deleted, so are layers no base names, and a
+// discard whose deletion did not finish is resumed in the background. Sessions themselves only ever
 // appear by a rename of a complete directory, so none is half-made.
 func (s *Store) recover() {
 	_ = fsutil.CleanStale(filepath.Join(s.Root, "tmp"))
+	s.Layers.SweepOrphans() // a layer whose import or commit died before its base was recorded
 	if ents, err := os.ReadDir(filepath.Join(s.Root, "trash")); err == nil && len(ents) > 0 {
 		s.purgeInBackground()
 	}
