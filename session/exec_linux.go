@@ -113,9 +113,12 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 // Run runs a command in session name with plain streams, passing on the
 // signals incarnate receives, and returns its exit status.
 func (s *Store) Run(name string, o ExecOptions) (int, error) {
+	// Installing the handlers takes a millisecond and more; it runs on the
+	// other core while the keeper is reached.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, sandbox.ForwardedSignals...)
-	defer signal.Stop(sigs)
+	notified := make(chan struct{})
+	go func() { signal.Notify(sigs, sandbox.ForwardedSignals...); close(notified) }()
+	defer func() { <-notified; signal.Stop(sigs); close(sigs) }()
 	conn, _, err := s.Exec(name, o)
 	if err != nil {
 		return 0, err
