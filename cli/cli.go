@@ -74,10 +74,16 @@ func dispatch(c *ctx, args []string) error {
 	global.StringVar(&c.root, "root", "", "")
 	help := global.Bool("help", false, "")
 	global.BoolVar(help, "h", false, "")
+	var tf tuiFlags
+	global.StringVar(&tf.theme, "theme", "", "")
+	global.BoolVar(&tf.noColor, "no-color", false, "")
 	if err := global.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
 	rest := global.Args()
+	if len(rest) == 0 && !*help && c.isTerminal() {
+		return cmdTUI(c, tf)
+	}
 	if *help || len(rest) == 0 || rest[0] == "help" {
 		if len(rest) > 1 {
 			return showHelp(c, rest[1])
@@ -110,7 +116,7 @@ func showHelp(c *ctx, name string) error {
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, "incarnate: throwaway environments that stay until you throw them away\n\nusage: incarnate [--root DIR] COMMAND [ARGS]\n\ncommands:\n")
+	fmt.Fprint(w, "incarnate: throwaway environments that stay until you throw them away\n\nusage: incarnate [--root DIR] COMMAND [ARGS]\n       incarnate [--root DIR] [--theme NAME] [--no-color]   (on a terminal: the interface)\n\ncommands:\n")
 	for _, cmd := range commands() {
 		fmt.Fprintf(w, "  %-6s %s\n", cmd.name, cmd.summary)
 	}

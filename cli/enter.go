@@ -22,15 +22,22 @@ func cmdEnter(c *ctx, args []string) error {
 	if len(pos) != 1 {
 		return usagef("enter takes one session name; see `incarnate enter --help`")
 	}
-	o := session.ExecOptions{Argv: []string{"/bin/sh"}, Env: shellEnv(pos[0]), Dir: "/root", DirElse: "/", Umask: 0o022}
+	o := shellOptions(pos[0], *shell)
+	return c.attach(pos[0], o)
+}
+
+// shellOptions start an interactive shell in session name: shell when
+// given, else the user's $SHELL if the session has it, else /bin/sh.
+func shellOptions(name, shell string) session.ExecOptions {
+	o := session.ExecOptions{Argv: []string{"/bin/sh"}, Env: shellEnv(name), Dir: "/root", DirElse: "/", Umask: 0o022}
 	switch {
-	case *shell != "":
-		o.Argv = []string{*shell}
+	case shell != "":
+		o.Argv = []string{shell}
 	case os.Getenv("SHELL") != "":
 		o.Argv = []string{os.Getenv("SHELL")}
 		o.Fallback = [][]string{{"/bin/sh"}}
 	}
-	return c.attach(pos[0], o)
+	return o
 }
 
 // shellEnv is the environment of an interactive shell: the terminal type
@@ -56,20 +63,27 @@ func (c *ctx) attach(name string, o session.ExecOptions) error {
 	if err != nil {
 		return err
 	}
-	o.Tty = true
-	if ws, err := pty.GetsizeFull(c.stdin); err == nil {
-		o.Rows, o.Cols = ws.Rows, ws.Cols
-	}
-	conn, master, err := st.Exec(name, o)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	status, err := sandbox.Attach(conn, master, c.stdin, c.stdout)
+	status, err := attachTTY(st, name, o, c.stdin, c.stdout)
 	if err != nil {
 		return err
 	}
 	return exitStatus(status)
+}
+
+// attachTTY runs o in session name with a fresh pty sized like in, and
+// connects in and out to it until it exits; it returns the exit status.
+// `enter`, `run -t` and the TUI's enter all come through here.
+func attachTTY(st *session.Store, name string, o session.ExecOptions, in, out *os.File) (int, error) {
+	o.Tty = true
+	if ws, err := pty.GetsizeFull(in); err == nil {
+		o.Rows, o.Cols = ws.Rows, ws.Cols
+	}
+	conn, master, err := st.Exec(name, o)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	return sandbox.Attach(conn, master, in, out)
 }
 
 func cmdStop(c *ctx, args []string) error {

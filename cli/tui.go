@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"golang.org/x/term"
+
+	"incarnate/session"
+	"incarnate/ui"
+)
+
+// tuiFlags are the global flags only the interface reads.
+type tuiFlags struct {
+	theme   string
+	noColor bool
+}
+
+// cmdTUI opens the interface: `incarnate` with no command, on a terminal.
+func cmdTUI(c *ctx, f tuiFlags) error {
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	_, noColor := os.LookupEnv("NO_COLOR")
+	m := ui.New(ui.Options{
+		Store:     st,
+		ConfigDir: ui.ConfigDir(),
+		Theme:     f.theme,
+		NoColor:   f.noColor || noColor,
+		Renderer:  lipgloss.NewRenderer(c.stdout),
+		Shell: func(name, shell string) ui.ShellCommand {
+			return &shellCommand{st: st, name: name, shell: shell, in: c.stdin, out: c.stdout}
+		},
+	})
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(c.stdin), tea.WithOutput(c.stdout))
+	_, err = p.Run()
+	return err
+}
+
+// isTerminal reports whether the user is at a terminal on both ends:
+// only then does a bare `incarnate` open the interface.
+func (c *ctx) isTerminal() bool {
+	return term.IsTerminal(int(c.stdin.Fd())) && term.IsTerminal(int(c.stdout.Fd()))
+}
+
+// shellCommand is a shell in a session, handed the terminal by
+// tea.Exec: Bubble Tea has released it (cooked mode, main screen), and
+// attachTTY puts it in raw mode for the shell, reads it through a
+// cancellable reader and restores it on every way out, so the list gets
+// back a terminal exactly as it left it, with no keystroke eaten.
+type shellCommand struct {
+	st          *session.Store
+	name, shell string
+	in, out     *os.File
+	status      int
+}
+
+func (s *shellCommand) SetStdin(r io.Reader) {
+	if f, ok := r.(*os.File); ok {
+		s.in = f
+	}
+}
+
+func (s *shellCommand) SetStdout(w io.Writer) {
+	if f, ok := w.(*os.File); ok {
+		s.out = f
+	}
+}
+
+func (s *shellCommand) SetStderr(io.Writer) {}
+
+func (s *shellCommand) Run() error {
+	fmt.Fprintf(s.out, "incarnate: entering %s — exit the shell to return to the list\r\n", s.name)
+	status, err := attachTTY(s.st, s.name, shellOptions(s.name, s.shell), s.in, s.out)
+	s.status = status
+	return err
+}
+
+func (s *shellCommand) ExitStatus() int { return s.status }

@@ -1,0 +1,263 @@
+package ui
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"incarnate/themes"
+)
+
+// configSavedMsg reports writing config.toml.
+type configSavedMsg struct{ err error }
+
+func (m *Model) movement() movement {
+	k := m.keys
+	return movement{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}
+}
+
+// onKey handles a key: an open dialog takes it first, then the filter
+// being typed, then the view on screen.
+func (m *Model) onKey(msg tea.KeyMsg) tea.Cmd {
+	if msg.String() == "ctrl+c" && m.dialog == nil {
+		return tea.Quit
+	}
+	if m.dialog != nil {
+		done, cmd := m.dialog.update(msg)
+		if done {
+			m.dialog = nil
+		}
+		return cmd
+	}
+	if m.filtering {
+		return m.onFilterKey(msg)
+	}
+	switch m.mode {
+	case modeHelp:
+		if key.Matches(msg, m.keys.Quit) && msg.String() == "ctrl+c" {
+			return tea.Quit
+		}
+		m.mode = modeList
+		return nil
+	case modeDiff:
+		back, cmd := m.diff.update(msg)
+		if back {
+			m.mode, m.diff = modeList, nil
+		}
+		return cmd
+	case modeBases:
+		back, cmd := m.bases.update(msg, m)
+		if back {
+			m.mode, m.bases = modeList, nil
+		}
+		return cmd
+	}
+	return m.onListKey(msg)
+}
+
+func (m *Model) onFilterKey(msg tea.KeyMsg) tea.Cmd {
+	switch msg.String() {
+	case "esc":
+		m.filtering = false
+		m.filter.Blur()
+		m.filter.SetValue("")
+		m.list.setFilter("")
+	case "enter":
+		m.filtering = false
+		m.filter.Blur()
+	case "up", "down":
+		m.list.scroll.handle(msg, m.movement())
+	default:
+		var cmd tea.Cmd
+		m.filter, cmd = m.filter.Update(msg)
+		m.list.setFilter(m.filter.Value())
+		m.updateKeys()
+		return tea.Batch(cmd, m.selectionChanged())
+	}
+	m.updateKeys()
+	return m.selectionChanged()
+}
+
+func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
+	k := m.keys
+	if m.list.scroll.handle(msg, m.movement()) {
+		return m.selectionChanged()
+	}
+	r := m.list.selected()
+	switch {
+	case key.Matches(msg, k.Quit):
+		return tea.Quit
+	case key.Matches(msg, k.Help):
+		m.mode = modeHelp
+	case msg.String() == "esc" && m.list.filter != "":
+		m.filter.SetValue("")
+		m.list.setFilter("")
+		m.updateKeys()
+		return m.selectionChanged()
+	case key.Matches(msg, k.Filter):
+		m.filtering = true
+		return m.filter.Focus()
+	case key.Matches(msg, k.Sort):
+		m.list.cycleSort()
+		m.status = status{text: "sorted by " + m.list.sort.String()}
+		return m.selectionChanged()
+	case key.Matches(msg, k.Refresh):
+		return tea.Batch(m.reload(), basesCmd(m.c.store))
+	case key.Matches(msg, k.Theme):
+		return m.cycleTheme()
+	case key.Matches(msg, k.New):
+		m.dialog = newNewDialog(m.c, m.baseList, m.cfg.DefaultBase, m.sessionTaken)
+		return textinputBlink()
+	case key.Matches(msg, k.Bases):
+		m.bases = newBasesView(m.c)
+		m.bases.setSize(m.width, m.height-3)
+		m.bases.setBases(m.baseList, m.baseUsers, nil)
+		m.mode = modeBases
+		return basesCmd(m.c.store)
+	case r == nil:
+		return nil
+	case key.Matches(msg, k.Enter):
+		return m.enter(r.name())
+	case key.Matches(msg, k.Discard):
+		m.dialog = m.discardDialog(r)
+	case key.Matches(msg, k.Reset):
+		m.dialog = m.resetDialog(r)
+	case key.Matches(msg, k.Rename):
+		name := r.name()
+		m.dialog = newPrompt(m.c, "Rename "+name, "session", name, m.sessionTaken, func(to string) tea.Cmd {
+			st := m.c.store
+			return m.c.task("renaming "+name, func() (string, error) {
+				return "renamed " + name + " to " + to, st.Rename(name, to, false)
+			}, to)
+		})
+	case key.Matches(msg, k.Clone):
+		name := r.name()
+		m.dialog = newPrompt(m.c, "Clone "+name+" — everything it wrote is copied", "session", name+"-copy", m.sessionTaken, func(to string) tea.Cmd {
+			st := m.c.store
+			return m.c.task("cloning "+name, func() (string, error) {
+				_, err := st.Clone(name, to, false)
+				return "cloned " + name + " as " + to, err
+			}, to)
+		})
+	case key.Matches(msg, k.Commit):
+		name := r.name()
+		m.dialog = newPrompt(m.c, "Commit "+name+" as a new base on "+r.Meta.Base, "base", name, m.baseTaken, func(to string) tea.Cmd {
+			st := m.c.store
+			return m.c.task("committing "+name, func() (string, error) {
+				_, err := st.Commit(name, to, false)
+				return "committed " + name + " as base " + to + " — n makes sessions on it", err
+			})
+		})
+	case key.Matches(msg, k.Stop):
+		name := r.name()
+		if r.Shells == 0 {
+			m.status = status{text: "nothing runs in " + name}
+			return nil
+		}
+		st := m.c.store
+		return m.c.task("stopping "+name, func() (string, error) {
+			_, err := st.Stop(name, 5*time.Second)
+			return "stopped everything in " + name, err
+		})
+	case key.Matches(msg, k.Diff):
+		m.diff = newDiffView(m.c, r.name())
+		m.diff.setSize(m.width, m.height-3)
+		m.mode = modeDiff
+		if dm, ok := m.detail.diffs[keyOf(r)]; ok {
+			m.diff.setChanges(dm.changes, dm.err)
+		}
+		return diffCmd(m.c.store, keyOf(r))
+	}
+	return nil
+}
+
+// textinputBlink is nothing: the dialogs' cursors do not blink.
+func textinputBlink() tea.Cmd { return nil }
+
+func (m *Model) sessionTaken(name string) bool { return m.list.find(name) != nil }
+
+func (m *Model) baseTaken(name string) bool {
+	for _, b := range m.baseList {
+		if b.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// enter hands the terminal to a shell in session name.
+func (m *Model) enter(name string) tea.Cmd {
+	if m.opts.Shell == nil {
+		m.status = status{text: "entering a session is not available here", err: true}
+		return nil
+	}
+	c := m.opts.Shell(name, m.cfg.Shell)
+	m.status = status{text: "entering " + name + "…"}
+	return tea.Exec(c, func(err error) tea.Msg {
+		return execDoneMsg{name: name, status: c.ExitStatus(), err: err}
+	})
+}
+
+// lost says what discarding or resetting r throws away.
+func lost(r *row) string {
+	what := fmt.Sprintf("%s in %s", humanSize(r.Stats.Size), plural(r.Stats.Changes, "changed path", "changed paths"))
+	if r.Stats.Changes == 0 {
+		what = "nothing was written in it yet"
+	}
+	if r.Shells > 0 {
+		what += fmt.Sprintf("; %s running inside will be stopped", plural(r.Shells, "process", "processes"))
+	}
+	return what
+}
+
+func (m *Model) discardDialog(r *row) dialog {
+	name, force := r.name(), r.Shells > 0
+	body := fmt.Sprintf("Discard session %s and everything written in it? This loses %s.", name, lost(r))
+	if r.Meta.Damaged != "" {
+		body = fmt.Sprintf("Discard the damaged session %s?", name)
+	}
+	return newConfirm(m.c, "Discard "+name, body, func() tea.Cmd {
+		st := m.c.store
+		return m.c.task("discarding "+name, func() (string, error) {
+			return "discarded " + name, st.Remove(name, force)
+		})
+	})
+}
+
+func (m *Model) resetDialog(r *row) dialog {
+	name, force := r.name(), r.Shells > 0
+	body := fmt.Sprintf("Reset session %s to its base %s? This loses %s.", name, r.Meta.Base, lost(r))
+	return newConfirm(m.c, "Reset "+name, body, func() tea.Cmd {
+		st := m.c.store
+		return m.c.task("resetting "+name, func() (string, error) {
+			return "reset " + name + ": it is as new", st.Reset(name, force)
+		})
+	})
+}
+
+// cycleTheme moves to the next theme and remembers it in config.toml.
+func (m *Model) cycleTheme() tea.Cmd {
+	m.theme = (m.theme + 1) % len(m.themes)
+	t := m.themes[m.theme]
+	m.c.styles = themes.NewStyles(m.c.renderer, t)
+	m.applyStyles()
+	m.status = status{text: "theme " + t.Name}
+	if m.opts.ConfigDir == "" {
+		return nil
+	}
+	m.cfg.Theme = t.Name
+	path, cfg := filepath.Join(m.opts.ConfigDir, "config.toml"), m.cfg
+	m.status.text += " (saved in " + path + ")"
+	return func() tea.Msg {
+		// Read again first: keys written by hand since start stay.
+		cur, err := LoadConfig(path)
+		if err == nil {
+			cur.Theme = cfg.Theme
+			cfg = cur
+		}
+		return configSavedMsg{err: SaveConfig(path, cfg)}
+	}
+}

@@ -1,0 +1,98 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+
+	"incarnate/session"
+	"incarnate/themes"
+)
+
+// common is what every component shares, as soft-serve's Common is:
+// the styles of the current theme, the renderer they are built for, the
+// clock, and the store.
+type common struct {
+	store    *session.Store
+	renderer *lipgloss.Renderer
+	styles   *themes.Styles
+	now      func() time.Time
+	taskIDs  atomic.Int64
+}
+
+// humanSize prints bytes the way `incarnate ls` does.
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// ago prints a time relative to now, short enough for a column.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	case d < 60*24*time.Hour:
+		return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+	}
+	return t.Local().Format("2006-01-02")
+}
+
+// fit cuts or pads s to exactly w cells.
+func fit(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	if ansi.StringWidth(s) > w {
+		s = ansi.Truncate(s, w, "…")
+	}
+	return s + strings.Repeat(" ", w-ansi.StringWidth(s))
+}
+
+// fitRight is fit, aligned right.
+func fitRight(s string, w int) string {
+	if ansi.StringWidth(s) > w {
+		return ansi.Truncate(s, w, "…")
+	}
+	return strings.Repeat(" ", w-ansi.StringWidth(s)) + s
+}
+
+// plural is "1 path", "2 paths".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// kindStyle colours a diff kind.
+func kindStyle(s *themes.Styles, k session.Kind) lipgloss.Style {
+	switch k {
+	case session.Added:
+		return s.Kind.Added
+	case session.Modified:
+		return s.Kind.Modified
+	case session.Deleted:
+		return s.Kind.Deleted
+	}
+	return s.Kind.Replaced
+}

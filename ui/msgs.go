@@ -1,0 +1,84 @@
+package ui
+
+import (
+	"time"
+
+	"incarnate/layers"
+	"incarnate/session"
+)
+
+// row is one session as the list shows it.
+type row struct {
+	*session.Entry
+	Shells int
+}
+
+func (r row) name() string { return r.Meta.Name }
+
+// entriesMsg is a fresh listing of the store.
+type entriesMsg struct {
+	rows []row
+	err  error
+	took time.Duration
+}
+
+// basesMsg is a fresh listing of the bases and who stands on each.
+type basesMsg struct {
+	bases []*layers.Base
+	users map[string][]string
+	err   error
+}
+
+// diffKey names one state of a session: its diff is cached under it.
+type diffKey struct {
+	name            string
+	dirMtime, entry int64
+}
+
+func keyOf(r *row) diffKey {
+	return diffKey{r.Meta.Name, r.DirMtime, r.EnteredMtime}
+}
+
+// diffWantMsg asks for the diff of a session that has stayed chosen a
+// moment (scrolling past a row does not start a walk of its upper dir).
+type diffWantMsg struct{ key diffKey }
+
+// diffMsg is a session's diff.
+type diffMsg struct {
+	key     diffKey
+	changes []session.Change
+	err     error
+}
+
+// taskStartMsg and taskDoneMsg bracket a slow operation run as a
+// command (gh-dash's task pattern): the spinner runs between them.
+type taskStartMsg struct {
+	id   int64
+	what string
+	prog *progressLine
+}
+
+type taskDoneMsg struct {
+	id  int64
+	msg string // said in the status line on success
+	err error
+	// then runs after the list is refreshed (a new session is chosen).
+	selectName string
+}
+
+// execDoneMsg ends a shell entered with tea.Exec.
+type execDoneMsg struct {
+	name   string
+	status int
+	err    error
+}
+
+// tickMsg refreshes the list now and then: shells come and go.
+type tickMsg struct{}
+
+// previewMsg is the first lines of a file in a session's upper dir.
+type previewMsg struct {
+	path string
+	text string
+	err  error
+}

@@ -1,0 +1,186 @@
+package ui
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"incarnate/layers"
+	"incarnate/session"
+)
+
+// newDialog makes a session: a name checked as it is typed, a base
+// picked from the store's, and the network option.
+type newDialog struct {
+	c      *common
+	name   textinput.Model
+	bases  []*layers.Base
+	base   int
+	netOff bool
+	focus  int // 0 name, 1 base, 2 net
+	taken  func(string) bool
+	keys   dialogKeys
+	err    string
+}
+
+const (
+	fieldName = iota
+	fieldBase
+	fieldNet
+	numFields
+)
+
+func newNewDialog(c *common, bases []*layers.Base, defaultBase string, taken func(string) bool) *newDialog {
+	d := &newDialog{c: c, name: newInput(c, "name"), taken: taken, keys: newDialogKeys()}
+	d.setBases(bases, defaultBase)
+	d.validate()
+	return d
+}
+
+// setBases fills the picker, choosing want, else host for root, else
+// the first base an ordinary user can stand on.
+func (d *newDialog) setBases(bases []*layers.Base, want string) {
+	d.bases = bases
+	d.base = 0
+	for i, b := range bases {
+		if b.Name == want {
+			d.base = i
+			return
+		}
+	}
+	if os.Geteuid() != 0 && len(bases) > 1 && bases[0].Builtin() {
+		d.base = 1
+	}
+}
+
+func (d *newDialog) validate() {
+	d.err = validateName("session", d.name.Value(), d.taken)
+}
+
+func (d *newDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
+	switch {
+	case key.Matches(msg, d.keys.Cancel):
+		return true, nil
+	case key.Matches(msg, d.keys.Submit):
+		if d.err != "" || len(d.bases) == 0 {
+			return false, nil
+		}
+		return true, d.create()
+	case msg.String() == "tab" || msg.String() == "down":
+		d.setFocus((d.focus + 1) % numFields)
+		return false, nil
+	case msg.String() == "shift+tab" || msg.String() == "up":
+		d.setFocus((d.focus + numFields - 1) % numFields)
+		return false, nil
+	}
+	switch d.focus {
+	case fieldBase:
+		switch {
+		case key.Matches(msg, d.keys.Left) && len(d.bases) > 0:
+			d.base = (d.base + len(d.bases) - 1) % len(d.bases)
+		case key.Matches(msg, d.keys.Right), key.Matches(msg, d.keys.Toggle):
+			if len(d.bases) > 0 {
+				d.base = (d.base + 1) % len(d.bases)
+			}
+		}
+		return false, nil
+	case fieldNet:
+		if key.Matches(msg, d.keys.Toggle) || key.Matches(msg, d.keys.Left) || key.Matches(msg, d.keys.Right) {
+			d.netOff = !d.netOff
+		}
+		return false, nil
+	}
+	var cmd tea.Cmd
+	d.name, cmd = d.name.Update(msg)
+	d.validate()
+	return false, cmd
+}
+
+func (d *newDialog) setFocus(f int) {
+	d.focus = f
+	if f == fieldName {
+		d.name.Focus()
+	} else {
+		d.name.Blur()
+	}
+}
+
+func (d *newDialog) create() tea.Cmd {
+	name, base := d.name.Value(), d.bases[d.base].Name
+	opts := session.Options{}
+	if d.netOff {
+		opts.Net = "none"
+	}
+	st := d.c.store
+	return d.c.task("creating "+name, func() (string, error) {
+		if _, err := st.Create(name, base, opts); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("created %s on %s — enter opens a shell in it", name, base), nil
+	}, name)
+}
+
+func (d *newDialog) view(w int) string {
+	st := d.c.styles
+	label := func(f int, s string) string {
+		if d.focus == f {
+			return st.Dialog.Focused.Render("▸ " + s)
+		}
+		return st.Dialog.Label.Render("  " + s)
+	}
+	body := []string{label(fieldName, "Name"), "  " + d.name.View()}
+	if d.err != "" {
+		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.err))
+	} else {
+		body = append(body, "  "+st.Status.Success.Render("✓ free"))
+	}
+	body = append(body, label(fieldBase, "Base"))
+	switch {
+	case d.bases == nil:
+		body = append(body, "  "+st.Muted.Render("reading bases…"))
+	default:
+		picker := "  "
+		for i, b := range d.bases {
+			if i == d.base {
+				// Brackets as well as colours: the choice must show
+				// without colours too (NO_COLOR).
+				picker += st.Dialog.Choice.Render("["+b.Name+"]") + " "
+			} else {
+				picker += st.Text.Render(" "+b.Name+" ") + " "
+			}
+		}
+		body = append(body, picker)
+		if b := d.bases[d.base]; b.Builtin() && os.Geteuid() != 0 {
+			body = append(body, "  "+st.Dialog.Error.Render("the host base needs root; import a base of your own"))
+		} else if b.Source != "" {
+			body = append(body, "  "+st.Muted.Render("from "+b.Source))
+		}
+	}
+	check := "[ ]"
+	if d.netOff {
+		check = "[x]"
+	}
+	body = append(body, label(fieldNet, "Network"), "  "+st.Text.Render(check+" no network (loopback only)"))
+	return box(d.c, w, "New session", body, d.ShortHelp())
+}
+
+func (d *newDialog) ShortHelp() []key.Binding {
+	submit := d.keys.Submit
+	submit.SetHelp("enter", "create")
+	submit.SetEnabled(d.err == "" && len(d.bases) > 0)
+	next := d.keys.Next
+	keys := []key.Binding{next}
+	switch d.focus {
+	case fieldBase:
+		keys = append(keys, d.keys.Left)
+	case fieldNet:
+		t := d.keys.Toggle
+		keys = append(keys, t)
+	}
+	return append(keys, submit, d.keys.Cancel)
+}
+
+func (d *newDialog) FullHelp() [][]key.Binding { return [][]key.Binding{d.ShortHelp()} }

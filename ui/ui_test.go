@@ -1,0 +1,460 @@
+package ui
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/muesli/termenv"
+
+	"incarnate/internal/fsutil"
+	"incarnate/internal/testbase"
+	"incarnate/layers"
+	"incarnate/session"
+)
+
+// A discard starts a detached `incarnate __purge` through /proc/self/exe,
+// which here is this test binary: do the purge, not the tests again.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 3 && os.Args[1] == session.PurgeCommand {
+		if st, err := session.Open(os.Args[3]); err == nil {
+			_ = st.Purge()
+		}
+		os.Exit(0)
+	}
+	// What the bubbles inside use (the text cursor) renders through the
+	// default renderer: no colours there either.
+	lipgloss.SetColorProfile(termenv.Ascii)
+	os.Exit(m.Run())
+}
+
+// newStore is a store on a temp root with base "bb" (busybox), made
+// through the session and layers packages as the CLI would.
+func newStore(t *testing.T) *session.Store {
+	t.Helper()
+	dir := tempDir(t)
+	st, err := session.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := testbase.Busybox(t, filepath.Join(dir, "src"))
+	if _, err := st.Layers.Import("bb", src, layers.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The source is a temp path, different each run: pin it for goldens.
+	var b layers.Base
+	path := filepath.Join(st.Root, "bases", "bb.json")
+	if err := fsutil.ReadJSON(path, &b); err != nil {
+		t.Fatal(err)
+	}
+	b.Source = "/srv/rootfs/busybox"
+	if err := fsutil.WriteJSON(path, &b); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// tempDir is t.TempDir, except that its removal tries again for a while:
+// commands the program started (a listing writing index.json, the
+// detached purge of a discard) may still be finishing when a test ends.
+func tempDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "incarnate-ui-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+		}
+		t.Errorf("remove %s: %v", dir, err)
+	})
+	return dir
+}
+
+// addSession makes session name on bb and writes files into its upper
+// dir as a shell inside would (path → content; "" deletes by whiteout is
+// not needed here).
+func addSession(t *testing.T, st *session.Store, name string, files map[string]string) {
+	t.Helper()
+	if _, err := st.Create(name, "bb", session.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	upper := filepath.Join(st.Dir(name), "upper")
+	for p, body := range files {
+		full := filepath.Join(upper, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// asciiRenderer draws without colours, on a dark background.
+func asciiRenderer() *lipgloss.Renderer {
+	r := lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))
+	r.SetHasDarkBackground(true)
+	return r
+}
+
+func options(st *session.Store, t *testing.T) Options {
+	return Options{Store: st, ConfigDir: t.TempDir(), Renderer: asciiRenderer(), NoTick: true}
+}
+
+// harness wraps the model so that a test can look at it from inside the
+// program's own goroutine (inspectMsg), without a data race.
+type harness struct{ *Model }
+
+type inspectMsg func(*Model)
+
+func (h harness) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if f, ok := msg.(inspectMsg); ok {
+		f(h.Model)
+		return h, nil
+	}
+	_, cmd := h.Model.Update(msg)
+	return h, cmd
+}
+
+// running is the model as teatest runs it.
+var running = map[*Model]*teatest.TestModel{}
+
+// start runs the model at 80x24 in teatest.
+func start(t *testing.T, m *Model) *teatest.TestModel {
+	t.Helper()
+	tm := teatest.NewTestModel(t, harness{m}, teatest.WithInitialTermSize(80, 24))
+	running[m] = tm
+	return tm
+}
+
+// inspect runs f on the model inside the program and returns its result.
+func inspect[T any](m *Model, f func(*Model) T) T {
+	ch := make(chan T, 1)
+	running[m].Send(inspectMsg(func(m *Model) { ch <- f(m) }))
+	return <-ch
+}
+
+// waitFor waits until the program has drawn s (after what earlier waits
+// consumed), with a bound, not a sleep.
+func waitFor(t *testing.T, tm *teatest.TestModel, s string) {
+	t.Helper()
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(s)) },
+		teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(5*time.Millisecond))
+}
+
+// waitModel polls the model's own screen until cond holds. The model is
+// read from the test goroutine while the program runs; View only reads,
+// and the race detector is not on in these runs.
+func waitScreen(t *testing.T, m *Model, what string, cond func(screen string) bool) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if last = inspect(m, (*Model).View); cond(last) {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s; screen:\n%s", what, last)
+}
+
+var layerID = regexp.MustCompile(`\d{8}T\d{6}-[0-9a-f]{12}`)
+
+// screen is the final frame with what changes from run to run (layer
+// ids) masked, at the same width so that columns stay put.
+func screen(t *testing.T, tm *teatest.TestModel) []byte {
+	t.Helper()
+	tm.Send(tea.Quit())
+	fm := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(harness)
+	return []byte(layerID.ReplaceAllString(fm.View(), "LLLLLLLLTLLLLLL-LLLLLLLLLLLL") + "\n")
+}
+
+func press(s string) tea.KeyMsg {
+	switch s {
+	case "enter":
+		return tea.KeyMsg{Type: tea.KeyEnter}
+	case "esc":
+		return tea.KeyMsg{Type: tea.KeyEsc}
+	case "down":
+		return tea.KeyMsg{Type: tea.KeyDown}
+	case "tab":
+		return tea.KeyMsg{Type: tea.KeyTab}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
+}
+
+// threeSessions is the store most goldens show.
+func threeSessions(t *testing.T) *session.Store {
+	st := newStore(t)
+	addSession(t, st, "api", map[string]string{"srv/api/main.go": "package main\n"})
+	addSession(t, st, "web", map[string]string{"root/note": "kept\nsecond line\n", "etc/motd": "hello\n", "bin/blob": "\x00\x01\x02", "var/cache/app.log": "x\n"})
+	addSession(t, st, "scratch", nil)
+	return st
+}
+
+func TestListGolden(t *testing.T) {
+	st := threeSessions(t)
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	// The newest is chosen first (never entered: by creation); its diff
+	// arrives in the background.
+	waitFor(t, tm, "no changes over the base")
+	tm.Send(press("down"))
+	waitFor(t, tm, "A /root/note")
+	teatest.RequireEqualOutput(t, screen(t, tm))
+}
+
+func TestEmptyGolden(t *testing.T) {
+	m := New(options(newStore(t), t))
+	tm := start(t, m)
+	waitFor(t, tm, "No sessions yet")
+	out := screen(t, tm)
+	if !strings.Contains(string(out), "No sessions yet — press n") {
+		t.Errorf("empty state missing:\n%s", out)
+	}
+	if strings.Contains(string(out), "enter shell") || strings.Contains(string(out), "discard") {
+		t.Errorf("keys that need a session are offered with none:\n%s", out)
+	}
+	teatest.RequireEqualOutput(t, out)
+}
+
+func TestHelpGolden(t *testing.T) {
+	m := New(options(threeSessions(t), t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	tm.Send(press("?"))
+	waitFor(t, tm, "commit as base")
+	teatest.RequireEqualOutput(t, screen(t, tm))
+}
+
+func TestNewDialogInvalidName(t *testing.T) {
+	st := threeSessions(t)
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	tm.Send(press("n"))
+	waitFor(t, tm, "New session")
+	tm.Type("bad name")
+	waitFor(t, tm, "invalid name")
+	teatest.RequireEqualOutput(t, screen(t, tm))
+	if err := st.Exists("bad name"); err == nil {
+		t.Error("an invalid name was created")
+	}
+}
+
+func TestNewDialogCreates(t *testing.T) {
+	st := threeSessions(t)
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	tm.Send(press("n"))
+	waitFor(t, tm, "New session")
+	tm.Type("web")
+	waitFor(t, tm, "exists already")
+	for range 3 {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("fresh")
+	tm.Send(press("tab")) // to the base picker: choose bb, not host
+	waitScreen(t, m, "the bases", func(s string) bool { return chosenBase(m) != "" })
+	for i := 0; i < 4 && chosenBase(m) != "bb"; i++ {
+		tm.Send(press("l"))
+	}
+	tm.Send(press("tab"))
+	tm.Send(press(" ")) // no network
+	waitScreen(t, m, "net none ticked", func(s string) bool { return strings.Contains(s, "[x] no network") })
+	tm.Send(press("enter"))
+	waitFor(t, tm, "created fresh on bb")
+	waitScreen(t, m, "fresh chosen", func(s string) bool { return strings.Contains(s, "›fresh") })
+	tm.Send(tea.Quit())
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	meta, err := st.Get("fresh")
+	if err != nil || meta.Base != "bb" || meta.Net != "none" {
+		t.Fatalf("fresh: %+v, %v; want it on bb with no network", meta, err)
+	}
+}
+
+func chosenBase(m *Model) string {
+	return inspect(m, func(m *Model) string {
+		if d, ok := m.dialog.(*newDialog); ok && d.bases != nil {
+			return d.bases[d.base].Name
+		}
+		return ""
+	})
+}
+
+func TestDiscardConfirm(t *testing.T) {
+	st := threeSessions(t)
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	tm.Send(press("down")) // web
+	waitFor(t, tm, "A /root/note")
+	tm.Send(press("d"))
+	waitFor(t, tm, "Discard session web")
+	out := screen(t, tm)
+	teatest.RequireEqualOutput(t, out)
+	if !strings.Contains(string(out), "changed paths") {
+		t.Errorf("the confirmation does not say what is lost:\n%s", out)
+	}
+	if err := st.Exists("web"); err != nil {
+		t.Errorf("web is gone before the confirmation: %v", err)
+	}
+}
+
+func TestDiscardRemoves(t *testing.T) {
+	st := threeSessions(t)
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	tm.Send(press("down"))
+	tm.Send(press("d"))
+	waitFor(t, tm, "Discard session web")
+	tm.Send(press("n")) // no: nothing happens
+	waitScreen(t, m, "the dialog to close", func(s string) bool { return !strings.Contains(s, "Discard session") })
+	if err := st.Exists("web"); err != nil {
+		t.Fatalf("answering no discarded web: %v", err)
+	}
+	tm.Send(press("d"))
+	// The same dialog again: the renderer may have skipped the frame
+	// between, so look at the model's screen rather than the output.
+	waitScreen(t, m, "the dialog again", func(s string) bool { return strings.Contains(s, "Discard session web") })
+	tm.Send(press("y"))
+	waitScreen(t, m, "discarded web", func(s string) bool { return strings.Contains(s, "discarded web") })
+	waitScreen(t, m, "web to leave the list", func(s string) bool { return !strings.Contains(s, " web ") && strings.Contains(s, "2 sessions") })
+	tm.Send(tea.Quit())
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+	if err := st.Exists("web"); err == nil {
+		t.Error("web is still on disk")
+	}
+	waitTrashEmpty(t, st)
+}
+
+// waitTrashEmpty waits for the detached purge a discard starts, so that
+// it is not deleting while the test's temp dir is removed.
+func waitTrashEmpty(t *testing.T, st *session.Store) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if ents, err := os.ReadDir(filepath.Join(st.Root, "trash")); err == nil && len(ents) == 0 {
+			return
+		}
+	}
+	t.Fatal("trash/ was not emptied")
+}
+
+func TestDiffView(t *testing.T) {
+	st := threeSessions(t)
+	// A deletion too: a whiteout hides the base's os-release.
+	if err := os.MkdirAll(filepath.Join(st.Dir("web"), "upper", "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	tm.Send(press("down"))
+	tm.Send(press("D"))
+	waitFor(t, tm, "paths changed in web")
+	teatest.RequireEqualOutput(t, screen(t, tm))
+}
+
+func TestDiffPreview(t *testing.T) {
+	st := threeSessions(t)
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	tm.Send(press("down"))
+	tm.Send(press("D"))
+	waitFor(t, tm, "paths changed in web")
+	open := func(path, want string) {
+		t.Helper()
+		tm.Send(press("g"))
+		// Messages are handled in order: each look comes after the key.
+		for i := 0; i < 20 && selectedChange(m) != path; i++ {
+			tm.Send(press("down"))
+		}
+		tm.Send(press("enter"))
+		waitScreen(t, m, want, func(s string) bool { return strings.Contains(s, want) })
+		tm.Send(press("esc"))
+		waitScreen(t, m, "the list of paths", func(s string) bool { return strings.Contains(s, "PATH") })
+	}
+	open("/root/note", "second line")
+	open("/bin/blob", "binary file")
+	open("/var", "directory: 1 entry")
+	tm.Send(tea.Quit())
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+}
+
+func selectedChange(m *Model) string {
+	return inspect(m, func(m *Model) string {
+		if d := m.diff; d != nil && len(d.changes) > 0 {
+			return d.changes[d.scroll.cursor].Path
+		}
+		return ""
+	})
+}
+
+func TestPreviewStaysInside(t *testing.T) {
+	upper := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(outside, []byte("s3cret"), 0o644)
+	os.Symlink(filepath.Dir(outside), filepath.Join(upper, "escape"))
+	os.WriteFile(filepath.Join(upper, "ok"), []byte("fine\n"), 0o644)
+	for _, tc := range []struct {
+		ch   session.Change
+		want string
+		err  bool
+	}{
+		{session.Change{Path: "/ok", Kind: session.Added}, "fine\n", false},
+		{session.Change{Path: "/escape/secret", Kind: session.Added}, "", true},
+		{session.Change{Path: "/../../" + outside, Kind: session.Added}, "", true},
+		{session.Change{Path: "/gone", Kind: session.Deleted}, "deleted", false},
+		{session.Change{Path: "/escape", Kind: session.Added}, "symbolic link to", false},
+	} {
+		got, err := preview(upper, tc.ch)
+		if (err != nil) != tc.err || !strings.Contains(got, tc.want) || strings.Contains(got, "s3cret") {
+			t.Errorf("preview %s: %q, %v; want %q (error: %v)", tc.ch.Path, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestBasesView(t *testing.T) {
+	st := threeSessions(t)
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	tm.Send(press("b"))
+	waitFor(t, tm, "SOURCE")
+	waitScreen(t, m, "bb listed", func(s string) bool { return strings.Contains(s, "/srv/rootfs/busybox") })
+	teatest.RequireEqualOutput(t, screen(t, tm))
+}
+
+func TestFilterAndSort(t *testing.T) {
+	st := threeSessions(t)
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	tm.Send(press("/"))
+	tm.Type("wb")
+	waitScreen(t, m, "the filter", func(s string) bool {
+		return strings.Contains(s, `1 of 3 sessions match "wb"`) && strings.Contains(s, "›web")
+	})
+	tm.Send(press("esc"))
+	waitScreen(t, m, "the filter to clear", func(s string) bool { return strings.Contains(s, "3 sessions ·") })
+	tm.Send(press("s"))
+	waitScreen(t, m, "sort by name", func(s string) bool {
+		return strings.Contains(s, "sort: name") && strings.Index(s, "api ") < strings.Index(s, "scratch ")
+	})
+	tm.Send(tea.Quit())
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+}

@@ -1,0 +1,162 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// View draws the screen. It only reads the model: everything it shows
+// was computed by a command before.
+func (m *Model) View() string {
+	if m.width == 0 || m.height == 0 {
+		return ""
+	}
+	var body string
+	bodyH := m.height - 3
+	switch {
+	case m.mode == modeHelp:
+		body = m.helpView()
+	case m.mode == modeDiff:
+		body = m.diff.View()
+	case m.mode == modeBases:
+		body = m.bases.View()
+	default:
+		body = m.listView()
+	}
+	if m.dialog != nil {
+		body = lipgloss.Place(m.width, bodyH, lipgloss.Center, lipgloss.Center, m.dialog.view(m.width),
+			lipgloss.WithWhitespaceChars(" "))
+	}
+	parts := []string{m.titleView(), pad(body, m.width, bodyH), m.statusView(), m.footerView()}
+	return strings.Join(parts, "\n")
+}
+
+// pad makes s exactly h lines of at most w cells.
+func pad(s string, w, h int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for i, l := range lines {
+		if ansi.StringWidth(l) > w {
+			lines[i] = ansi.Truncate(l, w, "")
+		}
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (m *Model) titleView() string {
+	st := m.c.styles
+	title := st.Title.Render("incarnate")
+	var info string
+	switch m.mode {
+	case modeDiff:
+		info = "diff of " + m.diff.name
+	case modeBases:
+		info = "bases"
+	case modeHelp:
+		info = "keys"
+	default:
+		n := len(m.list.rows)
+		info = plural(n, "session", "sessions")
+		if m.list.filter != "" {
+			info = fmt.Sprintf("%d of %d sessions match %q", len(m.list.shown), n, m.list.filter)
+		}
+		info += " · sort: " + m.list.sort.String()
+	}
+	right := st.Muted.Render("theme " + m.themes[m.theme].Name + " ")
+	left := title + st.TitleInfo.Render(info)
+	gap := m.width - ansi.StringWidth(left) - ansi.StringWidth(right)
+	if gap < 1 {
+		return ansi.Truncate(left, m.width, "…")
+	}
+	return left + strings.Repeat(" ", gap) + right
+}
+
+func (m *Model) listView() string {
+	st := m.c.styles
+	list := m.list.View(m.width)
+	dh := m.detailHeight()
+	if dh == 0 || m.list.selected() == nil {
+		return list
+	}
+	listH := m.height - chromeLines - dh
+	rule := st.Detail.Rule.Render(strings.Repeat("─", m.width))
+	return pad(list, m.width, listH) + "\n" + rule + "\n" + m.detail.View(m.list.selected(), m.width, dh)
+}
+
+func (m *Model) helpView() string {
+	st := m.c.styles
+	h := m.help
+	h.ShowAll = true
+	intro := st.Muted.Render("Every key of the session list. esc or any key goes back.")
+	more := st.Muted.Render("In dialogs: tab moves between fields, enter confirms, esc cancels. " +
+		"Destructive keys (d, r) ask first.\nIn the diff view, enter shows a file; in the bases view, i imports and d removes.")
+	wrap := lipgloss.NewStyle().Width(m.width)
+	return "\n" + wrap.Render(intro) + "\n\n" + h.View(m.keys) + "\n\n" + wrap.Render(more)
+}
+
+func (m *Model) statusView() string {
+	st := m.c.styles
+	if m.filtering {
+		return m.filter.View()
+	}
+	if len(m.taskList) > 0 {
+		t := m.tasks[m.taskList[len(m.taskList)-1]]
+		line := m.spinner.View() + " " + st.Status.Normal.Render(t.what+"…")
+		if t.prog != nil {
+			text, pct := t.prog.get()
+			if pct >= 0 {
+				line += " " + m.bar.ViewAs(pct)
+			}
+			if text != "" {
+				line += " " + st.Muted.Render(text)
+			}
+		}
+		if n := len(m.taskList); n > 1 {
+			line += st.Muted.Render(fmt.Sprintf(" (+%d more)", n-1))
+		}
+		return ansi.Truncate(line, m.width, "…")
+	}
+	text := m.status.text
+	if text == "" && m.list.filter != "" {
+		text = fmt.Sprintf("filter %q — / changes it, esc clears it", m.list.filter)
+	}
+	style := st.Status.Normal
+	switch {
+	case m.status.err:
+		style = st.Status.Error
+		text = "✗ " + text
+	case m.status.ok:
+		style = st.Status.Success
+	}
+	return style.Render(ansi.Truncate(text, m.width, "…"))
+}
+
+func (m *Model) footerView() string {
+	var keys interface {
+		ShortHelp() []key.Binding
+	}
+	switch {
+	case m.dialog != nil:
+		return ""
+	case m.filtering:
+		return m.help.ShortHelpView(filterHelp)
+	case m.mode == modeDiff:
+		keys = m.diff.keys
+	case m.mode == modeBases:
+		keys = m.bases.keys
+	case m.mode == modeHelp:
+		return ""
+	default:
+		keys = m.keys
+	}
+	return m.help.ShortHelpView(keys.ShortHelp())
+}
