@@ -167,7 +167,12 @@ func New(o Options) *Model {
 	m.bar = progress.New(progress.WithoutPercentage(), progress.WithWidth(20))
 	m.applyStyles()
 	if len(problems) > 0 {
-		m.status = status{text: strings.Join(problems, "; "), err: true}
+		// Paths relative to the config dir: the file's name must fit.
+		text := strings.Join(problems, "; ")
+		if o.ConfigDir != "" {
+			text = strings.ReplaceAll(text, o.ConfigDir+string(filepath.Separator), "")
+		}
+		m.status = status{text: text, err: true}
 	}
 	m.filter = newInput(m.c, "fuzzy filter")
 	m.filter.Prompt = "/ "

@@ -104,7 +104,8 @@ func addSession(t *testing.T, st *session.Store, name string, files map[string]s
 
 // asciiRenderer draws without colours, on a dark background.
 func asciiRenderer() *lipgloss.Renderer {
-	r := lipgloss.NewRenderer(io.Discard, termenv.WithProfile(termenv.Ascii))
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.Ascii)
 	r.SetHasDarkBackground(true)
 	return r
 }
