@@ -56,7 +56,9 @@ func (s *tuiScreen) capture() string {
 }
 
 // keys sends tmux key names (Enter, Tab, Escape, or single characters).
-func (s *tuiScreen) keys(keys ...string) { s.tmux(append([]string{"send-keys", "-t", s.name}, keys...)...) }
+func (s *tuiScreen) keys(keys ...string) {
+	s.tmux(append([]string{"send-keys", "-t", s.name}, keys...)...)
+}
 
 // typeText sends text literally.
 func (s *tuiScreen) typeText(text string) { s.tmux("send-keys", "-t", s.name, "-l", text) }

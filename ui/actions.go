@@ -114,7 +114,7 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.Bases):
 		m.bases = newBasesView(m.c)
 		m.bases.setSize(m.width, m.height-3)
-		m.bases.setBases(m.baseList, m.baseUsers, nil)
+		m.bases.setBases(m.baseList, m.baseUsers(), nil)
 		m.mode = modeBases
 		return basesCmd(m.c.store)
 	case r == nil:

@@ -38,12 +38,10 @@ func loadCmd(st *session.Store) tea.Cmd {
 
 func basesCmd(st *session.Store) tea.Cmd {
 	return func() tea.Msg {
+		// Who stands on each base comes from the session list the model
+		// has (baseUsers), not from reading every session again here.
 		bs, err := st.Layers.List()
-		if err != nil {
-			return basesMsg{err: err}
-		}
-		users, err := st.BaseUsers()
-		return basesMsg{bases: bs, users: users, err: err}
+		return basesMsg{bases: bs, err: err}
 	}
 }
 

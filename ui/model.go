@@ -107,7 +107,6 @@ type Model struct {
 	loading     bool
 	reloadAgain bool
 	baseList    []*layers.Base
-	baseUsers   map[string][]string
 	pending     string // a session to choose once it is listed
 }
 
@@ -238,14 +237,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.err != nil {
 			m.setError(msg.err)
 		} else {
-			m.baseList, m.baseUsers = msg.bases, msg.users
+			m.baseList = msg.bases
 			m.detail.setBases(msg.bases)
 			if d, ok := m.dialog.(*newDialog); ok && d.bases == nil {
 				d.setBases(msg.bases, m.cfg.DefaultBase)
 			}
 		}
 		if m.bases != nil {
-			m.bases.setBases(msg.bases, msg.users, msg.err)
+			m.bases.setBases(msg.bases, m.baseUsers(), msg.err)
 		}
 		return m, nil
 	case diffWantMsg:
@@ -305,6 +304,15 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
+// baseUsers maps each base to the sessions listed on it.
+func (m *Model) baseUsers() map[string][]string {
+	users := map[string][]string{}
+	for _, r := range m.list.rows {
+		users[r.Meta.Base] = append(users[r.Meta.Base], r.name())
+	}
+	return users
+}
+
 func (m *Model) setError(err error) {
 	m.status = status{text: err.Error(), err: true}
 }
@@ -321,6 +329,9 @@ func (m *Model) onEntries(msg entriesMsg) tea.Cmd {
 		return tea.Batch(cmds...)
 	}
 	m.list.setRows(msg.rows)
+	if m.bases != nil {
+		m.bases.setBases(m.baseList, m.baseUsers(), nil)
+	}
 	if m.pending != "" && m.list.find(m.pending) != nil {
 		m.list.choose(m.pending)
 		m.pending = ""

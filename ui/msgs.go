@@ -22,10 +22,9 @@ type entriesMsg struct {
 	took time.Duration
 }
 
-// basesMsg is a fresh listing of the bases and who stands on each.
+// basesMsg is a fresh listing of the bases.
 type basesMsg struct {
 	bases []*layers.Base
-	users map[string][]string
 	err   error
 }
 
