@@ -40,7 +40,19 @@ func Attach(conn *Conn, master *os.File, in, out *os.File) (int, error) {
 		return 0, err
 	}
 	defer input.Close()
-	go func() { _, _ = io.Copy(master, input) }()
+	// The copy must have stopped before the reader is closed: a copy
+	// still between two reads would wait on an epoll fd number that the
+	// next reader of this terminal (the TUI's, after tea.Exec) may
+	// already have reused, and steal that reader's next keystroke.
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(master, input); close(copied) }()
+	stopInput := func() {
+		input.Cancel()
+		select {
+		case <-copied:
+		case <-time.After(time.Second): // a write stuck on a full pty
+		}
+	}
 	output := make(chan struct{})
 	go func() { _, _ = io.Copy(out, master); close(output) }()
 
@@ -55,11 +67,11 @@ func Attach(conn *Conn, master *os.File, in, out *os.File) (int, error) {
 			}
 			// Hanging up the master sends the shell SIGHUP, like closing
 			// a terminal window.
-			input.Cancel()
 			conn.Close()
+			stopInput()
 			return 128 + int(sig.(unix.Signal)), nil
 		case r := <-exited:
-			input.Cancel()
+			stopInput()
 			drain(master, output)
 			return r.code, r.err
 		}
