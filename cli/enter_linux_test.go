@@ -451,3 +451,17 @@ func TestTerminalIsRestored(t *testing.T) {
 	cooked("after SIGTERM to incarnate")
 	waitFor(t, "the session to be let go", func() bool { return sessionFree(h, "s") })
 }
+
+// A $SHELL the session lacks falls back to /bin/sh instead of failing.
+func TestEnterFallsBackToSh(t *testing.T) {
+	h := newHarness(t, users()[0])
+	h.ok("new", "--base", "bb", "s")
+	cmd := h.command("enter", "s")
+	cmd.Env = append(cmd.Env, "SHELL=/bin/no-such-shell")
+	s := h.onPty(t, 24, 80, cmd)
+	s.expect("[s] ")
+	s.send("exit 4\r")
+	if got := s.exit(); got != 4 {
+		t.Errorf("enter exited %d, want the fallback shell's 4", got)
+	}
+}

@@ -201,6 +201,12 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // pivot so the sandbox's own files are searched.
 func lookPath(name string, env []string) (string, *OpError) {
 	if strings.Contains(name, "/") {
+		// Checked here rather than left to execve, so that a missing
+		// shell can fall back to the next candidate.
+		if _, err := os.Stat(name); errors.Is(err, os.ErrNotExist) {
+			return "", &OpError{Op: "exec", Step: "stat", Path: name, Errno: unix.ENOENT,
+				Msg: "no such file in the session", Status: StatusNotFound}
+		}
 		return name, nil
 	}
 	search := defaultPath
