@@ -62,7 +62,7 @@ func cmdBaseImport(c *ctx, args []string) error {
 		return err
 	}
 	size, _ := b.Size()
-	fmt.Fprintf(c.stdout, "imported base %s from %s (%s)\n", b.Name, b.Source, humanSize(size))
+	fmt.Fprintf(c.stdout, "imported base %s from %s (%s)\n", b.Name, b.Source, layers.HumanSize(size))
 	return nil
 }
 
@@ -117,7 +117,7 @@ func cmdBaseLs(c *ctx, args []string) error {
 	for _, r := range rows {
 		size, created, sessions := "-", "built in", "-"
 		if r.Size != nil {
-			size = humanSize(*r.Size)
+			size = layers.HumanSize(*r.Size)
 		}
 		if r.Created != nil {
 			created = when(*r.Created)
@@ -175,7 +175,7 @@ func cmdBaseRm(c *ctx, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "removed base %s (%s freed)\n", name, humanSize(freed))
+		fmt.Fprintf(c.stdout, "removed base %s (%s freed)\n", name, layers.HumanSize(freed))
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ func cmdLs(c *ctx, args []string) error {
 			fmt.Fprintf(tw, "%s\tdamaged: %s\n", r.Name, r.Damaged)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.Name, r.Base, r.Shells, humanSize(r.Size), r.Changes, when(r.Created), when(r.LastEntered))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.Name, r.Base, r.Shells, layers.HumanSize(r.Size), r.Changes, when(r.Created), when(r.LastEntered))
 	}
 	return tw.Flush()
 }
@@ -120,20 +120,6 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// humanSize prints bytes the way ls -h does.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func when(t time.Time) string {

@@ -82,17 +82,3 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 	pr.p.add(n)
 	return n, err
 }
-
-// HumanSize writes a byte count the way ls -h would, in binary units.
-func HumanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

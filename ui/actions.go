@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"incarnate/layers"
 	"path/filepath"
 	"time"
 
@@ -203,7 +204,7 @@ func (m *Model) enter(name string) tea.Cmd {
 
 // lost says what discarding or resetting r throws away.
 func lost(r *row) string {
-	what := fmt.Sprintf("%s in %s", humanSize(r.Stats.Size), plural(r.Stats.Changes, "changed path", "changed paths"))
+	what := fmt.Sprintf("%s in %s", layers.HumanSize(r.Stats.Size), plural(r.Stats.Changes, "changed path", "changed paths"))
 	if r.Stats.Changes == 0 {
 		what = "nothing was written in it yet"
 	}

@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"fmt"
+	"incarnate/layers"
 	"io"
 	"io/fs"
 	"os"
@@ -137,7 +138,7 @@ func preview(upper string, ch session.Change) (string, error) {
 		return "", err
 	}
 	if bytes.IndexByte(buf, 0) >= 0 || !utf8.Valid(trimPartialRune(buf)) {
-		return fmt.Sprintf("binary file, %s", humanSize(fi.Size())), nil
+		return fmt.Sprintf("binary file, %s", layers.HumanSize(fi.Size())), nil
 	}
 	if len(buf) == 0 {
 		return "empty file", nil

@@ -24,20 +24,6 @@ type common struct {
 	taskIDs  atomic.Int64
 }
 
-// humanSize prints bytes the way `incarnate ls` does.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%c", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // ago prints a time relative to now, short enough for a column.
 func ago(now, t time.Time) string {
 	if t.IsZero() {

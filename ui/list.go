@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"incarnate/layers"
 	"sort"
 	"strings"
 
@@ -215,7 +216,7 @@ func (l *sessionList) View(w int) string {
 		if r.Meta.Damaged != "" {
 			line = marker + fit(r.name(), cols.name) + " " + fit("damaged: "+r.Meta.Damaged, w-cols.name-2)
 		} else {
-			size, changes := humanSize(r.Stats.Size), fmt.Sprint(r.Stats.Changes)
+			size, changes := layers.HumanSize(r.Stats.Size), fmt.Sprint(r.Stats.Changes)
 			if r.Stats.Stale {
 				size, changes = size+"~", changes+"~"
 			}
