@@ -5,15 +5,20 @@ BIN     ?= incarnate
 PREFIX  ?= /usr/local
 SESSION ?= scratch
 
-.PHONY: all build run test test-short bench lint fmt install clean
+.PHONY: all build run shell test test-short bench lint fmt install clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
 
-# Build, then open a shell in session $(SESSION) on the built-in host base.
+# Build, then open the interface on the store (sessions on the built-in
+# host base need no download).
 run: build
+	./$(BIN)
+
+# Build, then a shell in session $(SESSION) on the host base, no interface.
+shell: build
 	@./$(BIN) ls 2>/dev/null | grep -q '^$(SESSION) ' || ./$(BIN) new $(SESSION)
 	./$(BIN) enter $(SESSION)
 
