@@ -32,7 +32,7 @@ type ctx struct {
 
 func commands() []command {
 	return []command{
-		{"new", "[--base BASE] [--net host|none] [--bind SRC:DST[:ro]]... [--hostname H] NAME", "create a session on a base (default: host)", cmdNew},
+		{"new", "[--base BASE] [--net host|none] [--bind SRC:DST[:ro]]... [--hostname H] [--shell PATH] NAME", "create a session on a base (default: host)", cmdNew},
 		{"ls", "[--json]", "list sessions", cmdLs},
 		{"enter", "[--shell SHELL] NAME", "open an interactive shell inside a session", cmdEnter},
 		{"run", "[-t] [--cwd DIR] [--umask MODE] NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun},

@@ -22,14 +22,27 @@ func cmdEnter(c *ctx, args []string) error {
 	if len(pos) != 1 {
 		return usagef("enter takes one session name; see `incarnate enter --help`")
 	}
-	o := shellOptions(pos[0], *shell)
-	return c.attach(pos[0], o)
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	status, err := attachTTY(st, pos[0], shellOptions(st, pos[0], *shell), c.stdin, c.stdout)
+	if err != nil {
+		return err
+	}
+	return exitStatus(status)
 }
 
 // shellOptions start an interactive shell in session name: shell when
-// given, else the user's $SHELL if the session has it, else /bin/sh.
-func shellOptions(name, shell string) session.ExecOptions {
+// given, else the session's own setting, else the user's $SHELL if the
+// session has it, else /bin/sh.
+func shellOptions(st *session.Store, name, shell string) session.ExecOptions {
 	o := session.ExecOptions{Argv: []string{"/bin/sh"}, Env: shellEnv(name), Dir: "/root", DirElse: "/", Umask: 0o022}
+	if shell == "" {
+		if m, err := st.Get(name); err == nil {
+			shell = m.Shell
+		}
+	}
 	switch {
 	case shell != "":
 		o.Argv = []string{shell}

@@ -460,8 +460,20 @@ func TestEnterFallsBackToSh(t *testing.T) {
 	cmd.Env = append(cmd.Env, "SHELL=/bin/no-such-shell")
 	s := h.onPty(t, 24, 80, cmd)
 	s.expect("[s] ")
+	s.send("echo shell=$0\r")
+	s.expect("shell=/bin/sh")
 	s.send("exit 4\r")
 	if got := s.exit(); got != 4 {
 		t.Errorf("enter exited %d, want the fallback shell's 4", got)
 	}
+	// The session's own setting wins over $SHELL.
+	h.ok("new", "--base", "bb", "--shell", "/bin/ash", "t")
+	cmd = h.command("enter", "t")
+	cmd.Env = append(cmd.Env, "SHELL=/bin/sh")
+	s = h.onPty(t, 24, 80, cmd)
+	s.expect("[t] ")
+	s.send("echo shell=$0\r")
+	s.expect("shell=/bin/ash")
+	s.send("exit\r")
+	s.exit()
 }

@@ -24,6 +24,7 @@ func cmdNew(c *ctx, args []string) error {
 	var opts session.Options
 	fs.StringVar(&opts.Net, "net", "host", "network: host (shared) or none (loopback only)")
 	fs.StringVar(&opts.Hostname, "hostname", "", "host name inside (default: the session's name)")
+	fs.StringVar(&opts.Shell, "shell", "", "shell enter starts (default: your $SHELL if the session has it, else /bin/sh)")
 	fs.Func("bind", "bind a host path inside: SRC:DST[:ro] (repeatable)", func(v string) error {
 		b, err := session.ParseBind(v)
 		opts.Binds = append(opts.Binds, b)

@@ -20,6 +20,8 @@ type Options struct {
 	Binds []BindMount `json:"binds,omitempty"`
 	// Hostname replaces the session's name as its host name.
 	Hostname string `json:"hostname,omitempty"`
+	// Shell is what enter starts in this session, unless told otherwise.
+	Shell string `json:"shell,omitempty"`
 }
 
 // BindMount is one --bind SRC:DST[:ro].
@@ -50,6 +52,9 @@ func (o *Options) Validate() error {
 	case "", "host", "none":
 	default:
 		return fmt.Errorf("--net %q: want host or none", o.Net)
+	}
+	if o.Shell != "" && (!path.IsAbs(o.Shell) || strings.ContainsRune(o.Shell, 0)) {
+		return fmt.Errorf("--shell %q: want an absolute path inside the session, such as /bin/bash", o.Shell)
 	}
 	if o.Hostname != "" {
 		if err := layers.ValidateName("host", o.Hostname); err != nil {
