@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
@@ -13,28 +14,36 @@ import (
 )
 
 // newDialog makes a session: a name checked as it is typed, a base
-// picked from the store's, and the network option.
+// picked from the store's, and the options `new` takes.
 type newDialog struct {
-	c      *common
-	name   textinput.Model
-	bases  []*layers.Base
-	base   int
-	netOff bool
-	focus  int // 0 name, 1 base, 2 net
-	taken  func(string) bool
-	keys   dialogKeys
-	err    string
+	c        *common
+	name     textinput.Model
+	bases    []*layers.Base
+	base     int
+	netOff   bool
+	hostname textinput.Model
+	binds    textinput.Model
+	focus    int // one of the field constants
+	taken    func(string) bool
+	keys     dialogKeys
+	err      string
+	optErr   string // what the options field says is wrong
 }
 
 const (
 	fieldName = iota
 	fieldBase
 	fieldNet
+	fieldHostname
+	fieldBinds
 	numFields
 )
 
 func newNewDialog(c *common, bases []*layers.Base, defaultBase string, taken func(string) bool) *newDialog {
-	d := &newDialog{c: c, name: newInput(c, "name"), taken: taken, keys: newDialogKeys()}
+	d := &newDialog{c: c, name: newInput(c, "name"), taken: taken, keys: newDialogKeys(),
+		hostname: newInput(c, "the session's name"), binds: newInput(c, "SRC:DST[:ro] SRC:DST …")}
+	d.hostname.Blur()
+	d.binds.Blur()
 	d.setBases(bases, defaultBase)
 	d.validate()
 	return d
@@ -58,6 +67,26 @@ func (d *newDialog) setBases(bases []*layers.Base, want string) {
 
 func (d *newDialog) validate() {
 	d.err = validateName("session", d.name.Value(), d.taken)
+	d.optErr = ""
+	if _, err := d.options(); err != nil {
+		d.optErr = err.Error()
+	}
+}
+
+// options reads the option fields as `new` would read its flags.
+func (d *newDialog) options() (session.Options, error) {
+	opts := session.Options{Hostname: strings.TrimSpace(d.hostname.Value())}
+	if d.netOff {
+		opts.Net = "none"
+	}
+	for _, f := range strings.Fields(d.binds.Value()) {
+		b, err := session.ParseBind(f)
+		if err != nil {
+			return opts, err
+		}
+		opts.Binds = append(opts.Binds, b)
+	}
+	return opts, opts.Validate()
 }
 
 func (d *newDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
@@ -65,7 +94,7 @@ func (d *newDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
 	case key.Matches(msg, d.keys.Cancel):
 		return true, nil
 	case key.Matches(msg, d.keys.Submit):
-		if d.err != "" || len(d.bases) == 0 {
+		if d.err != "" || d.optErr != "" || len(d.bases) == 0 {
 			return false, nil
 		}
 		return true, d.create()
@@ -94,26 +123,40 @@ func (d *newDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
 		return false, nil
 	}
 	var cmd tea.Cmd
-	d.name, cmd = d.name.Update(msg)
+	if in := d.input(d.focus); in != nil {
+		*in, cmd = in.Update(msg)
+	}
 	d.validate()
 	return false, cmd
 }
 
+// input is the text field of focus f, if it is one.
+func (d *newDialog) input(f int) *textinput.Model {
+	switch f {
+	case fieldName:
+		return &d.name
+	case fieldHostname:
+		return &d.hostname
+	case fieldBinds:
+		return &d.binds
+	}
+	return nil
+}
+
 func (d *newDialog) setFocus(f int) {
 	d.focus = f
-	if f == fieldName {
-		d.name.Focus()
-	} else {
-		d.name.Blur()
+	for _, g := range []int{fieldName, fieldHostname, fieldBinds} {
+		if g == f {
+			d.input(g).Focus()
+		} else {
+			d.input(g).Blur()
+		}
 	}
 }
 
 func (d *newDialog) create() tea.Cmd {
 	name, base := d.name.Value(), d.bases[d.base].Name
-	opts := session.Options{}
-	if d.netOff {
-		opts.Net = "none"
-	}
+	opts, _ := d.options() // validated as typed
 	st := d.c.store
 	return d.c.task("creating "+name, func() (string, error) {
 		if _, err := st.Create(name, base, opts); err != nil {
@@ -164,13 +207,18 @@ func (d *newDialog) view(w int) string {
 		check = "[x]"
 	}
 	body = append(body, label(fieldNet, "Network"), "  "+st.Text.Render(check+" no network (loopback only)"))
+	body = append(body, label(fieldHostname, "Host name"), "  "+d.hostname.View())
+	body = append(body, label(fieldBinds, "Binds from the host"), "  "+d.binds.View())
+	if d.optErr != "" {
+		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.optErr))
+	}
 	return box(d.c, w, "New session", body, d.ShortHelp())
 }
 
 func (d *newDialog) ShortHelp() []key.Binding {
 	submit := d.keys.Submit
 	submit.SetHelp("enter", "create")
-	submit.SetEnabled(d.err == "" && len(d.bases) > 0)
+	submit.SetEnabled(d.err == "" && d.optErr == "" && len(d.bases) > 0)
 	next := d.keys.Next
 	keys := []key.Binding{next}
 	switch d.focus {

@@ -25,9 +25,9 @@ import (
 // which here is this test binary: do the purge, not the tests again.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 3 && os.Args[1] == session.PurgeCommand {
-		if st, err := session.Open(os.Args[3]); err == nil {
-			_ = st.Purge()
-		}
+		// Not session.Open: the test may have removed the store already,
+		// and Open would make it again.
+		_ = (&session.Store{Root: os.Args[3]}).Purge()
 		os.Exit(0)
 	}
 	// What the bubbles inside use (the text cursor) renders through the
@@ -275,14 +275,24 @@ func TestNewDialogCreates(t *testing.T) {
 	tm.Send(press("tab"))
 	tm.Send(press(" ")) // no network
 	waitScreen(t, m, "net none ticked", func(s string) bool { return strings.Contains(s, "[x] no network") })
+	tm.Send(press("tab"))
+	tm.Type("lab1")
+	tm.Send(press("tab"))
+	tm.Type("relative:/x")
+	waitScreen(t, m, "a bad bind refused as typed", func(s string) bool { return strings.Contains(s, "absolute") })
+	for range len("relative:/x") {
+		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	tm.Type("/tmp:/mnt/host-tmp:ro")
 	tm.Send(press("enter"))
 	waitFor(t, tm, "created fresh on bb")
 	waitScreen(t, m, "fresh chosen", func(s string) bool { return strings.Contains(s, "›fresh") })
 	tm.Send(tea.Quit())
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 	meta, err := st.Get("fresh")
-	if err != nil || meta.Base != "bb" || meta.Net != "none" {
-		t.Fatalf("fresh: %+v, %v; want it on bb with no network", meta, err)
+	if err != nil || meta.Base != "bb" || meta.Net != "none" || meta.Hostname != "lab1" ||
+		len(meta.Binds) != 1 || meta.Binds[0] != (session.BindMount{Src: "/tmp", Dst: "/mnt/host-tmp", ReadOnly: true}) {
+		t.Fatalf("fresh: %+v, %v; want it on bb with no network, host name lab1 and /tmp bound read-only", meta, err)
 	}
 }
 
