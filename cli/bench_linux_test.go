@@ -183,7 +183,8 @@ func BenchmarkEnterToPrompt(b *testing.B) {
 }
 
 // toPrompt starts cmd on a pty, times the first byte it prints, then ends
-// it by hanging up.
+// it by hanging up. That byte must be the prompt's: an error message
+// would be quick too.
 func toPrompt(b *testing.B, cmd *exec.Cmd) time.Duration {
 	start := time.Now()
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
@@ -195,6 +196,11 @@ func toPrompt(b *testing.B, cmd *exec.Cmd) time.Duration {
 		b.Fatalf("no prompt: %v", err)
 	}
 	d := time.Since(start)
+	if buf[0] != '[' {
+		rest := make([]byte, 200)
+		n, _ := f.Read(rest)
+		b.Fatalf("enter printed %q before any prompt", append(buf, rest[:n]...))
+	}
 	f.Close()
 	_ = cmd.Wait()
 	return d
