@@ -38,6 +38,7 @@ func (h *harness) onPty(t *testing.T, rows, cols uint16, cmd *exec.Cmd) *screen 
 		buf := make([]byte, 4096)
 		for {
 			n, err := f.Read(buf)
+			answerQueries(f, buf[:n])
 			s.mu.Lock()
 			s.out.Write(buf[:n])
 			s.mu.Unlock()
@@ -49,6 +50,16 @@ func (h *harness) onPty(t *testing.T, rows, cols uint16, cmd *exec.Cmd) *screen 
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); f.Close() })
 	return s
+}
+
+// answerQueries answers a cursor position request the way a terminal
+// emulator does. Programs ask it at start-up (Bubble Tea's init, linked
+// into incarnate, asks through termenv; busybox's line editor too) and
+// wait for the answer, up to seconds, when nothing answers.
+func answerQueries(f *os.File, out []byte) {
+	for i := bytes.Count(out, []byte("\x1b[6n")); i > 0; i-- {
+		_, _ = f.Write([]byte("\x1b[1;1R"))
+	}
 }
 
 // enter opens `incarnate enter NAME` (busybox's sh) on a fresh pty.
