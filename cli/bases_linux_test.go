@@ -3,9 +3,9 @@ package cli
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"incarnate/internal/testbase"
 	"io"
 	"io/fs"
 	"os"
@@ -21,8 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 // tarTree archives the tree at root as a rootfs tarball ("./etc/..."),
@@ -101,33 +99,6 @@ func layerTar(t *testing.T, files ...string) []byte {
 	return buf.Bytes()
 }
 
-func compressed(t *testing.T, kind string, data []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	var w io.WriteCloser
-	var err error
-	switch kind {
-	case "gz":
-		w = gzip.NewWriter(&buf)
-	case "zst":
-		w, err = zstd.NewWriter(&buf)
-	case "xz":
-		w, err = xz.NewWriter(&buf)
-	default:
-		t.Fatalf("no compression %q", kind)
-	}
-	if err == nil {
-		_, err = w.Write(data)
-	}
-	if err == nil {
-		err = w.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // shareFile writes a file in the harness's directory, readable by the
 // unprivileged uid too.
 func (h *harness) shareFile(name string, data []byte) string {
@@ -143,7 +114,7 @@ func TestBaseImportTarballs(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
 		rootfs := tarTree(t, h.base)
 		for _, kind := range []string{"gz", "zst", "xz"} {
-			src := h.shareFile("bb.tar."+kind, compressed(t, kind, rootfs))
+			src := h.shareFile("bb.tar."+kind, testbase.Compress(t, kind, rootfs))
 			out, errOut, status := h.run("base", "import", "bb-"+kind, src)
 			if status != 0 || !strings.HasPrefix(out, "imported base bb-"+kind+" from "+src) {
 				t.Fatalf("import %s: status %d\nstdout %q\nstderr %q", src, status, out, errOut)
@@ -316,7 +287,7 @@ func TestBaseLsAndRm(t *testing.T) {
 // import, no layer; the same import then succeeds.
 func TestBaseImportCrash(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
-		src := h.shareFile("bb.tar.gz", compressed(t, "gz", tarTree(t, h.base)))
+		src := h.shareFile("bb.tar.gz", testbase.Compress(t, "gz", tarTree(t, h.base)))
 		bbLayer := h.dirNames("layers")
 		for _, point := range []string{"import-unpacked", "import-layer"} {
 			cmd := h.command("base", "import", "crash", src)

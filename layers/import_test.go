@@ -2,8 +2,8 @@ package layers
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
+	"incarnate/internal/testbase"
 	"io"
 	"io/fs"
 	"os"
@@ -17,8 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 func openStore(t *testing.T) *Store {
@@ -38,33 +36,6 @@ func writeFile(t *testing.T, path string, data []byte) string {
 	return path
 }
 
-func compress(t *testing.T, kind string, data []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	var w io.WriteCloser
-	var err error
-	switch kind {
-	case "gzip":
-		w = gzip.NewWriter(&buf)
-	case "zstd":
-		w, err = zstd.NewWriter(&buf)
-	case "xz":
-		w, err = xz.NewWriter(&buf)
-	default:
-		return data
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // The content decides how a tarball is read, not its name.
 func TestImportTarballByContent(t *testing.T) {
 	rootfs := makeTar(t, dir("./"), dir("./etc/"), file("./etc/os-release", "ID=test\n"))
@@ -76,7 +47,7 @@ func TestImportTarballByContent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		s := openStore(t)
-		src := writeFile(t, filepath.Join(t.TempDir(), tt.file), compress(t, tt.compression, rootfs))
+		src := writeFile(t, filepath.Join(t.TempDir(), tt.file), testbase.Compress(t, tt.compression, rootfs))
 		kind, compression, err := sniff(src)
 		if err != nil || kind != kindRootfs || compression != tt.compression {
 			t.Errorf("sniff(%s as %q) = %v, %q, %v; want a rootfs in %q", tt.file, tt.compression, kind, compression, err, tt.compression)
@@ -101,7 +72,7 @@ func TestImportRefusesWhatItCannotRead(t *testing.T) {
 	for _, src := range []string{
 		writeFile(t, filepath.Join(dir, "text"), []byte(strings.Repeat("not a tarball\n", 100))),
 		writeFile(t, filepath.Join(dir, "empty"), nil),
-		writeFile(t, filepath.Join(dir, "gz-text.tar.gz"), compress(t, "gzip", []byte("hello"))),
+		writeFile(t, filepath.Join(dir, "gz-text.tar.gz"), testbase.Compress(t, "gzip", []byte("hello"))),
 	} {
 		if _, err := s.Import("b", src, ImportOptions{}); !errors.Is(err, ErrUnknownSource) {
 			t.Errorf("import %s: %v, want ErrUnknownSource", src, err)
@@ -223,8 +194,8 @@ func TestImportImage(t *testing.T) {
 		"OCI layout":            oci,
 		"OCI archive":           writeFile(t, filepath.Join(work, "oci.tar"), tarDir(t, oci)),
 		"docker save":           docker,
-		"docker save, zstd":     writeFile(t, filepath.Join(work, "docker.tar.zst"), compress(t, "zstd", dockerTar)),
-		"OCI archive, gzip":     writeFile(t, filepath.Join(work, "oci.tgz"), compress(t, "gzip", tarDir(t, oci))),
+		"docker save, zstd":     writeFile(t, filepath.Join(work, "docker.tar.zst"), testbase.Compress(t, "zstd", dockerTar)),
+		"OCI archive, gzip":     writeFile(t, filepath.Join(work, "oci.tgz"), testbase.Compress(t, "gzip", tarDir(t, oci))),
 		"docker save, progress": docker,
 	}
 	for what, src := range sources {
