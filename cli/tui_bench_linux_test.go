@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"github.com/creack/pty"
-
-	"incarnate/session"
 )
 
 // BenchmarkTUIFirstFrame1000 times `incarnate` (the interface) from start
@@ -24,18 +21,7 @@ import (
 // a terminal emulator would.
 func BenchmarkTUIFirstFrame1000(b *testing.B) {
 	s := newBench(b)
-	st, err := session.Open(s.h.store)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := 0; i < 1000; i++ {
-		name := fmt.Sprintf("s%04d", i)
-		if _, err := st.Create(name, "bb", session.Options{}); err != nil {
-			b.Fatal(err)
-		}
-		fillTree(b, filepath.Join(st.Dir(name), "upper"), 5)
-	}
-	s.h.ok("ls") // fills the figures' caches and the index, as any use would
+	thousandSessions(b, s)
 	tuiCmd := func(wrap ...string) *exec.Cmd {
 		cmd := s.h.command()
 		cmd.Args = append(wrap, cmd.Args...)

@@ -197,12 +197,7 @@ func (d *importDialog) start() tea.Cmd {
 
 func (d *importDialog) view(w int) string {
 	st := d.c.styles
-	label := func(f int, s string) string {
-		if d.focus == f {
-			return st.Dialog.Focused.Render("▸ " + s)
-		}
-		return st.Dialog.Label.Render("  " + s)
-	}
+	label := func(f int, s string) string { return fieldLabel(st, d.focus == f, s) }
 	body := []string{label(0, "Name"), "  " + d.name.View(), label(1, "From"), "  " + d.path.View()}
 	if d.err != "" {
 		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.err))

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"incarnate/themes"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/cursor"
@@ -176,3 +177,12 @@ func (d *promptDialog) ShortHelp() []key.Binding {
 	return []key.Binding{submit, d.keys.Cancel}
 }
 func (d *promptDialog) FullHelp() [][]key.Binding { return [][]key.Binding{d.ShortHelp()} }
+
+// fieldLabel is a dialog field's name, marked when it has the focus: an
+// arrow as well as a colour, so it shows without colours too.
+func fieldLabel(st *themes.Styles, focused bool, s string) string {
+	if focused {
+		return st.Dialog.Focused.Render("▸ " + s)
+	}
+	return st.Dialog.Label.Render("  " + s)
+}

@@ -168,12 +168,7 @@ func (d *newDialog) create() tea.Cmd {
 
 func (d *newDialog) view(w int) string {
 	st := d.c.styles
-	label := func(f int, s string) string {
-		if d.focus == f {
-			return st.Dialog.Focused.Render("▸ " + s)
-		}
-		return st.Dialog.Label.Render("  " + s)
-	}
+	label := func(f int, s string) string { return fieldLabel(st, d.focus == f, s) }
 	body := []string{label(fieldName, "Name"), "  " + d.name.View()}
 	if d.err != "" {
 		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.err))
