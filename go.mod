@@ -1,4 +1,7 @@
-module incarnate
+// The module path must sort before github.com/charmbracelet/bubbletea:
+// Go initialises ready packages in import-path order, and ui/noquery has
+// to run before Bubble Tea's init (see there).
+module app/incarnate
 
 go 1.26.0
 

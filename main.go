@@ -5,8 +5,8 @@ package main
 import (
 	"os"
 
-	"incarnate/cli"
-	"incarnate/sandbox"
+	"app/incarnate/cli"
+	"app/incarnate/sandbox"
 )
 
 func main() {

@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/term"
 
-	"incarnate/layers"
-	"incarnate/session"
+	"app/incarnate/layers"
+	"app/incarnate/session"
 )
 
 const baseUsage = "import NAME SRC | ls [--json] | rm [--yes] NAME..."

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"incarnate/internal/fsutil"
-	"incarnate/session"
+	"app/incarnate/internal/fsutil"
+	"app/incarnate/session"
 )
 
 // The store benchmarks time one incarnate command against the plain tool

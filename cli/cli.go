@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"incarnate/layers"
-	"incarnate/sandbox"
-	"incarnate/session"
+	"app/incarnate/layers"
+	"app/incarnate/sandbox"
+	"app/incarnate/session"
 )
 
 // command is one subcommand.

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"incarnate/internal/testbase"
-	"incarnate/sandbox"
+	"app/incarnate/internal/testbase"
+	"app/incarnate/sandbox"
 )
 
 // The test binary doubles as incarnate: with INCARNATE_TEST_CLI set it is

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"incarnate/internal/testbase"
-	"incarnate/layers"
+	"app/incarnate/internal/testbase"
+	"app/incarnate/layers"
 )
 
 // debianSuite is the release the Debian base is built from.

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/term"
 
-	"incarnate/session"
+	"app/incarnate/session"
 )
 
 func cmdDiff(c *ctx, args []string) error {

@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/internal/fsutil"
+	"app/incarnate/internal/fsutil"
 )
 
 // diffScript makes one change of each kind in a session on diffBase.

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/internal/fsutil"
-	"incarnate/sandbox"
+	"app/incarnate/internal/fsutil"
+	"app/incarnate/sandbox"
 )
 
 // doctor answers "why does incarnate not work here?" with the cause and

@@ -8,8 +8,8 @@ import (
 
 	"github.com/creack/pty"
 
-	"incarnate/sandbox"
-	"incarnate/session"
+	"app/incarnate/sandbox"
+	"app/incarnate/session"
 )
 
 func cmdEnter(c *ctx, args []string) error {

@@ -53,9 +53,8 @@ func (h *harness) onPty(t *testing.T, rows, cols uint16, cmd *exec.Cmd) *screen 
 }
 
 // answerQueries answers a cursor position request the way a terminal
-// emulator does. Programs ask it at start-up (Bubble Tea's init, linked
-// into incarnate, asks through termenv; busybox's line editor too) and
-// wait for the answer, up to seconds, when nothing answers.
+// emulator does. busybox's line editor asks it at start-up and waits for
+// the answer, up to seconds, when nothing answers.
 func answerQueries(f *os.File, out []byte) {
 	for i := bytes.Count(out, []byte("\x1b[6n")); i > 0; i-- {
 		_, _ = f.Write([]byte("\x1b[1;1R"))

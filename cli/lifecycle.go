@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"incarnate/session"
+	"app/incarnate/session"
 )
 
 func cmdReset(c *ctx, args []string) error {

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/term"
 
-	"incarnate/layers"
-	"incarnate/session"
+	"app/incarnate/layers"
+	"app/incarnate/session"
 )
 
 func cmdNew(c *ctx, args []string) error {

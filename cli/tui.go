@@ -9,8 +9,8 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"golang.org/x/term"
 
-	"incarnate/session"
-	"incarnate/ui"
+	"app/incarnate/session"
+	"app/incarnate/ui"
 )
 
 // tuiFlags are the global flags only the interface reads.

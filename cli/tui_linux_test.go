@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"incarnate/layers"
+	"app/incarnate/layers"
 )
 
 // tuiScreen drives incarnate's interface in a tmux of its own (a private

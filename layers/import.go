@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/internal/faults"
-	"incarnate/internal/fsutil"
+	"app/incarnate/internal/faults"
+	"app/incarnate/internal/fsutil"
 )
 
 // ImportOptions shape what an import tells the user.

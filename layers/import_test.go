@@ -3,7 +3,6 @@ package layers
 import (
 	"bytes"
 	"errors"
-	"incarnate/internal/testbase"
 	"io"
 	"io/fs"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"app/incarnate/internal/testbase"
 )
 
 func openStore(t *testing.T) *Store {

@@ -11,7 +11,7 @@ import (
 	"runtime"
 	"strings"
 
-	"incarnate/internal/fsutil"
+	"app/incarnate/internal/fsutil"
 )
 
 // Image archives and layouts are read here by hand rather than with

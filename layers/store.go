@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/internal/fsutil"
+	"app/incarnate/internal/fsutil"
 )
 
 // HostBase is the name of the built-in base: the machine's own "/".

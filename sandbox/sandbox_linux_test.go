@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"incarnate/internal/testbase"
+	"app/incarnate/internal/testbase"
 )
 
 // The test binary is also the stage: Cmd re-executes /proc/self/exe.

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"incarnate/layers"
+	"app/incarnate/layers"
 )
 
 // The layers package keeps bases and cannot see sessions (they import

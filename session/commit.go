@@ -9,9 +9,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/internal/faults"
-	"incarnate/internal/fsutil"
-	"incarnate/layers"
+	"app/incarnate/internal/faults"
+	"app/incarnate/internal/fsutil"
+	"app/incarnate/layers"
 )
 
 // commitSource is how a committed base records where it came from.

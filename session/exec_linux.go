@@ -8,8 +8,8 @@ import (
 	"syscall"
 	"time"
 
-	"incarnate/layers"
-	"incarnate/sandbox"
+	"app/incarnate/layers"
+	"app/incarnate/sandbox"
 )
 
 // ExecOptions shape a process started in a session.

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/internal/fsutil"
+	"app/incarnate/internal/fsutil"
 )
 
 // OCI whiteout names (image-spec, layer.md): ".wh.NAME" deletes NAME,

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"incarnate/internal/fsutil"
-	"incarnate/layers"
+	"app/incarnate/internal/fsutil"
+	"app/incarnate/layers"
 )
 
 // Remove discards session name and everything written in it. It returns

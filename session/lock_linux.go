@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/layers"
+	"app/incarnate/layers"
 )
 
 var errNotEmpty = unix.ENOTEMPTY

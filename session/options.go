@@ -7,7 +7,7 @@ import (
 	"path"
 	"strings"
 
-	"incarnate/layers"
+	"app/incarnate/layers"
 )
 
 // Options are a session's settings, chosen at `new` and kept in its

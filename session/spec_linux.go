@@ -5,8 +5,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/layers"
-	"incarnate/sandbox"
+	"app/incarnate/layers"
+	"app/incarnate/sandbox"
 )
 
 // rootOps build session m's root inside its keeper: the overlay of its

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"incarnate/internal/fsutil"
+	"app/incarnate/internal/fsutil"
 )
 
 // Stats describe what a session holds: the disk its upper dir takes and

@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"incarnate/internal/faults"
-	"incarnate/internal/fsutil"
-	"incarnate/layers"
+	"app/incarnate/internal/faults"
+	"app/incarnate/internal/fsutil"
+	"app/incarnate/layers"
 )
 
 // Meta is what session.json records.

@@ -7,8 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"incarnate/internal/faults"
-	"incarnate/internal/fsutil"
+	"app/incarnate/internal/faults"
+	"app/incarnate/internal/fsutil"
 )
 
 // PurgeCommand is the hidden command the binary runs, detached, to

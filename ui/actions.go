@@ -2,14 +2,14 @@ package ui
 
 import (
 	"fmt"
-	"incarnate/layers"
 	"path/filepath"
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
-	"incarnate/themes"
+	"app/incarnate/layers"
+	"app/incarnate/themes"
 )
 
 // configSavedMsg reports writing config.toml.

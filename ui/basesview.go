@@ -8,7 +8,7 @@ import (
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
-	"incarnate/layers"
+	"app/incarnate/layers"
 )
 
 // basesView is b: the bases, with import and remove.

@@ -8,7 +8,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
-	"incarnate/session"
+	"app/incarnate/session"
 )
 
 // BenchmarkKeyToRepaint times what a keypress costs with 1,000 sessions

@@ -3,7 +3,6 @@ package ui
 import (
 	"bytes"
 	"fmt"
-	"incarnate/layers"
 	"io"
 	"io/fs"
 	"os"
@@ -15,7 +14,8 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
-	"incarnate/session"
+	"app/incarnate/layers"
+	"app/incarnate/session"
 )
 
 // Everything here touches the disk and so runs as a tea.Cmd, never in

@@ -9,8 +9,8 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
-	"incarnate/session"
-	"incarnate/themes"
+	"app/incarnate/session"
+	"app/incarnate/themes"
 )
 
 // common is what every component shares, as soft-serve's Common is:

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"incarnate/layers"
-	"incarnate/session"
+	"app/incarnate/layers"
+	"app/incarnate/session"
 )
 
 // detail is the pane under the list: the chosen session's base, layers,

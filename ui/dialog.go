@@ -1,7 +1,7 @@
 package ui
 
 import (
-	"incarnate/themes"
+	"app/incarnate/themes"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/cursor"
@@ -10,7 +10,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
-	"incarnate/layers"
+	"app/incarnate/layers"
 )
 
 // dialog is a box over the list that takes the keys until it closes.

@@ -8,7 +8,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
-	"incarnate/session"
+	"app/incarnate/session"
 )
 
 // diffView is D: every path a session changed, coloured by kind, and on

@@ -2,11 +2,12 @@ package ui
 
 import (
 	"fmt"
-	"incarnate/layers"
 	"sort"
 	"strings"
 
 	"github.com/sahilm/fuzzy"
+
+	"app/incarnate/layers"
 )
 
 // sortMode is an order of the session list; s cycles through them.

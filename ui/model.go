@@ -26,9 +26,10 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
-	"incarnate/layers"
-	"incarnate/session"
-	"incarnate/themes"
+	"app/incarnate/layers"
+	"app/incarnate/session"
+	"app/incarnate/themes"
+	_ "app/incarnate/ui/noquery" // must init before Bubble Tea; see there
 )
 
 // ShellCommand is a shell in a session, run with tea.Exec: the caller

@@ -3,8 +3,8 @@ package ui
 import (
 	"time"
 
-	"incarnate/layers"
-	"incarnate/session"
+	"app/incarnate/layers"
+	"app/incarnate/session"
 )
 
 // row is one session as the list shows it.

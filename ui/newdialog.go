@@ -9,8 +9,8 @@ import (
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
-	"incarnate/layers"
-	"incarnate/session"
+	"app/incarnate/layers"
+	"app/incarnate/session"
 )
 
 // newDialog makes a session: a name checked as it is typed, a base

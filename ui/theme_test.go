@@ -11,7 +11,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
-	"incarnate/themes"
+	"app/incarnate/themes"
 )
 
 // One golden a built-in theme, in true colour so the colours show: the

@@ -15,10 +15,10 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
-	"incarnate/internal/fsutil"
-	"incarnate/internal/testbase"
-	"incarnate/layers"
-	"incarnate/session"
+	"app/incarnate/internal/fsutil"
+	"app/incarnate/internal/testbase"
+	"app/incarnate/layers"
+	"app/incarnate/session"
 )
 
 // A discard starts a detached `incarnate __purge` through /proc/self/exe,

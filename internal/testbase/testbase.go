@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"incarnate/internal/fsutil"
+	"app/incarnate/internal/fsutil"
 )
 
 // Busybox builds a minimal root in dir (created) and returns dir.
