@@ -22,13 +22,26 @@ type tuiScreen struct {
 }
 
 func startTUI(t *testing.T, h *harness, w, height int) *tuiScreen {
+	return startInTmux(t, h, w, height)
+}
+
+// startInTmux runs `incarnate ARGS` as the harness's user in a tmux window
+// of w x height: a real terminal emulator, whose screen capture-pane reads.
+func startInTmux(t *testing.T, h *harness, w, height int, args ...string) *tuiScreen {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Fatal("tmux not found: the interface test needs it (apt-get install tmux, as .ci/run does)")
+		t.Fatal("tmux not found: the terminal tests need it (apt-get install tmux, as .ci/run does)")
 	}
-	script := filepath.Join(h.dir, "tui.sh")
-	body := fmt.Sprintf("#!/bin/sh\nexport INCARNATE_TEST_CLI=1 INCARNATE_ROOT=%q XDG_CONFIG_HOME=%q HOME=%q SHELL=/bin/sh PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=xterm-256color\nexec %q\n",
-		h.store, filepath.Join(h.dir, "config"), h.dir, h.bin)
+	run := fmt.Sprintf("exec %q", h.bin)
+	if h.u.uid != os.Geteuid() {
+		run = fmt.Sprintf("exec setpriv --reuid %d --regid %d --clear-groups %q", h.u.uid, h.u.gid, h.bin)
+	}
+	for _, a := range args {
+		run += fmt.Sprintf(" %q", a)
+	}
+	script := filepath.Join(h.dir, "tmux.sh")
+	body := fmt.Sprintf("#!/bin/sh\nexport INCARNATE_TEST_CLI=1 INCARNATE_ROOT=%q XDG_CONFIG_HOME=%q HOME=%q SHELL=/bin/sh PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=xterm-256color\n%s\n",
+		h.store, filepath.Join(h.dir, "config"), h.dir, run)
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
