@@ -13,16 +13,12 @@ import (
 	"app/incarnate/layers"
 )
 
-// tuiScreen drives incarnate's interface in a tmux of its own (a private
+// tuiScreen drives incarnate (the interface, or any command) in a tmux of its own (a private
 // server socket), as a person would: keys in, the screen read back.
 type tuiScreen struct {
 	t    *testing.T
 	sock string
 	name string
-}
-
-func startTUI(t *testing.T, h *harness, w, height int) *tuiScreen {
-	return startInTmux(t, h, w, height)
 }
 
 // startInTmux runs `incarnate ARGS` as the harness's user in a tmux window
@@ -115,7 +111,7 @@ func TestTUIEndToEnd(t *testing.T) {
 	if h.u.uid == 0 {
 		base = layers.HostBase // the issue's round: on the host base
 	}
-	s := startTUI(t, h, 100, 30)
+	s := startInTmux(t, h, 100, 30) // no command: the interface
 	s.waitText("No sessions yet — press n")
 
 	s.keys("n")

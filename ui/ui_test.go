@@ -140,6 +140,15 @@ func start(t *testing.T, m *Model) *teatest.TestModel {
 	return tm
 }
 
+// openList opens the interface on st and waits for the list's header.
+func openList(t *testing.T, st *session.Store) (*Model, *teatest.TestModel) {
+	t.Helper()
+	m := New(options(st, t))
+	tm := start(t, m)
+	waitFor(t, tm, "LAST ENTERED")
+	return m, tm
+}
+
 // inspect runs f on the model inside the program and returns its result.
 func inspect[T any](m *Model, f func(*Model) T) T {
 	ch := make(chan T, 1)
@@ -205,9 +214,7 @@ func threeSessions(t *testing.T) *session.Store {
 
 func TestListGolden(t *testing.T) {
 	st := threeSessions(t)
-	m := New(options(st, t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	_, tm := openList(t, st)
 	// The newest is chosen first (never entered: by creation); its diff
 	// arrives in the background.
 	waitFor(t, tm, "no changes over the base")
@@ -231,9 +238,7 @@ func TestEmptyGolden(t *testing.T) {
 }
 
 func TestHelpGolden(t *testing.T) {
-	m := New(options(threeSessions(t), t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	_, tm := openList(t, threeSessions(t))
 	tm.Send(press("?"))
 	waitFor(t, tm, "commit as base")
 	teatest.RequireEqualOutput(t, screen(t, tm))
@@ -241,9 +246,7 @@ func TestHelpGolden(t *testing.T) {
 
 func TestNewDialogInvalidName(t *testing.T) {
 	st := threeSessions(t)
-	m := New(options(st, t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	_, tm := openList(t, st)
 	tm.Send(press("n"))
 	waitFor(t, tm, "New session")
 	tm.Type("bad name")
@@ -256,9 +259,7 @@ func TestNewDialogInvalidName(t *testing.T) {
 
 func TestNewDialogCreates(t *testing.T) {
 	st := threeSessions(t)
-	m := New(options(st, t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	m, tm := openList(t, st)
 	tm.Send(press("n"))
 	waitFor(t, tm, "New session")
 	tm.Type("web")
@@ -307,9 +308,7 @@ func chosenBase(m *Model) string {
 
 func TestDiscardConfirm(t *testing.T) {
 	st := threeSessions(t)
-	m := New(options(st, t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	_, tm := openList(t, st)
 	tm.Send(press("down")) // web
 	waitFor(t, tm, "A /root/note")
 	tm.Send(press("d"))
@@ -326,9 +325,7 @@ func TestDiscardConfirm(t *testing.T) {
 
 func TestDiscardRemoves(t *testing.T) {
 	st := threeSessions(t)
-	m := New(options(st, t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	m, tm := openList(t, st)
 	tm.Send(press("down"))
 	tm.Send(press("d"))
 	waitFor(t, tm, "Discard session web")
@@ -370,9 +367,7 @@ func TestDiffView(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(st.Dir("web"), "upper", "etc"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m := New(options(st, t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	_, tm := openList(t, st)
 	tm.Send(press("down"))
 	tm.Send(press("D"))
 	waitFor(t, tm, "paths changed in web")
@@ -381,9 +376,7 @@ func TestDiffView(t *testing.T) {
 
 func TestDiffPreview(t *testing.T) {
 	st := threeSessions(t)
-	m := New(options(st, t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	m, tm := openList(t, st)
 	tm.Send(press("down"))
 	tm.Send(press("D"))
 	waitFor(t, tm, "paths changed in web")
@@ -441,9 +434,7 @@ func TestPreviewStaysInside(t *testing.T) {
 
 func TestBasesView(t *testing.T) {
 	st := threeSessions(t)
-	m := New(options(st, t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	m, tm := openList(t, st)
 	tm.Send(press("b"))
 	waitFor(t, tm, "SOURCE")
 	waitScreen(t, m, "bb listed", func(s string) bool { return strings.Contains(s, "/srv/rootfs/busybox") })
@@ -452,9 +443,7 @@ func TestBasesView(t *testing.T) {
 
 func TestFilterAndSort(t *testing.T) {
 	st := threeSessions(t)
-	m := New(options(st, t))
-	tm := start(t, m)
-	waitFor(t, tm, "LAST ENTERED")
+	m, tm := openList(t, st)
 	tm.Send(press("/"))
 	tm.Type("wb")
 	waitScreen(t, m, "the filter", func(s string) bool {
