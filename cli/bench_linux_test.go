@@ -43,7 +43,7 @@ func newBench(b *testing.B) *benchSetup {
 		b.Skip("the baselines (unshare + mount) need root")
 	}
 	t := &testing.T{}
-	h := newHarness(t, user{"root", 0, 0})
+	h := newHarness(t, rootUser)
 	if bin := os.Getenv("INCARNATE_BIN"); bin != "" {
 		h.bin = bin // the real binary, as `make bench` builds it
 	}

@@ -68,6 +68,19 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 	return report(stderr, err)
 }
 
+// usesStore reports whether a command line works on the store: every
+// command but help and doctor, and the interface. An ordinary user's
+// sub-id ranges are mapped for those (sandbox.ReexecWithSubIDs).
+func usesStore(c *ctx, rest []string, help bool) bool {
+	switch {
+	case help:
+		return false
+	case len(rest) == 0:
+		return c.isTerminal()
+	}
+	return rest[0] != "help" && rest[0] != "doctor"
+}
+
 func dispatch(c *ctx, args []string) error {
 	global := flag.NewFlagSet("incarnate", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
@@ -81,6 +94,11 @@ func dispatch(c *ctx, args []string) error {
 		return usagef("%v", err)
 	}
 	rest := global.Args()
+	if usesStore(c, rest, *help) {
+		if err := sandbox.ReexecWithSubIDs(args); err != nil {
+			return err
+		}
+	}
 	if len(rest) == 0 && !*help && c.isTerminal() {
 		return cmdTUI(c, tf)
 	}

@@ -32,17 +32,21 @@ func TestMain(m *testing.M) {
 	os.Exit(testbase.RunNoLeaks(m))
 }
 
-// A user the CLI runs as: root, and an unprivileged uid.
+// A user the CLI runs as: root, and an unprivileged uid, with its sub-id
+// ranges mapped (subIDUser) or, as by default in the tests, without.
 type user struct {
 	name     string
 	uid, gid int
+	subIDs   bool
 }
+
+var rootUser = user{"root", 0, 0, false}
 
 func users() []user {
 	if os.Geteuid() != 0 {
-		return []user{{"unprivileged", os.Geteuid(), os.Getegid()}}
+		return []user{{"unprivileged", os.Geteuid(), os.Getegid(), false}}
 	}
-	return []user{{"root", 0, 0}, {"unprivileged", 65534, 65534}}
+	return []user{rootUser, {"unprivileged", 65534, 65534, false}}
 }
 
 // forEachUser runs fn as root (when the test is root) and as an
@@ -84,9 +88,18 @@ func newHarness(t *testing.T, u user) *harness {
 	return h
 }
 
+// env is the environment incarnate runs in under the harness.
+func (h *harness) env() []string {
+	env := []string{"INCARNATE_TEST_CLI=1", "INCARNATE_ROOT=" + h.store, "PATH=/usr/bin:/bin", "HOME=" + h.dir}
+	if !h.u.subIDs {
+		env = append(env, sandbox.NoSubIDsEnv+"=0")
+	}
+	return env
+}
+
 func (h *harness) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(h.bin, args...)
-	cmd.Env = []string{"INCARNATE_TEST_CLI=1", "INCARNATE_ROOT=" + h.store, "PATH=/usr/bin:/bin", "HOME=" + h.dir}
+	cmd.Env = h.env()
 	cmd.Dir = h.dir
 	if h.u.uid != os.Geteuid() {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(h.u.uid), Gid: uint32(h.u.gid)}}

@@ -20,36 +20,29 @@ const debianSuite = "bookworm"
 // mmdebstrap's own default mirror, used when the host names no other.
 const debianDefaultMirror = "http://deb.debian.org/debian"
 
-// A real workload: a Debian minbase built by mmdebstrap, imported as a
-// base, and apt-get installing a package in one session while another
-// session and the base itself stay as they were.
+// A real workload: a Debian minbase built by mmdebstrap as a tarball,
+// imported as a base, and apt-get installing a package in one session
+// while another session and the base itself stay as they were; as root,
+// and as an ordinary user with sub-id ranges (apt drops to _apt, uid 42,
+// which the user's own id alone cannot be).
 func TestDebianBase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds a Debian base with mmdebstrap from the network (about a minute)")
 	}
-	t.Run("root", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root: see the unprivileged subtest for why")
-		}
-		testDebianBase(t, newHarness(t, user{"root", 0, 0}))
-	})
-	t.Run("unprivileged", func(t *testing.T) {
-		// A Debian base owns files as several uids (_apt is 42, and apt
-		// drops privileges to it to download), so an ordinary user needs
-		// a user namespace that maps a range of sub-ids (newuidmap with
-		// /etc/subuid and /etc/subgid), not only itself to root.
-		t.Skip("a Debian base needs sub-id ranges (newuidmap, /etc/subuid) for uids like _apt (42); incarnate does not support them yet")
-	})
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: for the root run, and to give uid 65534 sub-id ranges")
+	}
+	tarball := filepath.Join(testbase.SharedDir(t), "base.tar")
+	t0 := time.Now()
+	buildDebian(t, tarball)
+	t.Logf("mmdebstrap: %v", time.Since(t0).Round(time.Millisecond))
+	t.Run("root", func(t *testing.T) { testDebianBase(t, newHarness(t, rootUser), tarball) })
+	t.Run("sub-ids", func(t *testing.T) { testDebianBase(t, newHarness(t, subIDUser(t)), tarball) })
 }
 
-func testDebianBase(t *testing.T, h *harness) {
-	src := filepath.Join(testbase.SharedDir(t), "debian")
+func testDebianBase(t *testing.T, h *harness, tarball string) {
 	t0 := time.Now()
-	buildDebian(t, src)
-	t.Logf("mmdebstrap: %v", time.Since(t0).Round(time.Millisecond))
-
-	t0 = time.Now()
-	h.ok("base", "import", "deb", src)
+	h.ok("base", "import", "deb", tarball)
 	t.Logf("base import: %v", time.Since(t0).Round(time.Millisecond))
 	h.ok("new", "one", "--base", "deb")
 	h.ok("new", "two", "--base", "deb")
@@ -74,9 +67,10 @@ func testDebianBase(t *testing.T, h *harness) {
 	}
 }
 
-// buildDebian runs mmdebstrap into dir, skipping the test when the mirror
-// cannot be reached and failing it on any other error.
-func buildDebian(t *testing.T, dir string) {
+// buildDebian runs mmdebstrap into the tarball out, readable by all,
+// skipping the test when the mirror cannot be reached and failing it on
+// any other error.
+func buildDebian(t *testing.T, out string) {
 	t.Helper()
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		t.Fatalf("mmdebstrap not found: the Debian base test needs it (apt-get install mmdebstrap, as .ci/run does; or go test -short to skip)")
@@ -87,25 +81,28 @@ func buildDebian(t *testing.T, dir string) {
 	// unshare mode, even as root: mmdebstrap's /proc and /dev mounts stay
 	// in its own mount namespace instead of the host's. TMPDIR keeps its
 	// scratch files in the test's own directory.
-	args := []string{"--mode=unshare", "--variant=minbase", debianSuite, dir}
+	args := []string{"--mode=unshare", "--variant=minbase", debianSuite, out}
 	if mirror != debianDefaultMirror {
 		// The host reaches Debian through another mirror: use it, and
 		// write it into the base, so apt inside the session uses it too.
 		args = append(args, mirror)
 	}
-	tmp := filepath.Join(filepath.Dir(dir), "tmp")
+	tmp := filepath.Join(filepath.Dir(out), "tmp")
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
+	var log bytes.Buffer
 	cmd := exec.Command("mmdebstrap", args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Run(); err != nil {
-		if unreachable(out.String()) {
-			t.Skipf("the Debian mirror %s cannot be reached: mmdebstrap %s: %v\n%s", mirror, strings.Join(args, " "), err, out.String())
+		if unreachable(log.String()) {
+			t.Skipf("the Debian mirror %s cannot be reached: mmdebstrap %s: %v\n%s", mirror, strings.Join(args, " "), err, log.String())
 		}
-		t.Fatalf("mmdebstrap %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		t.Fatalf("mmdebstrap %s: %v\n%s", strings.Join(args, " "), err, log.String())
+	}
+	if err := os.Chmod(out, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

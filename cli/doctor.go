@@ -158,8 +158,6 @@ var (
 	procUnprivUserNS   = "/proc/sys/kernel/unprivileged_userns_clone"
 	procAppArmorUserNS = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
 	procFilesystems    = "/proc/filesystems"
-	etcSubuid          = "/etc/subuid"
-	etcSubgid          = "/etc/subgid"
 )
 
 // --- kernel
@@ -513,59 +511,23 @@ func checkSubIDs(e *doctorEnv) result {
 	if e.root {
 		return good("not used when running as root")
 	}
-	u := currentAccount()
 	var missing []string
-	for _, f := range []string{etcSubuid, etcSubgid} {
-		if !hasSubIDRange(f, u) {
-			missing = append(missing, "no range for "+u.Username+" in "+f)
-		}
+	ids, err := sandbox.FindSubIDs()
+	if err != nil {
+		missing = append(missing, err.Error())
 	}
-	for _, tool := range []string{"newuidmap", "newgidmap"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool+" not installed")
-		}
+	if _, err := sandbox.SubIDTools(); err != nil {
+		missing = append(missing, err.Error())
 	}
 	if len(missing) > 0 {
-		return bad(warn, strings.Join(missing, "; ")+" (incarnate maps only you for now, so nothing is lost yet)",
-			"sudo usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST "+u.Username+" (a range no one else has), and install newuidmap (Debian: uidmap)")
+		return bad(warn, strings.Join(missing, "; ")+" (sessions map only you: a base with several users, like Debian's _apt, cannot install packages)",
+			"sudo usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST $USER (a range no one else has), and install newuidmap (Debian: uidmap)")
 	}
-	return good("%s has ranges in %s and %s, and newuidmap/newgidmap are installed (not used yet: incarnate maps only you)", u.Username, etcSubuid, etcSubgid)
-}
-
-// hasSubIDRange reports whether file has a "name-or-uid:first:count" line
-// for u with a count above zero.
-func hasSubIDRange(file string, u account) bool {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return false
+	if os.Getenv(sandbox.NoSubIDsEnv) == "0" {
+		return bad(warn, "sub-id ranges are there but turned off by "+sandbox.NoSubIDsEnv+"=0", "unset "+sandbox.NoSubIDsEnv)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Split(strings.TrimSpace(line), ":")
-		if len(f) == 3 && (f[0] == u.Username || f[0] == u.Uid) {
-			if n, err := strconv.ParseUint(f[2], 10, 32); err == nil && n > 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// account is who runs incarnate, as /etc/subuid names them.
-type account struct{ Username, Uid string }
-
-// currentAccount reads the user's name from /etc/passwd by hand: os/user
-// would link the C library in and slow every start of the binary.
-func currentAccount() account {
-	uid := strconv.Itoa(os.Geteuid())
-	u := account{Username: uid, Uid: uid}
-	b, _ := os.ReadFile("/etc/passwd")
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Split(line, ":"); len(f) > 2 && f[2] == uid {
-			u.Username = f[0]
-			break
-		}
-	}
-	return u
+	return good("%s's uids %d-%d and gids %d-%d are ids 1 and up in sessions (through newuidmap/newgidmap)",
+		ids.User, ids.UID, ids.UID+ids.UIDs-1, ids.GID, ids.GID+ids.GIDs-1)
 }
 
 func checkHostBase(e *doctorEnv) result {

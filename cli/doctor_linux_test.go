@@ -147,29 +147,6 @@ func TestDoctorUserNSSettings(t *testing.T) {
 	}
 }
 
-func TestDoctorSubIDRange(t *testing.T) {
-	u := account{Username: "dev", Uid: "1000"}
-	tests := []struct {
-		body string
-		want bool
-	}{
-		{"dev:100000:65536\n", true},
-		{"other:100000:65536\n1000:200000:65536\n", true},
-		{"dev:100000:0\n", false},
-		{"developer:100000:65536\n", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		f := filepath.Join(t.TempDir(), "subuid")
-		if err := os.WriteFile(f, []byte(tt.body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if got := hasSubIDRange(f, u); got != tt.want {
-			t.Errorf("hasSubIDRange(%q) = %v, want %v", tt.body, got, tt.want)
-		}
-	}
-}
-
 // The store probe finds d_type and the xattrs of this user's mount mode
 // on the test's own filesystem, and cleans up after itself.
 func TestDoctorStoreProbe(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 // no keystroke typed ahead taken for an answer. (Bubble Tea v1 asks both
 // from an init function in every program that links it; see ui/noquery.)
 func TestCommandsLeaveTheTerminalAlone(t *testing.T) {
-	h := newHarness(t, user{"root", 0, 0})
+	h := newHarness(t, rootUser)
 	h.ok("new", "--base", "bb", "s")
 	for _, args := range [][]string{
 		{"ls"},

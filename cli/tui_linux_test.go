@@ -36,8 +36,13 @@ func startInTmux(t *testing.T, h *harness, w, height int, args ...string) *tuiSc
 		run += fmt.Sprintf(" %q", a)
 	}
 	script := filepath.Join(h.dir, "tmux.sh")
-	body := fmt.Sprintf("#!/bin/sh\nexport INCARNATE_TEST_CLI=1 INCARNATE_ROOT=%q XDG_CONFIG_HOME=%q HOME=%q SHELL=/bin/sh PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=xterm-256color\n%s\n",
-		h.store, filepath.Join(h.dir, "config"), h.dir, run)
+	env := append(h.env(), "XDG_CONFIG_HOME="+filepath.Join(h.dir, "config"), "SHELL=/bin/sh",
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm-256color")
+	body := "#!/bin/sh\n"
+	for _, kv := range env {
+		body += fmt.Sprintf("export %q\n", kv)
+	}
+	body += run + "\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"app/incarnate/internal/faults"
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/sandbox"
 )
 
 // ImportOptions shape what an import tells the user.
@@ -56,7 +57,7 @@ func (s *Store) Import(name, src string, o ImportOptions) (*Base, error) {
 		return nil, fmt.Errorf("import %q: %w", src, err)
 	}
 	s.SweepOrphans()
-	if os.Geteuid() != 0 && o.Warn != nil {
+	if os.Geteuid() != 0 && o.Warn != nil { // not root here, not even of a sub-id namespace
 		o.Warn("importing as an ordinary user: every file becomes yours, whatever owner the source records")
 	}
 	id, err := s.NewLayer(func(dst string) error {
@@ -99,7 +100,8 @@ func (s *Store) checkNewBase(name string) error {
 }
 
 func (s *Store) unpack(kind sourceKind, compression, src, dst string, o ImportOptions) error {
-	xo := extractOptions{privileged: os.Geteuid() == 0, warn: o.Warn}
+	rootless := sandbox.Rootless()
+	xo := extractOptions{privileged: !rootless, subIDs: rootless && os.Geteuid() == 0, warn: o.Warn}
 	switch kind {
 	case kindDir:
 		return fsutil.CopyTree(src, dst)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/sandbox"
 )
 
 // HostBase is the name of the built-in base: the machine's own "/".
@@ -160,7 +161,7 @@ func (s *Store) AddBase(name string, layerIDs []string, source string) (*Base, e
 	if err != nil {
 		return nil, err
 	}
-	b := &Base{Name: name, Layers: layerIDs, Source: source, Created: time.Now().UTC(), Rootless: os.Geteuid() != 0, LayerSizes: sizes}
+	b := &Base{Name: name, Layers: layerIDs, Source: source, Created: time.Now().UTC(), Rootless: sandbox.Rootless(), LayerSizes: sizes}
 	if err := s.writeNew(s.basePath(name), b); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("base %q: %w", name, ErrExist)

@@ -18,6 +18,9 @@ type extractOptions struct {
 	// xattr namespace are kept. Otherwise files become the caller's,
 	// device nodes are skipped and only user.* xattrs are set.
 	privileged bool
+	// subIDs: the caller is root of a user namespace that maps its sub-id
+	// ranges (sandbox.ReexecWithSubIDs), so owners are kept where mapped.
+	subIDs bool
 	// warn tells the user something once; nil says nothing.
 	warn func(msg string)
 	// danglingLinks skips, with a warning, a hard link whose target never
@@ -231,10 +234,10 @@ func (x *extractor) special(pfd int, rel, base string, hdr *tar.Header, mk func(
 	if err := x.create(pfd, rel, base, false, mk); err != nil {
 		return err
 	}
-	if x.privileged {
-		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("chown %q: %w", rel, err)
-		}
+	if err := x.chown(rel, hdr, func() error {
+		return unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
+	}); err != nil {
+		return fmt.Errorf("chown %q: %w", rel, err)
 	}
 	if hdr.Typeflag != tar.TypeSymlink {
 		// Just made by us in a directory only we write, so not a symlink.
@@ -300,10 +303,8 @@ func (x *extractor) link(pfd int, rel, base string, hdr *tar.Header, mayDefer bo
 // setMeta gives an open file or directory its owner, mode and xattrs.
 // The owner goes first: chown clears the setuid and setgid bits.
 func (x *extractor) setMeta(fd int, hdr *tar.Header) error {
-	if x.privileged {
-		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
-			return fmt.Errorf("chown: %w", err)
-		}
+	if err := x.chown(hdr.Name, hdr, func() error { return unix.Fchown(fd, hdr.Uid, hdr.Gid) }); err != nil {
+		return fmt.Errorf("chown: %w", err)
 	}
 	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
 		return fmt.Errorf("chmod: %w", err)
@@ -344,6 +345,21 @@ func setTimes(pfd int, base string, hdr *tar.Header) error {
 		return fmt.Errorf("set times of %q: %w", base, err)
 	}
 	return nil
+}
+
+// chown gives an entry its recorded owner with do, where the caller can:
+// as root, or for the ids a sub-id namespace maps (the others stay the
+// caller's, said once).
+func (x *extractor) chown(rel string, hdr *tar.Header, do func() error) error {
+	if !x.privileged && !x.subIDs {
+		return nil
+	}
+	err := do()
+	if errors.Is(err, unix.EINVAL) && x.subIDs {
+		x.skip("owners outside your sub-id ranges (left as yours)", rel)
+		return nil
+	}
+	return err
 }
 
 func (x *extractor) skip(what, rel string) {

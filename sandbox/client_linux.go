@@ -53,9 +53,7 @@ func StartKeeper(cfg KeeperConfig) error {
 	}
 	defer null.Close()
 	attr := &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags, Setsid: true}
-	if cfg.Rootless {
-		mapCallerToRoot(attr)
-	}
+	mapCallerToRoot(attr, cfg.Rootless)
 	// No parent-death signal: the keeper outlives the client that started
 	// it whenever another one has joined.
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{keeperArg0}, &syscall.ProcAttr{
@@ -87,7 +85,13 @@ func StartKeeper(cfg KeeperConfig) error {
 	return errors.New("keeper ended without a report")
 }
 
-func mapCallerToRoot(attr *syscall.SysProcAttr) {
+// mapCallerToRoot gives a rootless stage a user namespace that maps the
+// caller to root. A caller that is root of its own user namespace already
+// (ReexecWithSubIDs) needs none: the stage shares that one and its maps.
+func mapCallerToRoot(attr *syscall.SysProcAttr, rootless bool) {
+	if !rootless || os.Geteuid() == 0 {
+		return
+	}
 	attr.Cloneflags |= unix.CLONE_NEWUSER
 	attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
 	attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}

@@ -15,8 +15,8 @@ type Cmd struct {
 	Spec Spec
 	// Cloneflags are the CLONE_NEW* flags the stage is created with.
 	Cloneflags uintptr
-	// Rootless adds a user namespace mapping the caller to root inside,
-	// for a caller without privileges of its own.
+	// Rootless runs the stage as root of a user namespace, for a caller
+	// without the machine's root (see mapCallerToRoot).
 	Rootless bool
 	// The target's standard streams; nil means /dev/null.
 	Stdin, Stdout, Stderr *os.File
@@ -96,9 +96,7 @@ func (c *Cmd) Run() (int, error) {
 
 func (c *Cmd) startStage(specR, errW *os.File) (int, error) {
 	attr := &syscall.SysProcAttr{Cloneflags: c.Cloneflags, Setpgid: true}
-	if c.Rootless {
-		mapCallerToRoot(attr)
-	}
+	mapCallerToRoot(attr, c.Rootless)
 	stdio, closeAll, err := c.stdio()
 	if err != nil {
 		return 0, err

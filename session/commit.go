@@ -12,6 +12,7 @@ import (
 	"app/incarnate/internal/faults"
 	"app/incarnate/internal/fsutil"
 	"app/incarnate/layers"
+	"app/incarnate/sandbox"
 )
 
 // commitSource is how a committed base records where it came from.
@@ -31,7 +32,7 @@ func (s *Store) Commit(name, newBase string, force bool) (*layers.Base, error) {
 	if err := s.checkNewBase(newBase); err != nil {
 		return nil, err
 	}
-	if rootless := os.Geteuid() != 0; rootless != m.UserXattr {
+	if sandbox.Rootless() != m.UserXattr {
 		return nil, fmt.Errorf("session %q was made %s and can only be committed that way", name, privilegeWord(m.UserXattr))
 	}
 	base, err := s.Layers.Get(m.Base)

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"app/incarnate/sandbox"
 )
 
 // What a session changed is read from its upper dir the way overlayfs
@@ -434,7 +436,7 @@ func (s *Store) overlayOf(name string) (*Meta, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if !m.UserXattr && os.Geteuid() != 0 {
+	if !m.UserXattr && sandbox.Rootless() {
 		return nil, nil, fmt.Errorf("session %q was made by root: only root can read its overlay markers", name)
 	}
 	b, err := s.Layers.Get(m.Base)

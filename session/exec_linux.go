@@ -41,7 +41,7 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 	if err != nil {
 		return nil, nil, err
 	}
-	if rootless := os.Geteuid() != 0; rootless != m.UserXattr {
+	if sandbox.Rootless() != m.UserXattr {
 		return nil, nil, fmt.Errorf("session %q was made %s and can only be entered that way", name, privilegeWord(m.UserXattr))
 	}
 	sock, err := s.socketPath(name)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"app/incarnate/sandbox"
 )
 
 // socketPath is where session name's keeper listens: in the user's
@@ -31,7 +33,7 @@ func runtimeDir() (string, error) {
 	base := os.Getenv("XDG_RUNTIME_DIR")
 	name := "incarnate"
 	if base == "" {
-		base, name = os.TempDir(), fmt.Sprintf("incarnate-%d", os.Geteuid())
+		base, name = os.TempDir(), fmt.Sprintf("incarnate-%d", sandbox.HostUID())
 	}
 	dir := filepath.Join(base, name)
 	if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {

@@ -13,6 +13,7 @@ import (
 	"app/incarnate/internal/faults"
 	"app/incarnate/internal/fsutil"
 	"app/incarnate/layers"
+	"app/incarnate/sandbox"
 )
 
 // Meta is what session.json records.
@@ -124,13 +125,13 @@ func (s *Store) Create(name, base string, opts Options) (*Meta, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b.Builtin() && os.Geteuid() != 0 {
+	if b.Builtin() && sandbox.Rootless() {
 		return nil, layers.ErrHostNeedsRoot
 	}
 	if _, err := os.Lstat(s.Dir(name)); err == nil {
 		return nil, fmt.Errorf("session %q: %w", name, layers.ErrExist)
 	}
-	m := &Meta{Name: name, Base: base, Created: time.Now().UTC(), UserXattr: os.Geteuid() != 0, Options: opts}
+	m := &Meta{Name: name, Base: base, Created: time.Now().UTC(), UserXattr: sandbox.Rootless(), Options: opts}
 	return m, s.publish(m, func(dir string) error {
 		return os.Mkdir(filepath.Join(dir, "upper"), 0o755)
 	})

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -10,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"app/incarnate/layers"
+	"app/incarnate/sandbox"
 	"app/incarnate/session"
 )
 
@@ -60,7 +60,7 @@ func (d *newDialog) setBases(bases []*layers.Base, want string) {
 			return
 		}
 	}
-	if os.Geteuid() != 0 && len(bases) > 1 && bases[0].Builtin() {
+	if sandbox.Rootless() && len(bases) > 1 && bases[0].Builtin() {
 		d.base = 1
 	}
 }
@@ -191,7 +191,7 @@ func (d *newDialog) view(w int) string {
 			}
 		}
 		body = append(body, picker)
-		if b := d.bases[d.base]; b.Builtin() && os.Geteuid() != 0 {
+		if b := d.bases[d.base]; b.Builtin() && sandbox.Rootless() {
 			body = append(body, "  "+st.Dialog.Error.Render("the host base needs root; import a base of your own"))
 		} else if b.Source != "" {
 			body = append(body, "  "+st.Muted.Render("from "+b.Source))

@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"app/incarnate/sandbox"
+)
+
+// subIDFirst is the first host id of the range the tests give uid 65534.
+const subIDFirst = 2000000000
+
+// subIDUser is uid 65534 with a sub-id range of its own: the test writes
+// it into /etc/subuid and /etc/subgid and puts the files back after.
+func subIDUser(t *testing.T) user {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give uid 65534 a range in /etc/subuid and /etc/subgid")
+	}
+	if _, err := sandbox.SubIDTools(); err != nil {
+		t.Fatalf("%v: the sub-id tests need it (.ci/run installs uidmap)", err)
+	}
+	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
+		old, err := os.ReadFile(file)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		var keep []string
+		for _, l := range strings.SplitAfter(string(old), "\n") {
+			if l != "" && !strings.HasPrefix(l, "nobody:") && !strings.HasPrefix(l, "65534:") {
+				keep = append(keep, l)
+			}
+		}
+		keep = append(keep, "65534:2000000000:65536\n")
+		if err := os.WriteFile(file, []byte(strings.Join(keep, "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if old == nil {
+				_ = os.Remove(file)
+				return
+			}
+			_ = os.WriteFile(file, old, 0o644)
+		})
+	}
+	return user{"sub-ids", 65534, 65534, true}
+}
+
+// hostOwner is the host uid and gid of path.
+func hostOwner(t *testing.T, path string) (int, int) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int(st.Uid), int(st.Gid)
+}
+
+// With sub-id ranges, an ordinary user's session holds files of other
+// users (here uid 42, in a directory only it may enter), and every store
+// operation still works on them: ls, diff, clone (exact owners), reset
+// and rm (purged to the last file).
+func TestSubIDSessionsHoldOtherUsersFiles(t *testing.T) {
+	h := newHarness(t, subIDUser(t))
+	h.ok("new", "--base", "bb", "s")
+	if out := h.ok("run", "s", "--", "/bin/sh", "-c",
+		"mkdir -p /srv/d && echo x > /srv/d/f && chown -R 42:42 /srv/d && chmod 700 /srv/d && stat -c %u:%g /srv/d/f"); out != "42:42\n" {
+		t.Fatalf("owner inside: %q", out)
+	}
+	upper := func(name string) string { return filepath.Join(h.store, "sessions", name, "upper") }
+	want := subIDFirst + 41 // inside id 1 is the range's first
+	if u, g := hostOwner(t, filepath.Join(upper("s"), "srv/d/f")); u != want || g != want {
+		t.Fatalf("on the host /srv/d/f belongs to %d:%d, want %d:%d", u, g, want, want)
+	}
+	if out := h.ok("diff", "s"); !strings.Contains(out, "A /srv/d/f\n") {
+		t.Errorf("diff does not list /srv/d/f:\n%s", out)
+	}
+	var rows []lsRow
+	if err := json.Unmarshal([]byte(h.ok("ls", "--json")), &rows); err != nil || len(rows) != 1 || rows[0].Changes < 3 {
+		t.Errorf("ls --json: %+v, %v", rows, err)
+	}
+	h.ok("clone", "s", "copy")
+	if u, g := hostOwner(t, filepath.Join(upper("copy"), "srv/d/f")); u != want || g != want {
+		t.Errorf("the clone's /srv/d/f belongs to %d:%d, want %d:%d", u, g, want, want)
+	}
+	if out := h.ok("run", "copy", "--", "cat", "/srv/d/f"); out != "x\n" {
+		t.Errorf("the clone's file reads %q", out)
+	}
+	h.ok("reset", "--yes", "s")
+	h.ok("rm", "--yes", "copy")
+	waitFor(t, "the purge of reset and rm", func() bool { return emptyDir(filepath.Join(h.store, "trash")) })
+	if _, err := os.Lstat(filepath.Join(upper("s"), "srv")); !os.IsNotExist(err) {
+		t.Errorf("reset left /srv in the upper dir: %v", err)
+	}
+}
+
+// Without sub-ids (INCARNATE_SUBIDS=0, or no ranges) the session maps
+// the user alone, so another owner cannot even be set.
+func TestWithoutSubIDsOnlyTheUserIsMapped(t *testing.T) {
+	u := subIDUser(t)
+	u.subIDs = false
+	h := newHarness(t, u)
+	h.ok("new", "--base", "bb", "s")
+	if out := h.ok("run", "s", "--", "cat", "/proc/self/uid_map"); len(strings.Split(strings.TrimSpace(out), "\n")) != 1 {
+		t.Errorf("uid_map inside without sub-ids:\n%s", out)
+	}
+	if _, _, status := h.run("run", "s", "--", "chown", "42", "/tmp"); status == 0 {
+		t.Error("chown to uid 42 worked with only the user mapped")
+	}
+}
