@@ -46,11 +46,12 @@ func users() []user {
 	if os.Geteuid() != 0 {
 		return []user{{"unprivileged", os.Geteuid(), os.Getegid(), false}}
 	}
-	return []user{rootUser, {"unprivileged", 65534, 65534, false}}
+	return []user{rootUser, {"unprivileged", 65534, 65534, false}, subIDUser}
 }
 
-// forEachUser runs fn as root (when the test is root) and as an
-// unprivileged uid, each with a fresh store and a busybox base "bb".
+// forEachUser runs fn as root and as an unprivileged uid, without and
+// with sub-ids (the latter two when the test is root), each with a fresh
+// store and a busybox base "bb".
 func forEachUser(t *testing.T, fn func(t *testing.T, h *harness)) {
 	for _, u := range users() {
 		t.Run(u.name, func(t *testing.T) { fn(t, newHarness(t, u)) })
@@ -70,6 +71,9 @@ func newHarness(t *testing.T, u user) *harness {
 	t.Helper()
 	dir := testbase.SharedDir(t)
 	h := &harness{t: t, u: u, dir: dir, store: filepath.Join(dir, "store"), bin: filepath.Join(dir, "incarnate")}
+	if u.subIDs {
+		giveSubIDs(t)
+	}
 	self, err := os.ReadFile("/proc/self/exe")
 	if err != nil {
 		t.Fatal(err)

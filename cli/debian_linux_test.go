@@ -37,7 +37,7 @@ func TestDebianBase(t *testing.T) {
 	buildDebian(t, tarball)
 	t.Logf("mmdebstrap: %v", time.Since(t0).Round(time.Millisecond))
 	t.Run("root", func(t *testing.T) { testDebianBase(t, newHarness(t, rootUser), tarball) })
-	t.Run("sub-ids", func(t *testing.T) { testDebianBase(t, newHarness(t, subIDUser(t)), tarball) })
+	t.Run("sub-ids", func(t *testing.T) { testDebianBase(t, newHarness(t, subIDUser), tarball) })
 }
 
 func testDebianBase(t *testing.T, h *harness, tarball string) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,12 +15,15 @@ import (
 // subIDFirst is the first host id of the range the tests give uid 65534.
 const subIDFirst = 2000000000
 
-// subIDUser is uid 65534 with a sub-id range of its own: the test writes
-// it into /etc/subuid and /etc/subgid and puts the files back after.
-func subIDUser(t *testing.T) user {
+// subIDUser is uid 65534 with a sub-id range of its own (giveSubIDs).
+var subIDUser = user{"sub-ids", 65534, 65534, true}
+
+// giveSubIDs writes uid 65534's range into /etc/subuid and /etc/subgid,
+// and puts the files back after the test.
+func giveSubIDs(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root, to give uid 65534 a range in /etc/subuid and /etc/subgid")
+		t.Fatal("only root can give uid 65534 a sub-id range")
 	}
 	if _, err := sandbox.SubIDTools(); err != nil {
 		t.Fatalf("%v: the sub-id tests need it (.ci/run installs uidmap)", err)
@@ -35,7 +39,7 @@ func subIDUser(t *testing.T) user {
 				keep = append(keep, l)
 			}
 		}
-		keep = append(keep, "65534:2000000000:65536\n")
+		keep = append(keep, fmt.Sprintf("65534:%d:65536\n", subIDFirst))
 		if err := os.WriteFile(file, []byte(strings.Join(keep, "")), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +51,12 @@ func subIDUser(t *testing.T) user {
 			_ = os.WriteFile(file, old, 0o644)
 		})
 	}
-	return user{"sub-ids", 65534, 65534, true}
+}
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give uid 65534 a range in /etc/subuid and /etc/subgid")
+	}
 }
 
 // hostOwner is the host uid and gid of path.
@@ -65,7 +74,8 @@ func hostOwner(t *testing.T, path string) (int, int) {
 // operation still works on them: ls, diff, clone (exact owners), reset
 // and rm (purged to the last file).
 func TestSubIDSessionsHoldOtherUsersFiles(t *testing.T) {
-	h := newHarness(t, subIDUser(t))
+	needRoot(t)
+	h := newHarness(t, subIDUser)
 	h.ok("new", "--base", "bb", "s")
 	if out := h.ok("run", "s", "--", "/bin/sh", "-c",
 		"mkdir -p /srv/d && echo x > /srv/d/f && chown -R 42:42 /srv/d && chmod 700 /srv/d && stat -c %u:%g /srv/d/f"); out != "42:42\n" {
@@ -101,8 +111,10 @@ func TestSubIDSessionsHoldOtherUsersFiles(t *testing.T) {
 // Without sub-ids (INCARNATE_SUBIDS=0, or no ranges) the session maps
 // the user alone, so another owner cannot even be set.
 func TestWithoutSubIDsOnlyTheUserIsMapped(t *testing.T) {
-	u := subIDUser(t)
-	u.subIDs = false
+	needRoot(t)
+	u := subIDUser
+	u.subIDs = false // the ranges are there (giveSubIDs), but turned off
+	giveSubIDs(t)
 	h := newHarness(t, u)
 	h.ok("new", "--base", "bb", "s")
 	if out := h.ok("run", "s", "--", "cat", "/proc/self/uid_map"); len(strings.Split(strings.TrimSpace(out), "\n")) != 1 {
@@ -110,5 +122,28 @@ func TestWithoutSubIDsOnlyTheUserIsMapped(t *testing.T) {
 	}
 	if _, _, status := h.run("run", "s", "--", "chown", "42", "/tmp"); status == 0 {
 		t.Error("chown to uid 42 worked with only the user mapped")
+	}
+}
+
+// A directory imported with sub-ids keeps the owners the namespace maps
+// (here the file of the host's sub-id that is uid 42 inside) and gives the
+// user (root inside) what it cannot map (the host's root).
+func TestSubIDDirectoryImportOwners(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, subIDUser)
+	mapped := filepath.Join(h.base, "etc", "mapped")
+	if err := os.WriteFile(mapped, []byte("m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(mapped, subIDFirst+41, subIDFirst+41); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := hostOwner(t, filepath.Join(h.base, "etc", "os-release")); u != 0 {
+		t.Fatalf("the busybox root's files should be the host root's, got uid %d", u)
+	}
+	h.ok("base", "import", "owners", h.base)
+	h.ok("new", "--base", "owners", "s")
+	if out := h.ok("run", "s", "--", "stat", "-c", "%u:%g", "/etc/mapped", "/etc/os-release"); out != "42:42\n0:0\n" {
+		t.Errorf("owners inside: %q, want 42:42 for the mapped file and 0:0 for the host root's", out)
 	}
 }

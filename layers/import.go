@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -99,12 +101,54 @@ func (s *Store) checkNewBase(name string) error {
 	return nil
 }
 
+// ownUnmapped gives the caller (root inside) what cp -a, run in a sub-id
+// namespace, copied with the overflow owner: files of host ids the
+// namespace does not map, such as a root-owned source directory's. Owners
+// it maps are kept. (A file owned by the mapped id 65534 itself cannot be
+// told apart, and becomes the caller's too.)
+func ownUnmapped(dir string) error {
+	ouid, ogid := overflowID("uid"), overflowID("gid")
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		uid, gid := int(st.Uid), int(st.Gid)
+		if uid != ouid && gid != ogid {
+			return nil
+		}
+		if uid == ouid {
+			uid = 0
+		}
+		if gid == ogid {
+			gid = 0
+		}
+		return os.Lchown(p, uid, gid)
+	})
+}
+
+// overflowID is the id the kernel shows for unmapped ones (65534 unless
+// changed in /proc/sys/kernel).
+func overflowID(kind string) int {
+	b, err := os.ReadFile("/proc/sys/kernel/overflow" + kind)
+	if n, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
+		return n
+	}
+	return 65534
+}
+
 func (s *Store) unpack(kind sourceKind, compression, src, dst string, o ImportOptions) error {
 	rootless := sandbox.Rootless()
 	xo := extractOptions{privileged: !rootless, subIDs: rootless && os.Geteuid() == 0, warn: o.Warn}
 	switch kind {
 	case kindDir:
-		return fsutil.CopyTree(src, dst)
+		if err := fsutil.CopyTree(src, dst); err != nil || !xo.subIDs {
+			return err
+		}
+		return ownUnmapped(dst)
 	case kindLayout:
 		return importLayout(src, dst, o, xo)
 	case kindRootfs:
