@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // An ordinary user's session holds only the user's own files unless the
@@ -139,11 +141,29 @@ func SubIDTools() (string, error) {
 		return "", errors.New("unshare (util-linux) is not installed")
 	}
 	for _, tool := range []string{"newuidmap", "newgidmap"} {
-		if _, err := exec.LookPath(tool); err != nil {
+		path, err := exec.LookPath(tool)
+		if err != nil {
 			return "", fmt.Errorf("%s is not installed (Debian: apt-get install uidmap)", tool)
+		}
+		if !privilegedTool(path) {
+			return "", fmt.Errorf("%s is neither setuid root nor given file capabilities, so it cannot write the maps (reinstall it)", path)
 		}
 	}
 	return unshare, nil
+}
+
+// privilegedTool reports whether the program at path runs with privileges
+// its caller lacks: setuid root, or file capabilities.
+func privilegedTool(path string) bool {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return false
+	}
+	if st.Mode&unix.S_ISUID != 0 && st.Uid == 0 {
+		return true
+	}
+	_, err := unix.Getxattr(path, "security.capability", nil)
+	return err == nil
 }
 
 // NoSubIDsEnv, set to 0, keeps an ordinary user's sessions to the
