@@ -2,18 +2,13 @@ package cli
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"app/incarnate/internal/testbase"
 )
 
 // changeScript writes one of each thing an upper dir can hold: a new
@@ -28,85 +23,17 @@ ln /root/a /root/a-link
 dd if=/dev/zero of=/root/sparse bs=1 count=1 seek=64M 2>/dev/null
 `
 
-// exactDigest hashes everything a copy must keep: paths, types, modes,
-// owners, device numbers, sizes, holes, link counts, link targets,
-// contents and extended attributes. Whiteouts' link counts are left out:
-// overlayfs links them to a shared inode in its work dir, which is not
-// part of the session. A file counts as holey when it takes less disk
-// than its size; cp may punch out more zeros than the original had.
-func exactDigest(t *testing.T, root string) string {
-	t.Helper()
-	var lines []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		nlink := st.Nlink
-		if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
-			nlink = 0
-		}
-		holey := st.Mode&unix.S_IFMT == unix.S_IFREG && st.Blocks*512 < st.Size
-		line := fmt.Sprintf("%s mode=%o uid=%d gid=%d rdev=%d size=%d holey=%v nlink=%d xattrs=%s",
-			rel, st.Mode, st.Uid, st.Gid, st.Rdev, st.Size, holey, nlink, xattrs(p))
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFLNK:
-			target, _ := os.Readlink(p)
-			line += " -> " + target
-		case unix.S_IFREG:
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			h := sha256.New()
-			_, _ = io.Copy(h, f)
-			f.Close()
-			line += fmt.Sprintf(" sha=%x", h.Sum(nil))
-		}
-		if p == root {
-			line = strings.Replace(line, rel, ".", 1)
-		}
-		lines = append(lines, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Join(lines, "\n")
-}
-
-func xattrs(p string) string {
-	buf := make([]byte, 4096)
-	n, err := unix.Llistxattr(p, buf)
-	if err != nil || n == 0 {
-		return "-"
-	}
-	names := strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00")
-	sort.Strings(names)
-	var out []string
-	for _, name := range names {
-		v := make([]byte, 4096)
-		m, _ := unix.Lgetxattr(p, name, v)
-		out = append(out, fmt.Sprintf("%s=%q", name, v[:max(m, 0)]))
-	}
-	return strings.Join(out, ",")
-}
-
 func TestCloneRenameReset(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
 		h.ok("new", "--base", "bb", "--hostname", "same", "s")
 		h.ok("run", "s", "--", "sh", "-c", changeScript)
 		h.ok("clone", "s", "t")
 		upper := func(name string) string { return filepath.Join(h.store, "sessions", name, "upper") }
-		if got, want := exactDigest(t, upper("t")), exactDigest(t, upper("s")); got != want {
+		if got, want := testbase.ExactDigest(t, upper("t")), testbase.ExactDigest(t, upper("s")); got != want {
 			t.Fatalf("clone is not exact:\n got %s\nwant %s", got, want)
 		}
-		if !strings.Contains(exactDigest(t, upper("s")), "etc/os-release mode=20000") {
-			t.Fatalf("the test lost its whiteout: %s", exactDigest(t, upper("s")))
+		if !strings.Contains(testbase.ExactDigest(t, upper("s")), "etc/os-release mode=20000") {
+			t.Fatalf("the test lost its whiteout: %s", testbase.ExactDigest(t, upper("s")))
 		}
 		view := "cat /root/a /home/only; ls /home; [ -e /etc/os-release ] || echo gone; hostname; stat -c %h /root/a; [ $(du -k /root/sparse | cut -f1) -lt 64 ] && echo holey"
 		want := h.ok("run", "s", "--", "sh", "-c", view)
@@ -180,7 +107,7 @@ func TestCrashesLeaveTheStoreWhole(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
 		h.ok("new", "--base", "bb", "keep")
 		h.ok("run", "keep", "--", "sh", "-c", "echo precious > /root/p")
-		keep := exactDigest(t, filepath.Join(h.store, "sessions", "keep", "upper"))
+		keep := testbase.ExactDigest(t, filepath.Join(h.store, "sessions", "keep", "upper"))
 		steps := []struct {
 			fault string
 			args  []string
@@ -210,7 +137,7 @@ func TestCrashesLeaveTheStoreWhole(t *testing.T) {
 		waitFor(t, "tmp/ and trash/ to be cleared", func() bool {
 			return emptyDir(filepath.Join(h.store, "tmp")) && emptyDir(filepath.Join(h.store, "trash"))
 		})
-		if got := exactDigest(t, filepath.Join(h.store, "sessions", "keep", "upper")); got != keep {
+		if got := testbase.ExactDigest(t, filepath.Join(h.store, "sessions", "keep", "upper")); got != keep {
 			t.Errorf("the untouched session changed")
 		}
 		if out := h.ok("run", "keep", "--", "cat", "/root/p"); out != "precious\n" {

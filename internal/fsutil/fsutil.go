@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 )
 
@@ -63,17 +62,4 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// CopyTree copies src to dst exactly: owners (where the caller may set
-// them), modes, timestamps, extended attributes (overlay whiteouts and
-// opaque markers among them), device nodes, hard links and holes, with
-// reflinks where the file system has them. GNU cp does all of this well
-// and fast, so it is used rather than rewritten. dst must not exist.
-func CopyTree(src, dst string) error {
-	out, err := exec.Command("cp", "-a", "--reflink=auto", "--no-target-directory", "--", src, dst).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("copy %q to %q: %v: %s", src, dst, err, out)
-	}
-	return nil
 }
