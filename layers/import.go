@@ -101,7 +101,7 @@ func (s *Store) checkNewBase(name string) error {
 	return nil
 }
 
-// ownUnmapped gives the caller (root inside) what cp -a, run in a sub-id
+// ownUnmapped gives the caller (root inside) what CopyTree, run in a sub-id
 // namespace, copied with the overflow owner: files of host ids the
 // namespace does not map, such as a root-owned source directory's. Owners
 // it maps are kept. (A file owned by the mapped id 65534 itself cannot be

@@ -94,29 +94,35 @@ func assertEmpty(t *testing.T, dirs ...string) {
 	}
 }
 
-// testImage has three layers: a root, a file in /opt, and an upper layer
-// that deletes a file (whiteout), hides /opt's lower content (opaque
-// marker), replaces one file and adds others.
-func testImage(t *testing.T) v1.Image {
+// imageOf builds an image from layers given as tar entries, bottom first.
+func imageOf(t *testing.T, layers ...[]entry) v1.Image {
 	t.Helper()
-	layer := func(entries ...entry) v1.Layer {
+	var ls []v1.Layer
+	for _, entries := range layers {
 		data := makeTar(t, entries...)
 		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 		if err != nil {
 			t.Fatal(err)
 		}
-		return l
+		ls = append(ls, l)
 	}
-	img, err := mutate.AppendLayers(empty.Image,
-		layer(dir("etc/"), file("etc/gone", "deleted above"), file("etc/kept", "lower"), file("etc/replaced", "lower")),
-		layer(dir("opt/"), file("opt/old", "hidden by the opaque marker")),
-		layer(dir("etc/"), file("etc/.wh.gone", ""), file("etc/replaced", "upper"), file("etc/added", "upper"),
-			dir("opt/"), file("opt/.wh..wh..opq", ""), file("opt/new", "upper"), hardlink("opt/new-link", "etc/kept")),
-	)
+	img, err := mutate.AppendLayers(empty.Image, ls...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// testImage has three layers: a root, a file in /opt, and an upper layer
+// that deletes a file (whiteout), hides /opt's lower content (opaque
+// marker), replaces one file and adds others.
+func testImage(t *testing.T) v1.Image {
+	return imageOf(t,
+		[]entry{dir("etc/"), file("etc/gone", "deleted above"), file("etc/kept", "lower"), file("etc/replaced", "lower")},
+		[]entry{dir("opt/"), file("opt/old", "hidden by the opaque marker")},
+		[]entry{dir("etc/"), file("etc/.wh.gone", ""), file("etc/replaced", "upper"), file("etc/added", "upper"),
+			dir("opt/"), file("opt/.wh..wh..opq", ""), file("opt/new", "upper"), hardlink("opt/new-link", "etc/kept")},
+	)
 }
 
 func checkFlattened(t *testing.T, root string) {

@@ -2,268 +2,34 @@ package layers
 
 import (
 	"archive/tar"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"app/incarnate/internal/fsutil"
 )
 
-// Image archives and layouts are read here by hand rather than with
-// go-containerregistry (which the tests use to write them): linking it in
-// costs every start of the binary, the sandbox stage's included, some
-// 2.5 ms of package initialisation (regexp compiles, digest tables),
-// several times what the rest of incarnate takes. Reading needs little:
-// index.json or manifest.json, then the layer blobs, in order. Digests
-// are not verified: the archive is a local file the user chose, and its
-// compression and tar framing catch a truncated copy.
-
-// imageFiles opens the files of an image by their name in the layout or
-// archive ("index.json", "blobs/sha256/...", "<id>/layer.tar").
-type imageFiles interface {
-	open(name string) (io.ReadCloser, int64, error)
-}
-
-// dirFiles are the files of an OCI layout directory.
-type dirFiles string
-
-func (d dirFiles) open(name string) (io.ReadCloser, int64, error) {
-	rel, err := entryPath(name)
-	if err != nil {
-		return nil, 0, err
-	}
-	f, err := os.Open(filepath.Join(string(d), rel))
-	if err != nil {
-		return nil, 0, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	return f, fi.Size(), nil
-}
-
-// readJSON decodes the image file name into v.
-func readJSON(files imageFiles, name string, v any) error {
-	rc, _, err := files.open(name)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if err := json.NewDecoder(io.LimitReader(rc, 16<<20)).Decode(v); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
-}
-
-// imageLayers lists the layer files of the one image in files, bottom
-// first: from manifest.json for "docker save" (docker 25 and later write
-// an OCI layout beside it), else from the OCI index.json.
-func imageLayers(files imageFiles) ([]string, error) {
-	var docker []struct{ Layers []string }
-	err := readJSON(files, "manifest.json", &docker)
-	if err == nil {
-		if len(docker) != 1 {
-			return nil, fmt.Errorf("the archive holds %d images; save just the one to import (docker save IMAGE)", len(docker))
-		}
-		return docker[0].Layers, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	m, err := pickImage(files, "index.json", nil)
-	if err != nil {
-		return nil, err
-	}
-	layers := make([]string, len(m.Layers))
-	for i, d := range m.Layers {
-		if layers[i], err = blobName(d.Digest); err != nil {
-			return nil, err
-		}
-	}
-	return layers, nil
-}
-
-// descriptor and ociDoc hold what is read of OCI descriptors, image
-// indexes and image manifests.
-type descriptor struct {
-	Digest   string `json:"digest"`
-	Platform *struct {
-		OS           string `json:"os"`
-		Architecture string `json:"architecture"`
-	} `json:"platform,omitempty"`
-}
-
-type ociDoc struct {
-	Manifests []descriptor `json:"manifests"` // an index
-	Layers    []descriptor `json:"layers"`    // an image manifest
-}
-
-// pickImage reads the index (or manifest) in file name and returns the
-// image manifest to import: the only one, or the one for linux/GOARCH
-// in a multi-platform index. Nested indexes are followed.
-func pickImage(files imageFiles, name string, d *descriptor) (*ociDoc, error) {
-	var doc ociDoc
-	if err := readJSON(files, name, &doc); err != nil {
-		return nil, err
-	}
-	if len(doc.Manifests) == 0 {
-		if d == nil {
-			return nil, fmt.Errorf("%s lists no image", name)
-		}
-		return &doc, nil
-	}
-	pick := doc.Manifests
-	if len(pick) > 1 {
-		pick = nil
-		for _, m := range doc.Manifests {
-			if m.Platform != nil && m.Platform.OS == "linux" && m.Platform.Architecture == runtime.GOARCH {
-				pick = append(pick, m)
-			}
-		}
-	}
-	if len(pick) != 1 {
-		return nil, fmt.Errorf("%s lists %d images, %d for linux/%s; copy out the one to import first (skopeo copy --override-arch ...)",
-			name, len(doc.Manifests), len(pick), runtime.GOARCH)
-	}
-	blob, err := blobName(pick[0].Digest)
-	if err != nil {
-		return nil, err
-	}
-	return pickImage(files, blob, &pick[0])
-}
-
-// blobName is where an OCI layout keeps the blob of digest
-// ("sha256:abc..." is blobs/sha256/abc...).
-func blobName(digest string) (string, error) {
-	alg, hex, ok := strings.Cut(digest, ":")
-	if !ok || alg == "" || hex == "" || strings.ContainsAny(digest, "/\\") || strings.Contains(digest, "..") {
-		return "", fmt.Errorf("invalid digest %q", digest)
-	}
-	return "blobs/" + alg + "/" + hex, nil
-}
-
-// flatten unpacks the image's layers (bottom first) into dst as one
-// tree. They are read upper first, so nothing is ever deleted: an entry
-// is unpacked unless a layer above gave the same path, deleted it or a
-// parent (".wh.NAME"), replaced a parent by a non-directory, or made a
-// parent opaque (".wh..wh..opq"). The whiteout files themselves are not
-// unpacked. Reads of the blobs are counted for the progress line.
-func flatten(files imageFiles, layers []string, dst string, o ImportOptions, xo extractOptions) error {
-	total := int64(0)
-	for _, l := range layers {
-		rc, size, err := files.open(l)
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", l, err)
-		}
-		rc.Close()
-		total += size
-	}
-	p := newProgress(o.Progress, "unpacking layers", total)
-	defer p.finish()
-	xo.danglingLinks = true
-	x, err := newExtractor(dst, xo)
-	if err != nil {
-		return err
-	}
-	defer x.close()
-	w := whiteouts{given: map[string]bool{}, opaque: map[string]bool{}}
-	for i := len(layers) - 1; i >= 0; i-- {
-		if err := w.unpackLayer(files, layers[i], x, p); err != nil {
-			return fmt.Errorf("layer %s: %w", layers[i], err)
-		}
-	}
-	return x.finish()
-}
-
-// whiteouts is what the layers read so far (the upper ones) decided.
-type whiteouts struct {
-	// given maps each path an upper layer gave or deleted to whether it
-	// hides what lower layers have below it (a deletion, a non-directory).
-	given  map[string]bool
-	opaque map[string]bool // directories whose lower content is hidden
-}
-
-func (w *whiteouts) unpackLayer(files imageFiles, name string, x *extractor, p *progress) error {
-	rc, _, err := files.open(name)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	r, _, err := decompress(p.reader(rc))
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	opaque := map[string]bool{} // hides lower layers only: applied after this one
-	tr := tar.NewReader(r)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read layer: %w", err)
-		}
-		rel, err := entryPath(hdr.Name)
-		if err != nil {
-			return err
-		}
-		dir, base := splitPath(rel)
-		if base == ".wh..wh..opq" {
-			opaque[dir] = true
-			continue
-		}
-		if gone, ok := strings.CutPrefix(base, ".wh."); ok {
-			if p := joinPath(dir, gone); !w.hidden(p) {
-				w.given[p] = true
-			}
-			continue
-		}
-		if _, ok := w.given[rel]; ok || w.hidden(rel) {
-			continue
-		}
-		w.given[rel] = hdr.Typeflag != tar.TypeDir
-		if err := x.entry(hdr, tr); err != nil {
-			return err
-		}
-	}
-	for d := range opaque {
-		w.opaque[d] = true
-	}
-	// Read to the end, so that the progress line counts the whole blob.
-	_, err = io.Copy(io.Discard, r)
-	return err
-}
-
-// hidden reports whether an upper layer hides rel through one of its
-// parents.
-func (w *whiteouts) hidden(rel string) bool {
-	for rel != "" {
-		rel, _ = splitPath(rel)
-		if w.given[rel] || w.opaque[rel] {
-			return true
-		}
-	}
-	return false
-}
-
-func joinPath(dir, base string) string {
-	if dir == "" {
-		return base
-	}
-	return dir + "/" + base
-}
+// Images are read with go-containerregistry: layouts with layout,
+// "docker save" archives with tarball, and the layers are flattened with
+// their whiteouts and opaque markers by mutate.Extract, which also drops
+// entries whose paths or link targets climb out of the root. Linking it
+// costs every start of the binary about 2.5 ms (go-digest and ggcr's
+// name package compile regexps at init; 55 more page faults, some 30 us
+// each on this VM). An earlier reader of our own avoided that, but the
+// library is what people trust to get image formats right.
 
 // importImageArchive unpacks an image archive: a "docker save" tarball
 // or an OCI archive (an OCI layout in a tar). A compressed one is
-// decompressed into scratch first: its files are read out of order.
+// decompressed into scratch first, as tarball reads it out of order, and
+// an OCI archive is unpacked there: layout reads only directories.
 func importImageArchive(src, compression, dst string, scratch *fsutil.Workspace, o ImportOptions, xo extractOptions) error {
 	archive := src
 	if compression != "" {
@@ -272,25 +38,178 @@ func importImageArchive(src, compression, dst string, scratch *fsutil.Workspace,
 			return err
 		}
 	}
-	files, err := indexTar(archive)
+	docker, err := tarHolds(archive, "manifest.json")
 	if err != nil {
 		return err
 	}
-	defer files.close()
-	layers, err := imageLayers(files)
-	if err != nil {
+	if docker {
+		img, err := dockerImage(archive)
+		if err != nil {
+			return err
+		}
+		return flatten(img, dst, o, xo)
+	}
+	dir := scratch.Path("layout")
+	if err := unpackArchive(archive, dir); err != nil {
 		return err
 	}
-	return flatten(files, layers, dst, o, xo)
+	return importLayout(dir, dst, o, xo)
 }
 
 // importLayout unpacks the image of the OCI layout in dir.
 func importLayout(dir, dst string, o ImportOptions, xo extractOptions) error {
-	layers, err := imageLayers(dirFiles(dir))
+	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		return err
 	}
-	return flatten(dirFiles(dir), layers, dst, o, xo)
+	img, err := pickImage(idx, "index.json")
+	if err != nil {
+		return err
+	}
+	return flatten(img, dst, o, xo)
+}
+
+// tarHolds reports whether the archive has an entry called name at its
+// top. Only headers are read: archive/tar seeks over the contents.
+func tarHolds(archive, name string) (bool, error) {
+	f, err := os.Open(archive)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", archive, err)
+		}
+		if rel, err := entryPath(hdr.Name); err == nil && rel == name {
+			return true, nil
+		}
+	}
+}
+
+// dockerImage is the one image of a "docker save" archive.
+func dockerImage(archive string) (v1.Image, error) {
+	open := func() (io.ReadCloser, error) { return os.Open(archive) }
+	m, err := tarball.LoadManifest(open)
+	if err != nil {
+		return nil, err
+	}
+	if len(m) != 1 {
+		return nil, fmt.Errorf("the archive holds %d images; save just the one to import (docker save IMAGE)", len(m))
+	}
+	return tarball.Image(open, nil)
+}
+
+// unpackArchive unpacks an OCI archive's layout into dir. Its files are
+// the layout's own, so owners and modes do not matter.
+func unpackArchive(archive, dir string) error {
+	f, err := os.Open(archive)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return extractTar(f, dir, extractOptions{})
+}
+
+// pickImage returns the image to import from an index (what names it):
+// the only one, or the one for linux/GOARCH in a multi-platform index.
+// Nested indexes are followed.
+func pickImage(idx v1.ImageIndex, what string) (v1.Image, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	pick := m.Manifests
+	if len(pick) == 0 {
+		return nil, fmt.Errorf("%s lists no image", what)
+	}
+	if len(pick) > 1 {
+		pick = nil
+		for _, d := range m.Manifests {
+			if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == runtime.GOARCH {
+				pick = append(pick, d)
+			}
+		}
+	}
+	if len(pick) != 1 {
+		return nil, fmt.Errorf("%s lists %d images, %d for linux/%s; copy out the one to import first (skopeo copy --override-arch ...)",
+			what, len(m.Manifests), len(pick), runtime.GOARCH)
+	}
+	d := pick[0]
+	if d.MediaType.IsIndex() {
+		child, err := idx.ImageIndex(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		return pickImage(child, d.Digest.String())
+	}
+	return idx.Image(d.Digest)
+}
+
+// flatten unpacks the image's layers into dst as one tree. The stream
+// lists upper layers first, so a hard link may come before the file it
+// links to, or after a layer above deleted that file: the extractor
+// waits for late targets and skips, with a warning, ones that never come.
+func flatten(img v1.Image, dst string, o ImportOptions, xo extractOptions) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	p := newProgress(o.Progress, "unpacking layers", 0)
+	defer p.finish()
+	if p != nil {
+		p.layers = len(layers)
+	}
+	counted := make([]v1.Layer, len(layers))
+	for i, l := range layers {
+		counted[i] = countedLayer{Layer: l, p: p}
+	}
+	rc := mutate.Extract(countedImage{Image: img, layers: counted})
+	defer rc.Close()
+	xo.danglingLinks = true
+	err = extractTar(rc, dst, xo)
+	if errors.Is(err, errEmptyArchive) {
+		err = errors.New("the image has no files")
+	}
+	return err
+}
+
+// countedImage and countedLayer count what mutate.Extract reads for the
+// progress line: bytes, and layers read to the end.
+type countedImage struct {
+	v1.Image
+	layers []v1.Layer
+}
+
+func (i countedImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
+
+type countedLayer struct {
+	v1.Layer
+	p *progress
+}
+
+func (l countedLayer) Uncompressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Uncompressed()
+	if err != nil {
+		return nil, err
+	}
+	return layerReader{Reader: l.p.reader(rc), rc: rc, p: l.p}, nil
+}
+
+type layerReader struct {
+	io.Reader
+	rc io.Closer
+	p  *progress
+}
+
+func (r layerReader) Close() error {
+	r.p.layerDone()
+	return r.rc.Close()
 }
 
 // decompressTo writes src's content uncompressed to dst.

@@ -1,10 +1,9 @@
 package layers
 
 import (
-	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,18 +11,14 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
-
-// memFiles is an image held in memory, by file name.
-type memFiles map[string][]byte
-
-func (m memFiles) open(name string) (io.ReadCloser, int64, error) {
-	b, ok := m[name]
-	if !ok {
-		return nil, 0, &os.PathError{Op: "open", Path: name, Err: os.ErrNotExist}
-	}
-	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
-}
 
 // tree lists the files under root as "path=content", directories as "path/".
 func tree(t *testing.T, root string) string {
@@ -61,23 +56,17 @@ func TestFlattenWhiteouts(t *testing.T) {
 		{"file replaced by a directory", [][]entry{{file("a", "1")}, {dir("a/"), file("a/z", "2")}}, "a/ a/z=2", ""},
 		{"directory replaced by a file", [][]entry{{dir("a/"), file("a/x", "1")}, {file("a", "2")}}, "a=2", ""},
 		{"opaque directory", [][]entry{{dir("d/"), file("d/old", "1"), file("keep", "k")}, {dir("d/"), file("d/.wh..wh..opq", ""), file("d/new", "2")}}, "d/ d/new=2 keep=k", ""},
-		{"opaque root", [][]entry{{file("x", "1")}, {file(".wh..wh..opq", ""), file("y", "2")}}, "y=2", ""},
+		{"opaque directory keeps its own layer", [][]entry{{dir("d/"), file("d/old", "1")}, {dir("d/"), file("d/new", "2"), file("d/.wh..wh..opq", "")}}, "d/ d/new=2", ""},
 		{"upper file wins", [][]entry{{file("a", "lower")}, {file("a", "upper")}}, "a=upper", ""},
-		{"link to a deleted name", [][]entry{{file("f", "1"), hardlink("g", "f")}, {file(".wh.f", "")}}, "", "skipped hard links to names an upper layer deleted: g"},
+		{"link to a lower file", [][]entry{{file("f", "1")}, {hardlink("g", "f")}}, "f=1 g=1", ""},
+		{"link to a deleted name", [][]entry{{file("f", "1"), hardlink("g", "f")}, {file(".wh.f", ""), file("h", "2")}}, "h=2", "skipped hard links to names an upper layer deleted: g"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := memFiles{}
-			var names []string
-			for i, l := range tt.layers {
-				name := "layer" + string(rune('0'+i))
-				files[name] = makeTar(t, l...)
-				names = append(names, name)
-			}
 			dst := filepath.Join(t.TempDir(), "dst")
 			var warnings []string
 			xo := extractOptions{warn: func(m string) { warnings = append(warnings, m) }}
-			if err := flatten(files, names, dst, ImportOptions{}, xo); err != nil {
+			if err := flatten(imageOf(t, tt.layers...), dst, ImportOptions{}, xo); err != nil {
 				t.Fatal(err)
 			}
 			if got := tree(t, dst); got != tt.want {
@@ -90,85 +79,94 @@ func TestFlattenWhiteouts(t *testing.T) {
 	}
 }
 
-func jsonBytes(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func TestImageLayers(t *testing.T) {
-	platform := func(arch, digest string) map[string]any {
-		return map[string]any{"digest": digest, "platform": map[string]string{"os": "linux", "architecture": arch}}
-	}
+// TestPickImage: which image of a layout or archive is imported, and
+// what is refused with a hint.
+func TestPickImage(t *testing.T) {
 	other := "arm64"
 	if runtime.GOARCH == "arm64" {
 		other = "amd64"
 	}
-	manifest := func(layers ...string) []byte {
-		var ds []map[string]string
-		for _, l := range layers {
-			ds = append(ds, map[string]string{"digest": l})
-		}
-		return jsonBytes(t, map[string]any{"layers": ds})
+	one := func(content string) v1.Image { return imageOf(t, []entry{file("which", content)}) }
+	on := func(os, arch string, img v1.Image) mutate.IndexAddendum {
+		return mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}}
 	}
-	multi := memFiles{
-		"index.json":          jsonBytes(t, map[string]any{"manifests": []map[string]string{{"digest": "sha256:list"}}}),
-		"blobs/sha256/list":   jsonBytes(t, map[string]any{"manifests": []any{platform(other, "sha256:theirs"), platform(runtime.GOARCH, "sha256:mine"), map[string]any{"digest": "sha256:att", "platform": map[string]string{"os": "unknown", "architecture": "unknown"}}}}),
-		"blobs/sha256/mine":   manifest("sha256:l1", "sha256:l2"),
-		"blobs/sha256/theirs": manifest("sha256:x"),
-	}
+	multi := mutate.AppendManifests(empty.Index, on("linux", other, one("theirs")), on("linux", runtime.GOARCH, one("mine")), on("unknown", "unknown", one("attestation")))
 	tests := []struct {
-		name  string
-		files memFiles
-		want  string
-		err   string
+		name string
+		idx  v1.ImageIndex
+		want string
+		err  string
 	}{
-		{"docker save", memFiles{"manifest.json": []byte(`[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]}]`)}, "a/layer.tar b/layer.tar", ""},
-		{"docker save of two images", memFiles{"manifest.json": []byte(`[{"Layers":["a"]},{"Layers":["b"]}]`)}, "", "holds 2 images"},
-		{"multi-platform OCI", multi, "blobs/sha256/l1 blobs/sha256/l2", ""},
-		{"a digest that climbs", memFiles{"index.json": []byte(`{"manifests":[{"digest":"sha256:../../etc"}]}`)}, "", "invalid digest"},
-		{"no image", memFiles{"index.json": []byte(`{"manifests":[]}`)}, "", "lists no image"},
-		{"neither", memFiles{}, "", "index.json"},
+		{"one image", mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: one("only")}), "which=only", ""},
+		{"multi-platform", multi, "which=mine", ""},
+		{"multi-platform, nested", mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: multi}), "which=mine", ""},
+		{"two images", mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: one("a")}, mutate.IndexAddendum{Add: one("b")}), "", "lists 2 images, 0 for linux/"},
+		{"no image", empty.Index, "", "index.json lists no image"},
 	}
 	for _, tt := range tests {
-		got, err := imageLayers(tt.files)
-		if tt.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("%s: %v, %v; want an error saying %q", tt.name, got, err, tt.err)
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "oci")
+			if _, err := layout.Write(dir, tt.idx); err != nil {
+				t.Fatal(err)
 			}
-			continue
-		}
-		if err != nil || strings.Join(got, " ") != tt.want {
-			t.Errorf("%s: %v, %v; want %s", tt.name, got, err, tt.want)
-		}
+			dst := filepath.Join(t.TempDir(), "dst")
+			err := importLayout(dir, dst, ImportOptions{}, extractOptions{})
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("%v; want an error saying %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tree(t, dst); got != tt.want {
+				t.Errorf("imported %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 
-// docker save (before docker 25) writes a layer it already holds as a
-// symlink to the first copy.
-func TestTarFilesFollowLinks(t *testing.T) {
-	archive := makeTar(t, file("a/layer.tar", "bytes"), symlink("b/layer.tar", "../a/layer.tar"), file("c", "x"))
-	path := writeFile(t, filepath.Join(t.TempDir(), "x.tar"), archive)
-	files, err := indexTar(path)
+func TestDockerSaveOfTwoImagesIsRefused(t *testing.T) {
+	a, err := name.NewTag("incarnate.test/a:1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer files.close()
-	for name, want := range map[string]string{"a/layer.tar": "bytes", "b/layer.tar": "bytes", "./c": "x"} {
-		rc, size, err := files.open(name)
-		if err != nil {
-			t.Errorf("open %s: %v", name, err)
-			continue
-		}
-		b, _ := io.ReadAll(rc)
-		if string(b) != want || size != int64(len(want)) {
-			t.Errorf("open %s: %q (size %d), want %q", name, b, size, want)
-		}
+	b, _ := name.NewTag("incarnate.test/b:1")
+	archive := filepath.Join(t.TempDir(), "two.tar")
+	refs := map[name.Reference]v1.Image{a: imageOf(t, []entry{file("a", "1")}), b: imageOf(t, []entry{file("b", "2")})}
+	if err := tarball.MultiRefWriteToFile(archive, refs); err != nil {
+		t.Fatal(err)
 	}
-	if _, _, err := files.open("missing"); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("open missing: %v, want ErrNotExist", err)
+	_, err = dockerImage(archive)
+	if err == nil || !strings.Contains(err.Error(), "holds 2 images; save just the one") {
+		t.Errorf("%v; want a refusal naming docker save", err)
+	}
+}
+
+// Docker before version 25 saved a layer it already held as a symlink to
+// the first copy.
+func TestDockerSaveWithLinkedLayers(t *testing.T) {
+	layer := makeTar(t, file("shared", "1"))
+	sum := sha256.Sum256(layer)
+	diffID := "sha256:" + hex.EncodeToString(sum[:])
+	config, err := json.Marshal(map[string]any{
+		"architecture": runtime.GOARCH, "os": "linux",
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID, diffID}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := `[{"Config":"config.json","RepoTags":["x:1"],"Layers":["a/layer.tar","b/layer.tar"]}]`
+	archive := writeFile(t, filepath.Join(t.TempDir(), "old-docker.tar"), makeTar(t,
+		file("manifest.json", manifest), file("config.json", string(config)),
+		dir("a/"), file("a/layer.tar", string(layer)), dir("b/"), symlink("b/layer.tar", "../a/layer.tar")))
+	s := openStore(t)
+	b, err := s.Import("old", archive, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tree(t, s.LayerDir(b.Layers[0])); got != "shared=1" {
+		t.Errorf("imported %q", got)
 	}
 }

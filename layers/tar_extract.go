@@ -51,6 +51,8 @@ type extractor struct {
 	buf      []byte
 }
 
+var errEmptyArchive = errors.New("the archive is empty")
+
 // extractTar unpacks r into dst, which it creates.
 func extractTar(r io.Reader, dst string, o extractOptions) error {
 	x, err := newExtractor(dst, o)
@@ -73,7 +75,7 @@ func extractTar(r io.Reader, dst string, o extractOptions) error {
 		}
 	}
 	if n == 0 {
-		return errors.New("the archive is empty")
+		return errEmptyArchive
 	}
 	return x.finish()
 }
