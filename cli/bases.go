@@ -6,8 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"golang.org/x/term"
-
+	"app/incarnate/internal/progress"
 	"app/incarnate/layers"
 	"app/incarnate/session"
 )
@@ -53,16 +52,13 @@ func cmdBaseImport(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := layers.ImportOptions{Warn: func(msg string) { fmt.Fprintf(c.stderr, "incarnate: note: %s\n", msg) }}
-	if term.IsTerminal(int(c.stderr.Fd())) {
-		o.Progress = c.stderr
-	}
+	o := layers.ImportOptions{Progress: c.progressTo(), Warn: func(msg string) { fmt.Fprintf(c.stderr, "incarnate: note: %s\n", msg) }}
 	b, err := st.Layers.Import(pos[0], pos[1], o)
 	if err != nil {
 		return err
 	}
 	size, _ := b.Size()
-	fmt.Fprintf(c.stdout, "imported base %s from %s (%s)\n", b.Name, b.Source, layers.HumanSize(size))
+	fmt.Fprintf(c.stdout, "imported base %s from %s (%s)\n", b.Name, b.Source, progress.HumanSize(size))
 	return nil
 }
 
@@ -117,7 +113,7 @@ func cmdBaseLs(c *ctx, args []string) error {
 	for _, r := range rows {
 		size, created, sessions := "-", "built in", "-"
 		if r.Size != nil {
-			size = layers.HumanSize(*r.Size)
+			size = progress.HumanSize(*r.Size)
 		}
 		if r.Created != nil {
 			created = when(*r.Created)
@@ -175,7 +171,7 @@ func cmdBaseRm(c *ctx, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "removed base %s (%s freed)\n", name, layers.HumanSize(freed))
+		fmt.Fprintf(c.stdout, "removed base %s (%s freed)\n", name, progress.HumanSize(freed))
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/term"
+
 	"app/incarnate/layers"
 	"app/incarnate/sandbox"
 	"app/incarnate/session"
@@ -208,6 +210,15 @@ func flagErr(err error) error {
 }
 
 // openStore opens the store the flags and environment point at.
+// progressTo is where long work draws its progress line: stderr, when
+// that is a terminal (else nil: no line).
+func (c *ctx) progressTo() io.Writer {
+	if term.IsTerminal(int(c.stderr.Fd())) {
+		return c.stderr
+	}
+	return nil
+}
+
 func (c *ctx) openStore() (*session.Store, error) {
 	root, err := storeRoot(c.root)
 	if err != nil {

@@ -123,7 +123,7 @@ func cmdCommit(c *ctx, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stderr, "committing session %s ...\n", pos[0])
-	b, err := st.Commit(pos[0], pos[1], *force)
+	b, err := st.Commit(pos[0], pos[1], *force, c.progressTo())
 	if err != nil {
 		return err
 	}

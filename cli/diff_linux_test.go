@@ -121,7 +121,7 @@ func checkExport(t *testing.T, h *harness, src string) {
 		t.Errorf("tarball entries:\ngot  %q\nwant %q", names, want)
 	}
 	applied := filepath.Join(h.dir, "applied")
-	if err := fsutil.CopyTree(src, applied); err != nil {
+	if err := fsutil.CopyTree(src, applied, nil); err != nil {
 		t.Fatal(err)
 	}
 	applyLayer(t, applied, bytes.NewReader(data))

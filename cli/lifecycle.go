@@ -70,7 +70,7 @@ func cmdClone(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := st.Clone(pos[0], pos[1], *force)
+	m, err := st.Clone(pos[0], pos[1], *force, c.progressTo())
 	if err != nil {
 		return err
 	}

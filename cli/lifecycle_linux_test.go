@@ -158,3 +158,26 @@ func regexpLineName(out, name string) bool {
 	}
 	return false
 }
+
+// Copies that take a while draw a progress line on a terminal, against
+// the size ls measured; piped, they print none.
+func TestCloneAndCommitShowProgress(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		h.ok("run", "s", "--", "dd", "if=/dev/zero", "of=/root/blob", "bs=1M", "count=3")
+		h.ok("ls") // measures s
+		for _, args := range [][]string{{"clone", "s", "t"}, {"commit", "s", "frozen"}} {
+			s := h.onPty(t, 24, 100, h.command(args...))
+			if status := s.exit(); status != 0 {
+				t.Fatalf("incarnate %s: exit %d; screen:\n%q", strings.Join(args, " "), status, s.text())
+			}
+			if !strings.Contains(s.text(), "\rcopying s  3.0M / 3.") || !strings.Contains(s.text(), "100%") {
+				t.Errorf("incarnate %s on a terminal showed no progress line:\n%q", strings.Join(args, " "), s.text())
+			}
+		}
+		_, stderr, status := h.run("clone", "s", "u")
+		if status != 0 || strings.Contains(stderr, "\r") {
+			t.Errorf("clone into a pipe: exit %d, stderr %q; want no progress line", status, stderr)
+		}
+	})
+}

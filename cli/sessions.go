@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/term"
 
+	"app/incarnate/internal/progress"
 	"app/incarnate/layers"
 	"app/incarnate/session"
 )
@@ -89,7 +90,7 @@ func cmdLs(c *ctx, args []string) error {
 			fmt.Fprintf(tw, "%s\tdamaged: %s\n", r.Name, r.Damaged)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.Name, r.Base, r.Shells, layers.HumanSize(r.Size), r.Changes, when(r.Created), when(r.LastEntered))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.Name, r.Base, r.Shells, progress.HumanSize(r.Size), r.Changes, when(r.Created), when(r.LastEntered))
 	}
 	return tw.Flush()
 }

@@ -14,6 +14,7 @@ import (
 
 	"app/incarnate/internal/faults"
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/internal/progress"
 	"app/incarnate/sandbox"
 )
 
@@ -145,7 +146,7 @@ func (s *Store) unpack(kind sourceKind, compression, src, dst string, o ImportOp
 	xo := extractOptions{privileged: !rootless, subIDs: rootless && os.Geteuid() == 0, warn: o.Warn}
 	switch kind {
 	case kindDir:
-		if err := fsutil.CopyTree(src, dst); err != nil || !xo.subIDs {
+		if err := copyDir(src, dst, o); err != nil || !xo.subIDs {
 			return err
 		}
 		return ownUnmapped(dst)
@@ -162,13 +163,21 @@ func (s *Store) unpack(kind sourceKind, compression, src, dst string, o ImportOp
 	return importImageArchive(src, compression, dst, scratch, o, xo)
 }
 
+// copyDir copies a directory to import, its progress counted in bytes
+// (its size is not known before the walk).
+func copyDir(src, dst string, o ImportOptions) error {
+	p := progress.New(o.Progress, "copying "+src, 0)
+	defer p.Finish()
+	return fsutil.CopyTree(src, dst, p.Add)
+}
+
 func importRootfs(src, dst string, o ImportOptions, xo extractOptions) error {
 	f, err := openCounted(o, "reading "+filepath.Base(src), src)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	defer f.p.finish()
+	defer f.p.Finish()
 	r, _, err := decompress(f)
 	if err != nil {
 		return err

@@ -354,24 +354,3 @@ func TestSweepOrphans(t *testing.T) {
 	}
 	assertEmpty(t, filepath.Join(s.Root, "tmp"))
 }
-
-func TestProgress(t *testing.T) {
-	var buf bytes.Buffer
-	p := newProgress(&buf, "reading x.tar", 2<<20)
-	p.add(1 << 20) // the first read draws
-	p.last = p.last.Add(progressEvery * 100)
-	p.add(1) // too soon after: not drawn
-	p.finish()
-	want := "\rreading x.tar  1.0M / 2.0M   50%\x1b[K" + "\rreading x.tar  1.0M / 2.0M   50%\x1b[K\n"
-	if got := buf.String(); got != want {
-		t.Errorf("progress wrote\n%q, want\n%q", got, want)
-	}
-	var none *progress = newProgress(nil, "x", 1)
-	none.add(5)
-	none.finish() // no terminal: nothing, and no panic
-	for n, want := range map[int64]string{0: "0B", 1023: "1023B", 1024: "1.0K", 5 << 30: "5.0G"} {
-		if got := HumanSize(n); got != want {
-			t.Errorf("HumanSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/internal/progress"
 )
 
 // Images are read with go-containerregistry: layouts with layout,
@@ -160,11 +161,9 @@ func flatten(img v1.Image, dst string, o ImportOptions, xo extractOptions) error
 	if err != nil {
 		return err
 	}
-	p := newProgress(o.Progress, "unpacking layers", 0)
-	defer p.finish()
-	if p != nil {
-		p.layers = len(layers)
-	}
+	p := progress.New(o.Progress, "unpacking layers", 0)
+	defer p.Finish()
+	p.CountLayers(len(layers))
 	counted := make([]v1.Layer, len(layers))
 	for i, l := range layers {
 		counted[i] = countedLayer{Layer: l, p: p}
@@ -190,7 +189,7 @@ func (i countedImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
 type countedLayer struct {
 	v1.Layer
-	p *progress
+	p *progress.Line
 }
 
 func (l countedLayer) Uncompressed() (io.ReadCloser, error) {
@@ -198,17 +197,17 @@ func (l countedLayer) Uncompressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return layerReader{Reader: l.p.reader(rc), rc: rc, p: l.p}, nil
+	return layerReader{Reader: l.p.Reader(rc), rc: rc, p: l.p}, nil
 }
 
 type layerReader struct {
 	io.Reader
 	rc io.Closer
-	p  *progress
+	p  *progress.Line
 }
 
 func (r layerReader) Close() error {
-	r.p.layerDone()
+	r.p.LayerDone()
 	return r.rc.Close()
 }
 
@@ -219,7 +218,7 @@ func decompressTo(src, dst string, o ImportOptions) error {
 		return err
 	}
 	defer f.Close()
-	defer f.p.finish()
+	defer f.p.Finish()
 	zr, _, err := decompress(f)
 	if err != nil {
 		return err
@@ -239,12 +238,12 @@ func decompressTo(src, dst string, o ImportOptions) error {
 // countedFile counts reads for a progress line.
 type countedFile struct {
 	f *os.File
-	p *progress
+	p *progress.Line
 }
 
 func (c *countedFile) Read(b []byte) (int, error) {
 	n, err := c.f.Read(b)
-	c.p.add(n)
+	c.p.Add(n)
 	return n, err
 }
 
@@ -262,5 +261,5 @@ func openCounted(o ImportOptions, label, path string) (*countedFile, error) {
 		f.Close()
 		return nil, err
 	}
-	return &countedFile{f: f, p: newProgress(o.Progress, label, fi.Size())}, nil
+	return &countedFile{f: f, p: progress.New(o.Progress, label, fi.Size())}, nil
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -23,8 +24,9 @@ const commitSource = "session:"
 // The upper dir is copied as it is, whiteouts and opaque markers included,
 // so overlayfs reads the layer exactly as it read the upper dir. The
 // session must not be in use (with force, what runs inside is stopped
-// first), and goes on unchanged.
-func (s *Store) Commit(name, newBase string, force bool) (*layers.Base, error) {
+// first), and goes on unchanged. progress, when not nil, gets a progress
+// line of the copy.
+func (s *Store) Commit(name, newBase string, force bool, progress io.Writer) (*layers.Base, error) {
 	m, err := s.Get(name)
 	if err != nil {
 		return nil, err
@@ -52,7 +54,7 @@ func (s *Store) Commit(name, newBase string, force bool) (*layers.Base, error) {
 		return nil, err
 	}
 	defer lk.release()
-	id, err := s.Layers.NewLayer(func(dst string) error { return s.freeze(name, dst) })
+	id, err := s.Layers.NewLayer(func(dst string) error { return s.freeze(name, dst, progress) })
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +87,8 @@ func (s *Store) checkNewBase(name string) error {
 // freeze copies session name's upper dir to dst (under tmp/) and makes it
 // durable before the layer is published: a base is meant to outlive the
 // session, so a power cut must not leave it with empty files.
-func (s *Store) freeze(name, dst string) error {
-	if err := fsutil.CopyTree(s.upperDir(name), dst); err != nil {
+func (s *Store) freeze(name, dst string, progress io.Writer) error {
+	if err := s.copyUpper(name, dst, "copying "+name, progress); err != nil {
 		return err
 	}
 	if err := syncFS(dst); err != nil {

@@ -3,12 +3,14 @@ package session
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/internal/progress"
 	"app/incarnate/layers"
 )
 
@@ -89,8 +91,9 @@ func (s *Store) Rename(old, new string, force bool) error {
 
 // Clone makes session dst an exact copy of session src: same base and
 // options, and an upper dir copied with owners, modes, xattrs, overlay
-// whiteouts and opaque dirs, hard links and holes.
-func (s *Store) Clone(src, dst string, force bool) (*Meta, error) {
+// whiteouts and opaque dirs, hard links and holes. When progress is not
+// nil, a progress line is drawn on it as the copy goes.
+func (s *Store) Clone(src, dst string, force bool, progress io.Writer) (*Meta, error) {
 	if err := layers.ValidateName("session", dst); err != nil {
 		return nil, err
 	}
@@ -108,8 +111,22 @@ func (s *Store) Clone(src, dst string, force bool) (*Meta, error) {
 	}
 	m.Name, m.Created, m.LastEntered = dst, time.Now().UTC(), time.Time{}
 	return m, s.publish(m, func(dir string) error {
-		return fsutil.CopyTree(filepath.Join(s.Dir(src), "upper"), filepath.Join(dir, "upper"))
+		return s.copyUpper(src, filepath.Join(dir, "upper"), "copying "+src, progress)
 	})
+}
+
+// copyUpper copies session name's upper dir to dst, drawing a progress
+// line on w (if not nil) against the size ls last measured.
+func (s *Store) copyUpper(name, dst, label string, w io.Writer) error {
+	var st Stats
+	_ = fsutil.ReadJSON(s.statsPath(name), &st) // no figures: bytes without a total
+	p := progress.New(w, label, st.Size)
+	defer p.Finish()
+	if err := fsutil.CopyTree(s.upperDir(name), dst, p.Add); err != nil {
+		return err
+	}
+	p.Complete()
+	return nil
 }
 
 // claim takes session name's lock for a change that must not happen

@@ -8,7 +8,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
-	"app/incarnate/layers"
+	"app/incarnate/internal/progress"
 	"app/incarnate/themes"
 )
 
@@ -138,8 +138,9 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 		name := r.name()
 		m.dialog = newPrompt(m.c, "Clone "+name+" — everything it wrote is copied", "session", name+"-copy", m.sessionTaken, func(to string) tea.Cmd {
 			st := m.c.store
-			return m.c.task("cloning "+name, func() (string, error) {
-				_, err := st.Clone(name, to, false)
+			prog := newProgressLine()
+			return m.c.taskWithProgress("cloning "+name, prog, func() (string, error) {
+				_, err := st.Clone(name, to, false, prog)
 				return "cloned " + name + " as " + to, err
 			}, to)
 		})
@@ -147,8 +148,9 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 		name := r.name()
 		m.dialog = newPrompt(m.c, "Commit "+name+" as a new base on "+r.Meta.Base, "base", name, m.baseTaken, func(to string) tea.Cmd {
 			st := m.c.store
-			return m.c.task("committing "+name, func() (string, error) {
-				_, err := st.Commit(name, to, false)
+			prog := newProgressLine()
+			return m.c.taskWithProgress("committing "+name, prog, func() (string, error) {
+				_, err := st.Commit(name, to, false, prog)
 				return "committed " + name + " as base " + to + " — n makes sessions on it", err
 			})
 		})
@@ -204,7 +206,7 @@ func (m *Model) enter(name string) tea.Cmd {
 
 // lost says what discarding or resetting r throws away.
 func lost(r *row) string {
-	what := fmt.Sprintf("%s in %s", layers.HumanSize(r.Stats.Size), plural(r.Stats.Changes, "changed path", "changed paths"))
+	what := fmt.Sprintf("%s in %s", progress.HumanSize(r.Stats.Size), plural(r.Stats.Changes, "changed path", "changed paths"))
 	if r.Stats.Changes == 0 {
 		what = "nothing was written in it yet"
 	}

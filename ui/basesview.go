@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"app/incarnate/internal/progress"
 	"app/incarnate/layers"
 )
 
@@ -66,11 +67,11 @@ func (v *basesView) update(msg tea.KeyMsg, m *Model) (back bool, cmd tea.Cmd) {
 		size, _ := b.Size()
 		name, st := b.Name, v.c.store
 		m.dialog = newConfirm(v.c, "Remove base "+name,
-			fmt.Sprintf("Remove base %s? Its layers only it uses are deleted (%s on disk).", name, layers.HumanSize(size)),
+			fmt.Sprintf("Remove base %s? Its layers only it uses are deleted (%s on disk).", name, progress.HumanSize(size)),
 			func() tea.Cmd {
 				return v.c.task("removing base "+name, func() (string, error) {
 					freed, err := st.RemoveBase(name)
-					return fmt.Sprintf("removed base %s, %s freed", name, layers.HumanSize(freed)), err
+					return fmt.Sprintf("removed base %s, %s freed", name, progress.HumanSize(freed)), err
 				})
 			})
 	}
@@ -101,7 +102,7 @@ func (v *basesView) View() string {
 		bs := v.bases[i]
 		size := "-"
 		if n, ok := bs.Size(); ok && !bs.Builtin() {
-			size = layers.HumanSize(n)
+			size = progress.HumanSize(n)
 		}
 		created := ago(now, bs.Created)
 		if bs.Builtin() {

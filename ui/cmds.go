@@ -14,7 +14,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
-	"app/incarnate/layers"
+	"app/incarnate/internal/progress"
 	"app/incarnate/session"
 )
 
@@ -138,7 +138,7 @@ func preview(upper string, ch session.Change) (string, error) {
 		return "", err
 	}
 	if bytes.IndexByte(buf, 0) >= 0 || !utf8.Valid(trimPartialRune(buf)) {
-		return fmt.Sprintf("binary file, %s", layers.HumanSize(fi.Size())), nil
+		return fmt.Sprintf("binary file, %s", progress.HumanSize(fi.Size())), nil
 	}
 	if len(buf) == 0 {
 		return "empty file", nil

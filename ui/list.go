@@ -7,7 +7,7 @@ import (
 
 	"github.com/sahilm/fuzzy"
 
-	"app/incarnate/layers"
+	"app/incarnate/internal/progress"
 )
 
 // sortMode is an order of the session list; s cycles through them.
@@ -217,7 +217,7 @@ func (l *sessionList) View(w int) string {
 		if r.Meta.Damaged != "" {
 			line = marker + fit(r.name(), cols.name) + " " + fit("damaged: "+r.Meta.Damaged, w-cols.name-2)
 		} else {
-			size, changes := layers.HumanSize(r.Stats.Size), fmt.Sprint(r.Stats.Changes)
+			size, changes := progress.HumanSize(r.Stats.Size), fmt.Sprint(r.Stats.Changes)
 			if r.Stats.Stale {
 				size, changes = size+"~", changes+"~"
 			}

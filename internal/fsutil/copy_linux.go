@@ -16,14 +16,16 @@ import (
 // CopyTree copies src to dst exactly: owners (where the caller may set
 // them), modes, timestamps, extended attributes (overlay whiteouts and
 // opaque markers among them), device nodes, hard links and holes, with
-// reflinks where the file system has them. dst must not exist.
+// reflinks where the file system has them. dst must not exist. copied,
+// when not nil, is told of the bytes of content copied as they are, from
+// several goroutines at once.
 //
 // It does what `cp -a --reflink=auto` does, and used to call it, but
 // copies several files at once: one core moving pages through the page
 // cache is the limit of a big copy, and with two workers 1 GiB of files
 // copied in about three quarters of cp's time on a two-core machine.
-func CopyTree(src, dst string) error {
-	c := newTreeCopier()
+func CopyTree(src, dst string, copied func(n int)) error {
+	c := newTreeCopier(copied)
 	var st unix.Stat_t
 	err := unix.Lstat(src, &st)
 	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -48,6 +50,7 @@ type treeCopier struct {
 	workers sync.WaitGroup
 	failed  atomic.Pointer[error]
 	reflink atomic.Bool          // FICLONE has not failed yet
+	copied  func(n int)          // told of bytes copied
 	linked  map[[2]uint64]string // first copy of each multiply-linked inode
 	dirs    []copyJob            // directories, in the order they were made
 }
@@ -57,8 +60,11 @@ type copyJob struct {
 	st       unix.Stat_t
 }
 
-func newTreeCopier() *treeCopier {
-	c := &treeCopier{files: make(chan copyJob, 256), linked: map[[2]uint64]string{}}
+func newTreeCopier(copied func(n int)) *treeCopier {
+	if copied == nil {
+		copied = func(int) {}
+	}
+	c := &treeCopier{files: make(chan copyJob, 256), linked: map[[2]uint64]string{}, copied: copied}
 	c.reflink.Store(true)
 	return c
 }
@@ -209,12 +215,13 @@ func (c *treeCopier) content(out, in *os.File, st *unix.Stat_t) error {
 	if c.reflink.Load() {
 		err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd()))
 		if err == nil {
+			c.copied(int(st.Size))
 			return nil
 		}
 		c.reflink.Store(false) // ext4, tmpfs, another file system: not again
 	}
 	if st.Blocks*512 >= st.Size {
-		return copyRange(out, in, 0, st.Size)
+		return c.copyRange(out, in, 0, st.Size)
 	}
 	for off := int64(0); off < st.Size; {
 		data, err := unix.Seek(int(in.Fd()), off, unix.SEEK_DATA)
@@ -228,7 +235,7 @@ func (c *treeCopier) content(out, in *os.File, st *unix.Stat_t) error {
 		if err != nil {
 			return err
 		}
-		if err := copyRange(out, in, data, hole-data); err != nil {
+		if err := c.copyRange(out, in, data, hole-data); err != nil {
 			return err
 		}
 		off = hole
@@ -236,29 +243,31 @@ func (c *treeCopier) content(out, in *os.File, st *unix.Stat_t) error {
 	return out.Truncate(st.Size)
 }
 
-// copyRange copies n bytes at off from in to the same offset in out.
-func copyRange(out, in *os.File, off, n int64) error {
+// copyRange copies n bytes at off from in to the same offset in out, in
+// chunks small enough for the progress line to move.
+func (c *treeCopier) copyRange(out, in *os.File, off, n int64) error {
 	for n > 0 {
 		roff, woff := off, off
-		m, err := unix.CopyFileRange(int(in.Fd()), &roff, int(out.Fd()), &woff, int(min(n, 1<<30)), 0)
+		m, err := unix.CopyFileRange(int(in.Fd()), &roff, int(out.Fd()), &woff, int(min(n, 8<<20)), 0)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
-				return copyBuffered(out, in, off, n)
+				return c.copyBuffered(out, in, off, n)
 			}
 			return err
 		}
 		if m == 0 {
 			return nil // the file shrank under us
 		}
+		c.copied(m)
 		off, n = off+int64(m), n-int64(m)
 	}
 	return nil
 }
 
-func copyBuffered(out, in *os.File, off, n int64) error {
+func (c *treeCopier) copyBuffered(out, in *os.File, off, n int64) error {
 	buf := make([]byte, min(n, 1<<20))
 	for n > 0 {
 		m, err := in.ReadAt(buf[:min(n, int64(len(buf)))], off)
@@ -266,6 +275,7 @@ func copyBuffered(out, in *os.File, off, n int64) error {
 			if _, werr := out.WriteAt(buf[:m], off); werr != nil {
 				return werr
 			}
+			c.copied(m)
 		}
 		if err != nil {
 			return nil // EOF: the file shrank under us

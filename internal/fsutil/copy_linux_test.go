@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,8 +83,15 @@ func TestCopyTreeIsExact(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	everyKind(t, src)
 	dst := filepath.Join(t.TempDir(), "dst")
-	if err := fsutil.CopyTree(src, dst); err != nil {
+	var copied atomic.Int64
+	if err := fsutil.CopyTree(src, dst, func(n int) { copied.Add(int64(n)) }); err != nil {
 		t.Fatal(err)
+	}
+	// Every byte of content is counted once; of the sparse file, only its
+	// two data blocks.
+	dense := int64(3<<20 + len("#!/bin/sh\n") + len("n") + 299*300/2 + len("shared"))
+	if n := copied.Load(); n < dense+8 || n > dense+1<<20 {
+		t.Errorf("counted %d bytes copied, want %d and the sparse file's data", n, dense)
 	}
 	want, got := testbase.ExactDigest(t, src), testbase.ExactDigest(t, dst)
 	if got != want {
@@ -132,16 +140,16 @@ func TestCopyTreeLeavesAnExistingDestinationAlone(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dst, "f"), []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := fsutil.CopyTree(src, dst); err == nil {
+	if err := fsutil.CopyTree(src, dst, nil); err == nil {
 		t.Fatal("copying onto an existing directory succeeded")
 	}
 	if b, _ := os.ReadFile(filepath.Join(dst, "f")); string(b) != "old" {
 		t.Errorf("the destination's file now holds %q", b)
 	}
-	if err := fsutil.CopyTree(filepath.Join(src, "f"), filepath.Join(dst, "g")); err == nil {
+	if err := fsutil.CopyTree(filepath.Join(src, "f"), filepath.Join(dst, "g"), nil); err == nil {
 		t.Error("copying a file as a tree succeeded")
 	}
-	if err := fsutil.CopyTree(filepath.Join(src, "missing"), filepath.Join(dst, "h")); err == nil {
+	if err := fsutil.CopyTree(filepath.Join(src, "missing"), filepath.Join(dst, "h"), nil); err == nil {
 		t.Error("copying a missing tree succeeded")
 	}
 }
