@@ -30,6 +30,7 @@ type command struct {
 type ctx struct {
 	stdin, stdout, stderr *os.File
 	root                  string
+	argv                  []string // the whole command line, to re-execute
 }
 
 func commands() []command {
@@ -70,17 +71,23 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 	return report(stderr, err)
 }
 
-// usesStore reports whether a command line works on the store: every
-// command but help and doctor, and the interface. An ordinary user's
-// sub-id ranges are mapped for those (sandbox.ReexecWithSubIDs).
-func usesStore(c *ctx, rest []string, help bool) bool {
+// needsSubIDs reports whether a command line must run inside an ordinary
+// user's sub-id namespace (sandbox.ReexecWithSubIDs) from the start:
+// every command but help and doctor, and the interface. run, enter and
+// stop only talk to a running keeper, and re-execute later only if they
+// must start one (joinStore).
+func needsSubIDs(c *ctx, rest []string, help bool) bool {
 	switch {
 	case help:
 		return false
 	case len(rest) == 0:
 		return c.isTerminal()
 	}
-	return rest[0] != "help" && rest[0] != "doctor"
+	switch rest[0] {
+	case "help", "doctor", "run", "enter", "stop":
+		return false
+	}
+	return true
 }
 
 func dispatch(c *ctx, args []string) error {
@@ -96,7 +103,8 @@ func dispatch(c *ctx, args []string) error {
 		return usagef("%v", err)
 	}
 	rest := global.Args()
-	if usesStore(c, rest, *help) {
+	c.argv = args
+	if needsSubIDs(c, rest, *help) {
 		if err := sandbox.ReexecWithSubIDs(args); err != nil {
 			return err
 		}
@@ -210,6 +218,38 @@ func flagErr(err error) error {
 }
 
 // openStore opens the store the flags and environment point at.
+// joinStore opens the store for joining session name (run, enter). An
+// ordinary user with sub-id ranges needs that namespace to start a
+// keeper, but not to join one: while the session's keeper runs, the
+// re-execution into it (some 30 ms) is skipped. Should the keeper be
+// gone by the time it is reached, rejoin re-executes after all.
+func (c *ctx) joinStore(name string) (*session.Store, error) {
+	st, err := c.openStore()
+	if err != nil || !sandbox.SubIDsPending() {
+		return st, err
+	}
+	if !st.KeeperListens(name) {
+		if err := sandbox.ReexecWithSubIDs(c.argv); err != nil {
+			return nil, err
+		}
+		return st, nil // it did not apply after all: start keepers here
+	}
+	st.JoinOnly = true
+	return st, nil
+}
+
+// rejoin re-executes into the sub-id namespace when a join found no
+// keeper to join (see joinStore); other errors pass through.
+func (c *ctx) rejoin(err error) error {
+	if !errors.Is(err, session.ErrJoinOnly) {
+		return err
+	}
+	if rerr := sandbox.ReexecWithSubIDs(c.argv); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
 // progressTo is where long work draws its progress line: stderr, when
 // that is a terminal (else nil: no line).
 func (c *ctx) progressTo() io.Writer {

@@ -22,15 +22,11 @@ func cmdEnter(c *ctx, args []string) error {
 	if len(pos) != 1 {
 		return usagef("enter takes one session name; see `incarnate enter --help`")
 	}
-	st, err := c.openStore()
+	st, err := c.joinStore(pos[0])
 	if err != nil {
 		return err
 	}
-	status, err := attachTTY(st, pos[0], shellOptions(st, pos[0], *shell), c.stdin, c.stdout)
-	if err != nil {
-		return err
-	}
-	return exitStatus(status)
+	return c.attach(st, pos[0], shellOptions(st, pos[0], *shell))
 }
 
 // shellOptions start an interactive shell in session name: shell when
@@ -71,14 +67,10 @@ func shellEnv(name string) []string {
 
 // attach runs o with a fresh pty inside the session and connects this
 // terminal to it until it exits.
-func (c *ctx) attach(name string, o session.ExecOptions) error {
-	st, err := c.openStore()
-	if err != nil {
-		return err
-	}
+func (c *ctx) attach(st *session.Store, name string, o session.ExecOptions) error {
 	status, err := attachTTY(st, name, o, c.stdin, c.stdout)
 	if err != nil {
-		return err
+		return c.rejoin(err)
 	}
 	return exitStatus(status)
 }

@@ -208,17 +208,17 @@ func cmdRun(c *ctx, args []string) error {
 		return usagef("--umask %q: want an octal mode such as 022", *mask)
 	}
 	o := session.ExecOptions{Argv: argv, Env: os.Environ(), Dir: *cwd, Umask: uint32(um)}
-	if *tty {
-		return c.attach(name, o)
-	}
-	st, err := c.openStore()
+	st, err := c.joinStore(name)
 	if err != nil {
 		return err
+	}
+	if *tty {
+		return c.attach(st, name, o)
 	}
 	o.Stdin, o.Stdout, o.Stderr = c.stdin, c.stdout, c.stderr
 	status, err := st.Run(name, o)
 	if err != nil {
-		return err
+		return c.rejoin(err)
 	}
 	return exitStatus(status)
 }

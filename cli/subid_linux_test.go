@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,4 +147,66 @@ func TestSubIDDirectoryImportOwners(t *testing.T) {
 	if out := h.ok("run", "s", "--", "stat", "-c", "%u:%g", "/etc/mapped", "/etc/os-release"); out != "42:42\n0:0\n" {
 		t.Errorf("owners inside: %q, want 42:42 for the mapped file and 0:0 for the host root's", out)
 	}
+}
+
+// Joining a session whose keeper runs needs no sub-id namespace of its
+// own: run and enter then skip the re-execution into one (some 30 ms),
+// yet what they start sees the session's ids all the same. Starting the
+// keeper does take the namespace.
+func TestSubIDJoinSkipsTheNamespace(t *testing.T) {
+	needRoot(t)
+	h := newHarness(t, subIDUser)
+	h.ok("new", "--base", "bb", "s")
+	h.ok("run", "s", "--", "/bin/sh", "-c", "echo x > /srv-f && chown 42:42 /srv-f")
+	// The uid_map of a client whose command runs: the n-th "sleep 100N".
+	clientMap := func(n int) string {
+		cmd := h.command("run", "s", "--", "sleep", fmt.Sprint(1000+n))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		waitFor(t, "the command to run", func() bool {
+			for _, pid := range processesWith(fmt.Sprint("sleep\x00", 1000+n)) {
+				if b, _ := os.ReadFile("/proc/" + pid + "/cmdline"); strings.HasPrefix(string(b), "sleep\x00") {
+					return true
+				}
+			}
+			return false
+		})
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(strings.Fields(string(b)), " ")
+	}
+	if m := clientMap(1); m != "0 65534 1 1 2000000000 65536" {
+		t.Errorf("the client that starts the keeper has uid_map %q; want the sub-id namespace", m)
+	}
+	if m := clientMap(2); m != "0 0 4294967295" {
+		t.Errorf("a client joining the running keeper has uid_map %q; want the host's", m)
+	}
+	view := []string{"run", "s", "--", "/bin/sh", "-c", "stat -c %u:%g /srv-f; cat /proc/self/uid_map | wc -l"}
+	if out := h.ok(view...); out != "42:42\n2\n" {
+		t.Errorf("a joined command sees %q; want the file of uid 42 and both ranges", out)
+	}
+	// A keeper killed outright leaves its socket: the join finds no one
+	// there, and the client starts a keeper in the namespace after all.
+	for _, pid := range processesWith("incarnate:keeper") {
+		if err := syscall.Kill(atoi(t, pid), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the keeper to die", func() bool { return len(processesWith("incarnate:keeper")) == 0 })
+	if out := h.ok(view...); out != "42:42\n2\n" {
+		t.Errorf("after the keeper was killed, a command sees %q; want the file of uid 42 and both ranges", out)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -176,24 +176,41 @@ const NoSubIDsEnv = "INCARNATE_SUBIDS"
 // inside such a namespace already, with INCARNATE_SUBIDS=0, or without
 // ranges or tools.
 func ReexecWithSubIDs(argv []string) error {
+	unshare, args, err := subIDsCommand(argv)
+	if unshare == "" {
+		return err
+	}
+	return syscall.Exec(unshare, args, os.Environ())
+}
+
+// SubIDsPending reports whether ReexecWithSubIDs would re-execute this
+// process.
+func SubIDsPending() bool {
+	unshare, _, _ := subIDsCommand(nil)
+	return unshare != ""
+}
+
+// subIDsCommand is the program and command line ReexecWithSubIDs runs,
+// or "" where it does not apply.
+func subIDsCommand(argv []string) (string, []string, error) {
 	if os.Geteuid() == 0 || currentNS().child || os.Getenv(NoSubIDsEnv) == "0" {
-		return nil
+		return "", nil, nil
 	}
 	ids, err := FindSubIDs()
 	if err != nil {
-		return nil
+		return "", nil, nil
 	}
 	unshare, err := SubIDTools()
 	if err != nil {
-		return nil
+		return "", nil, nil
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	args := append([]string{"unshare", "--map-root-user",
 		fmt.Sprintf("--map-users=%d,1,%d", ids.UID, ids.UIDs),
 		fmt.Sprintf("--map-groups=%d,1,%d", ids.GID, ids.GIDs),
 		"--", self}, argv...)
-	return syscall.Exec(unshare, args, os.Environ())
+	return unshare, args, nil
 }

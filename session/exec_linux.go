@@ -29,6 +29,21 @@ type ExecOptions struct {
 	Stdin, Stdout, Stderr *os.File
 }
 
+// ErrJoinOnly: no keeper runs for the session, and this process may not
+// start one (Store.JoinOnly).
+var ErrJoinOnly = errors.New("no keeper runs, and this process may not start one")
+
+// KeeperListens reports whether session name's keeper socket is there: a
+// keeper runs, or one died without removing it.
+func (s *Store) KeeperListens(name string) bool {
+	sock, err := s.socketPath(name)
+	if err != nil {
+		return false
+	}
+	_, err = os.Lstat(sock)
+	return err == nil
+}
+
 // joinWait bounds how long a client waits for a keeper that another
 // client is starting, or that is on its way out.
 const joinWait = 10 * time.Second
@@ -59,6 +74,9 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 		conn, master, err := spawn(sock, req, o)
 		if !errors.Is(err, sandbox.ErrNoKeeper) {
 			return conn, master, err
+		}
+		if s.JoinOnly {
+			return nil, nil, ErrJoinOnly
 		}
 		err = s.startKeeper(m, sock)
 		if err != nil && !errors.Is(err, layers.ErrInUse) {

@@ -39,6 +39,11 @@ type Meta struct {
 type Store struct {
 	Root   string
 	Layers *layers.Store
+	// JoinOnly: this process runs outside the user namespace keepers
+	// need (an ordinary user's sub-id namespace, not entered yet), so
+	// Exec joins a running keeper but returns ErrJoinOnly instead of
+	// starting one.
+	JoinOnly bool
 
 	// The runtime directory, checked once: ls asks it of every session.
 	runtimeOnce sync.Once
