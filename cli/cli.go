@@ -73,9 +73,9 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 
 // needsSubIDs reports whether a command line must run inside an ordinary
 // user's sub-id namespace (sandbox.ReexecWithSubIDs) from the start:
-// every command but help and doctor, and the interface. run, enter and
-// stop only talk to a running keeper, and re-execute later only if they
-// must start one (joinStore).
+// every command but help and doctor, and the interface. ls, run, enter
+// and stop mostly read caches and talk to running keepers, and
+// re-execute later only when they must (storeOutside).
 func needsSubIDs(c *ctx, rest []string, help bool) bool {
 	switch {
 	case help:
@@ -84,7 +84,7 @@ func needsSubIDs(c *ctx, rest []string, help bool) bool {
 		return c.isTerminal()
 	}
 	switch rest[0] {
-	case "help", "doctor", "run", "enter", "stop":
+	case "help", "doctor", "ls", "run", "enter", "stop":
 		return false
 	}
 	return true
@@ -218,36 +218,38 @@ func flagErr(err error) error {
 }
 
 // openStore opens the store the flags and environment point at.
-// joinStore opens the store for joining session name (run, enter). An
-// ordinary user with sub-id ranges needs that namespace to start a
-// keeper, but not to join one: while the session's keeper runs, the
-// re-execution into it (some 30 ms) is skipped. Should the keeper be
-// gone by the time it is reached, rejoin re-executes after all.
-func (c *ctx) joinStore(name string) (*session.Store, error) {
+// storeOutside opens the store for a command that can often do without
+// an ordinary user's sub-id namespace (ls, run, enter): it then skips the
+// re-execution into it (some 30 ms), and should it need the namespace
+// after all, inUserNS re-executes there.
+func (c *ctx) storeOutside() (*session.Store, error) {
 	st, err := c.openStore()
-	if err != nil || !sandbox.SubIDsPending() {
-		return st, err
+	if err == nil {
+		st.OutsideUserNS = sandbox.SubIDsPending()
 	}
-	if !st.KeeperListens(name) {
-		if err := sandbox.ReexecWithSubIDs(c.argv); err != nil {
-			return nil, err
-		}
-		return st, nil // it did not apply after all: start keepers here
-	}
-	st.JoinOnly = true
-	return st, nil
+	return st, err
 }
 
-// rejoin re-executes into the sub-id namespace when a join found no
-// keeper to join (see joinStore); other errors pass through.
-func (c *ctx) rejoin(err error) error {
-	if !errors.Is(err, session.ErrJoinOnly) {
+// joinStore is storeOutside for joining session name (run, enter): with
+// no keeper there to join, it re-executes into the namespace at once.
+func (c *ctx) joinStore(name string) (*session.Store, error) {
+	st, err := c.storeOutside()
+	if err == nil && st.OutsideUserNS && !st.KeeperListens(name) {
+		return st, c.inUserNS(session.ErrNeedsUserNS)
+	}
+	return st, err
+}
+
+// inUserNS re-executes the command in the sub-id namespace when err says
+// it needs it; other errors pass through.
+func (c *ctx) inUserNS(err error) error {
+	if !errors.Is(err, session.ErrNeedsUserNS) {
 		return err
 	}
 	if rerr := sandbox.ReexecWithSubIDs(c.argv); rerr != nil {
 		return rerr
 	}
-	return err
+	return err // not re-executed: only if SubIDsPending changed its mind
 }
 
 // progressTo is where long work draws its progress line: stderr, when

@@ -65,6 +65,7 @@ type harness struct {
 	dir   string // shared with the user, holds the store and the base source
 	store string
 	base  string
+	path  string // searched before /usr/bin and /bin, when set
 }
 
 func newHarness(t *testing.T, u user) *harness {
@@ -94,7 +95,11 @@ func newHarness(t *testing.T, u user) *harness {
 
 // env is the environment incarnate runs in under the harness.
 func (h *harness) env() []string {
-	env := []string{"INCARNATE_TEST_CLI=1", "INCARNATE_ROOT=" + h.store, "PATH=/usr/bin:/bin", "HOME=" + h.dir}
+	path := "/usr/bin:/bin"
+	if h.path != "" {
+		path = h.path + ":" + path
+	}
+	env := []string{"INCARNATE_TEST_CLI=1", "INCARNATE_ROOT=" + h.store, "PATH=" + path, "HOME=" + h.dir}
 	if !h.u.subIDs {
 		env = append(env, sandbox.NoSubIDsEnv+"=0")
 	}

@@ -70,7 +70,7 @@ func shellEnv(name string) []string {
 func (c *ctx) attach(st *session.Store, name string, o session.ExecOptions) error {
 	status, err := attachTTY(st, name, o, c.stdin, c.stdout)
 	if err != nil {
-		return c.rejoin(err)
+		return c.inUserNS(err)
 	}
 	return exitStatus(status)
 }

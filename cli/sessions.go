@@ -60,13 +60,13 @@ func cmdLs(c *ctx, args []string) error {
 	if len(pos) != 0 {
 		return usagef("ls takes no arguments")
 	}
-	st, err := c.openStore()
+	st, err := c.storeOutside()
 	if err != nil {
 		return err
 	}
 	entries, err := st.ListEntries()
 	if err != nil {
-		return err
+		return c.inUserNS(err)
 	}
 	rows := make([]lsRow, len(entries))
 	for i, e := range entries {
@@ -218,7 +218,7 @@ func cmdRun(c *ctx, args []string) error {
 	o.Stdin, o.Stdout, o.Stderr = c.stdin, c.stdout, c.stderr
 	status, err := st.Run(name, o)
 	if err != nil {
-		return c.rejoin(err)
+		return c.inUserNS(err)
 	}
 	return exitStatus(status)
 }

@@ -29,9 +29,9 @@ type ExecOptions struct {
 	Stdin, Stdout, Stderr *os.File
 }
 
-// ErrJoinOnly: no keeper runs for the session, and this process may not
-// start one (Store.JoinOnly).
-var ErrJoinOnly = errors.New("no keeper runs, and this process may not start one")
+// ErrNeedsUserNS: the work asked for needs the user namespace this
+// process is outside of (Store.OutsideUserNS).
+var ErrNeedsUserNS = errors.New("this needs the sessions' user namespace")
 
 // KeeperListens reports whether session name's keeper socket is there: a
 // keeper runs, or one died without removing it.
@@ -75,8 +75,8 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 		if !errors.Is(err, sandbox.ErrNoKeeper) {
 			return conn, master, err
 		}
-		if s.JoinOnly {
-			return nil, nil, ErrJoinOnly
+		if s.OutsideUserNS {
+			return nil, nil, ErrNeedsUserNS
 		}
 		err = s.startKeeper(m, sock)
 		if err != nil && !errors.Is(err, layers.ErrInUse) {

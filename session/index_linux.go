@@ -66,7 +66,9 @@ func (s *Store) ListEntries() ([]*Entry, error) {
 				e.Meta.LastEntered = time.Unix(0, em)
 			}
 		} else {
-			e = s.readEntry(name)
+			if e, err = s.readEntry(name); err != nil {
+				return nil, err
+			}
 			// Figures just taken renamed stats.json into the directory:
 			// key them by the directory as it is now.
 			e.DirMtime, e.EnteredMtime, changed = mtimeAt(dirfd, name), em, true
@@ -83,17 +85,21 @@ func (s *Store) ListEntries() ([]*Entry, error) {
 	return out, nil
 }
 
-// readEntry reads one session the slow way.
-func (s *Store) readEntry(name string) *Entry {
+// readEntry reads one session the slow way. Its only error is
+// ErrNeedsUserNS: others mark the entry damaged or its figures stale.
+func (s *Store) readEntry(name string) (*Entry, error) {
 	m, err := s.Get(name)
 	if err != nil {
-		return &Entry{Meta: &Meta{Name: name, Damaged: err.Error()}, Stats: Stats{Stale: true}}
+		return &Entry{Meta: &Meta{Name: name, Damaged: err.Error()}, Stats: Stats{Stale: true}}, nil
 	}
 	st, err := s.Stats(m)
+	if errors.Is(err, ErrNeedsUserNS) {
+		return nil, err
+	}
 	if err != nil {
 		st.Stale = true
 	}
-	return &Entry{Meta: m, Stats: st}
+	return &Entry{Meta: m, Stats: st}, nil
 }
 
 func readNames(dir string) ([]string, error) {

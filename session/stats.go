@@ -44,6 +44,9 @@ func (s *Store) Stats(m *Meta) (Stats, error) {
 	}
 	defer lk.release()
 	st, err = measureUpper(filepath.Join(s.Dir(m.Name), "upper"))
+	if err != nil && s.OutsideUserNS && errors.Is(err, fs.ErrPermission) {
+		return st, ErrNeedsUserNS // a directory of another id, closed to us out here
+	}
 	if err != nil {
 		return st, err
 	}

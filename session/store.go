@@ -39,11 +39,12 @@ type Meta struct {
 type Store struct {
 	Root   string
 	Layers *layers.Store
-	// JoinOnly: this process runs outside the user namespace keepers
-	// need (an ordinary user's sub-id namespace, not entered yet), so
-	// Exec joins a running keeper but returns ErrJoinOnly instead of
-	// starting one.
-	JoinOnly bool
+	// OutsideUserNS: this process runs outside the user namespace the
+	// sessions need (an ordinary user's sub-id namespace, not entered
+	// yet). It may join a running keeper and read what is cached, but
+	// what needs the namespace (starting a keeper, measuring an upper
+	// dir that holds other ids' files) returns ErrNeedsUserNS instead.
+	OutsideUserNS bool
 
 	// The runtime directory, checked once: ls asks it of every session.
 	runtimeOnce sync.Once
