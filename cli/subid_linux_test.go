@@ -142,10 +142,19 @@ func TestSubIDDirectoryImportOwners(t *testing.T) {
 	if u, _ := hostOwner(t, filepath.Join(h.base, "etc", "os-release")); u != 0 {
 		t.Fatalf("the busybox root's files should be the host root's, got uid %d", u)
 	}
+	// A set-uid program of the host's root keeps its bit as root's inside
+	// (chown clears it; the import puts it back).
+	suid := filepath.Join(h.base, "bin", "suid")
+	if err := os.WriteFile(suid, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
 	h.ok("base", "import", "owners", h.base)
 	h.ok("new", "--base", "owners", "s")
-	if out := h.ok("run", "s", "--", "stat", "-c", "%u:%g", "/etc/mapped", "/etc/os-release"); out != "42:42\n0:0\n" {
-		t.Errorf("owners inside: %q, want 42:42 for the mapped file and 0:0 for the host root's", out)
+	if out := h.ok("run", "s", "--", "stat", "-c", "%u:%g %A", "/etc/mapped", "/etc/os-release", "/bin/suid"); out != "42:42 -rw-r--r--\n0:0 -rw-r--r--\n0:0 -rwsr-sr-x\n" {
+		t.Errorf("owners inside: %q, want 42:42 for the mapped file, 0:0 for the host root's, and the set-id bits kept", out)
 	}
 }
 

@@ -106,7 +106,9 @@ func (s *Store) checkNewBase(name string) error {
 // namespace, copied with the overflow owner: files of host ids the
 // namespace does not map, such as a root-owned source directory's. Owners
 // it maps are kept. (A file owned by the mapped id 65534 itself cannot be
-// told apart, and becomes the caller's too.)
+// told apart, and becomes the caller's too.) The chown clears set-id bits
+// and file capabilities, which are put back: a set-uid program of the
+// host's root stays a set-uid program of root's inside.
 func ownUnmapped(dir string) error {
 	ouid, ogid := overflowID("uid"), overflowID("gid")
 	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
@@ -127,7 +129,20 @@ func ownUnmapped(dir string) error {
 		if gid == ogid {
 			gid = 0
 		}
-		return os.Lchown(p, uid, gid)
+		caps := make([]byte, 256)
+		n, cerr := unix.Lgetxattr(p, "security.capability", caps)
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return nil
+		}
+		if cerr == nil {
+			if err := unix.Lsetxattr(p, "security.capability", caps[:n], 0); err != nil {
+				return &os.PathError{Op: "setxattr security.capability", Path: p, Err: err}
+			}
+		}
+		return unix.Chmod(p, st.Mode&0o7777)
 	})
 }
 

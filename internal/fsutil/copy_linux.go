@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -32,6 +34,10 @@ func CopyTree(src, dst string, copied func(n int)) error {
 		err = unix.ENOTDIR
 	}
 	if err == nil {
+		// The tree's directories get their ACLs after their entries are
+		// made, so only a default ACL above dst is ever inherited.
+		_, aerr := unix.Lgetxattr(filepath.Dir(dst), "system.posix_acl_default", nil)
+		c.inheritsACLs = aerr == nil
 		c.start()
 		c.dir(src, dst, &st)
 		err = c.finish()
@@ -49,10 +55,13 @@ type treeCopier struct {
 	files   chan copyJob
 	workers sync.WaitGroup
 	failed  atomic.Pointer[error]
-	reflink atomic.Bool          // FICLONE has not failed yet
-	copied  func(n int)          // told of bytes copied
-	linked  map[[2]uint64]string // first copy of each multiply-linked inode
-	dirs    []copyJob            // directories, in the order they were made
+	reflink atomic.Bool // FICLONE has not failed yet
+	copied  func(n int) // told of bytes copied
+	// inheritsACLs: dst's parent has a default ACL, which every entry
+	// made below it inherits until setMeta removes what src lacks.
+	inheritsACLs bool
+	linked       map[[2]uint64]string // first copy of each multiply-linked inode
+	dirs         []copyJob            // directories, in the order they were made
 }
 
 type copyJob struct {
@@ -90,7 +99,7 @@ func (c *treeCopier) finish() error {
 	close(c.files)
 	c.workers.Wait()
 	for i := len(c.dirs) - 1; i >= 0 && c.failed.Load() == nil; i-- {
-		c.fail(setMeta(c.dirs[i]))
+		c.fail(c.setMeta(c.dirs[i]))
 	}
 	if p := c.failed.Load(); p != nil {
 		return *p
@@ -123,13 +132,20 @@ func (c *treeCopier) dir(src, dst string, st *unix.Stat_t) {
 		for _, n := range names {
 			c.entry(filepath.Join(src, n), filepath.Join(dst, n))
 		}
+		if err == io.EOF {
+			return
+		}
 		if err != nil {
+			c.fail(&os.PathError{Op: "readdir", Path: src, Err: err})
 			return
 		}
 	}
 }
 
 func (c *treeCopier) entry(src, dst string) {
+	if c.failed.Load() != nil {
+		return
+	}
 	j := copyJob{src: src, dst: dst}
 	if err := unix.Lstat(src, &j.st); err != nil {
 		c.fail(&os.PathError{Op: "lstat", Path: src, Err: err})
@@ -175,7 +191,7 @@ func (c *treeCopier) nonDir(j copyJob) error {
 			return &os.PathError{Op: "mknod", Path: j.dst, Err: err}
 		}
 	}
-	return setMeta(j)
+	return c.setMeta(j)
 }
 
 func linkErr(err error, first, dst string) error {
@@ -203,7 +219,7 @@ func (c *treeCopier) file(j copyJob) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", j.src, err)
 	}
-	return setMeta(j)
+	return c.setMeta(j)
 }
 
 // content shares the blocks when the file system can, else copies the
@@ -218,7 +234,9 @@ func (c *treeCopier) content(out, in *os.File, st *unix.Stat_t) error {
 			c.copied(int(st.Size))
 			return nil
 		}
-		c.reflink.Store(false) // ext4, tmpfs, another file system: not again
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.ENOSYS) {
+			c.reflink.Store(false) // ext4, tmpfs, another file system: not again
+		}
 	}
 	if st.Blocks*512 >= st.Size {
 		return c.copyRange(out, in, 0, st.Size)
@@ -277,8 +295,11 @@ func (c *treeCopier) copyBuffered(out, in *os.File, off, n int64) error {
 			}
 			c.copied(m)
 		}
+		if err == io.EOF {
+			return nil // the file shrank under us
+		}
 		if err != nil {
-			return nil // EOF: the file shrank under us
+			return err
 		}
 		off, n = off+int64(m), n-int64(m)
 	}
@@ -287,19 +308,23 @@ func (c *treeCopier) copyBuffered(out, in *os.File, off, n int64) error {
 
 // setMeta gives path st's owner, attributes, mode and times, in the
 // order that keeps each: chown clears set-id bits and file capabilities,
-// so they come after it. What the caller may not set (another user's
-// owner without privilege, trusted.* attributes) is left as cp -a leaves
-// it.
-func setMeta(j copyJob) error {
+// so they come after it. An owner the caller may not set is left as cp -a
+// leaves it, the copy then the caller's, and so are its set-id bits:
+// a set-uid file of another user must not become a set-uid file of ours.
+func (c *treeCopier) setMeta(j copyJob) error {
 	path, st := j.dst, &j.st
-	if err := unix.Lchown(path, int(st.Uid), int(st.Gid)); err != nil && !notAllowed(err) {
-		return &os.PathError{Op: "chown", Path: path, Err: err}
+	mode := st.Mode & 0o7777
+	if err := unix.Lchown(path, int(st.Uid), int(st.Gid)); err != nil {
+		if !notAllowed(err) {
+			return &os.PathError{Op: "chown", Path: path, Err: err}
+		}
+		mode &^= unix.S_ISUID | unix.S_ISGID
 	}
-	if err := copyXattrs(j.src, path); err != nil {
+	if err := copyXattrs(j.src, path, c.inheritsACLs); err != nil {
 		return err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		if err := unix.Chmod(path, st.Mode&0o7777); err != nil {
+		if err := unix.Chmod(path, mode); err != nil {
 			return &os.PathError{Op: "chmod", Path: path, Err: err}
 		}
 	}
@@ -314,9 +339,17 @@ func notAllowed(err error) bool {
 	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EACCES)
 }
 
+// aclNames are the attributes that hold POSIX ACLs. Dropping one would
+// widen access (the mode's group bits are then the ACL's mask), so an
+// ACL that cannot be set is an error, and one the copy inherited from
+// its new parent's default ACL but the source lacks is removed.
+var aclNames = []string{"system.posix_acl_access", "system.posix_acl_default"}
+
 // copyXattrs copies every extended attribute of src the caller can read
-// to dst.
-func copyXattrs(src, dst string) error {
+// to dst. Those of namespaces the caller may not write (trusted.* as an
+// ordinary user) are left out, as cp -a leaves them. With inherited, ACLs
+// dst has and src lacks are removed.
+func copyXattrs(src, dst string, inherited bool) error {
 	names, err := listXattrs(src)
 	if err != nil {
 		return err
@@ -327,8 +360,17 @@ func copyXattrs(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		if err := unix.Lsetxattr(dst, name, buf, 0); err != nil && !notAllowed(err) {
+		err := unix.Lsetxattr(dst, name, buf, 0)
+		if err != nil && (!notAllowed(err) || slices.Contains(aclNames, name)) {
 			return &os.PathError{Op: "setxattr " + name, Path: dst, Err: err}
+		}
+	}
+	for _, name := range aclNames {
+		if !inherited || slices.Contains(names, name) {
+			continue
+		}
+		if err := unix.Lremovexattr(dst, name); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
+			return &os.PathError{Op: "removexattr " + name, Path: dst, Err: err}
 		}
 	}
 	return nil

@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,5 +153,113 @@ func TestCopyTreeLeavesAnExistingDestinationAlone(t *testing.T) {
 	}
 	if err := fsutil.CopyTree(filepath.Join(src, "missing"), filepath.Join(dst, "h"), nil); err == nil {
 		t.Error("copying a missing tree succeeded")
+	}
+}
+
+// aclXattr encodes a POSIX ACL the way the kernel stores it in
+// system.posix_acl_*: version 2, then (tag, perm, id) entries.
+func aclXattr(entries ...[3]uint32) []byte {
+	b := []byte{2, 0, 0, 0}
+	for _, e := range entries {
+		b = append(b, byte(e[0]), byte(e[0]>>8), byte(e[1]), byte(e[1]>>8),
+			byte(e[2]), byte(e[2]>>8), byte(e[2]>>16), byte(e[2]>>24))
+	}
+	return b
+}
+
+// A default ACL above the destination is not inherited by the copy: it
+// has the source's attributes and no more.
+func TestCopyTreeDropsInheritedACLs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the tree holds other users' files, a device and trusted.* attributes")
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	everyKind(t, src)
+	parent := t.TempDir()
+	const none = 0xffffffff
+	def := aclXattr([3]uint32{0x01, 7, none}, [3]uint32{0x02, 7, 1000}, [3]uint32{0x04, 5, none}, [3]uint32{0x10, 7, none}, [3]uint32{0x20, 5, none})
+	if err := unix.Setxattr(parent, "system.posix_acl_default", def, 0); err != nil {
+		t.Skipf("the temp dir's file system takes no default ACL: %v", err)
+	}
+	dst := filepath.Join(parent, "dst")
+	if err := fsutil.CopyTree(src, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want, got := testbase.ExactDigest(t, src), testbase.ExactDigest(t, dst); got != want {
+		t.Fatalf("copy under a default ACL differs:\n%s", lineDiff(want, got))
+	}
+}
+
+// The helper process of TestCopyTreeWithoutPrivilege: it copies as the
+// uid it was started as.
+func TestCopyTreeHelper(t *testing.T) {
+	src, dst := os.Getenv("COPY_SRC"), os.Getenv("COPY_DST")
+	if src == "" {
+		t.Skip("only run by TestCopyTreeWithoutPrivilege")
+	}
+	if err := fsutil.CopyTree(src, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An ordinary user cannot give the copy another owner, so it keeps none
+// of the source's set-id bits: a set-uid file of root's must not become
+// a set-uid file of the user's.
+func TestCopyTreeWithoutPrivilege(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to make the source and run the copy as uid 65534")
+	}
+	dir, err := os.MkdirTemp("", "copy-unpriv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(filepath.Join(src, "sgid-dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range map[string]os.FileMode{"suid": 0o755 | os.ModeSetuid | os.ModeSetgid, "sgid-dir": 0o755 | os.ModeDir | os.ModeSetgid, "mine": 0o755 | os.ModeSetuid} {
+		p = filepath.Join(src, p)
+		if mode.IsRegular() || mode&os.ModeDir == 0 {
+			if err := os.WriteFile(p, []byte("x"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(filepath.Join(src, "mine"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(src, "mine"), 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "dst")
+	self, err := os.ReadFile("/proc/self/exe") // the go test build dir is root's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(dir, "fsutil.test")
+	if err := os.WriteFile(helper, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(helper, "-test.run=^TestCopyTreeHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), "COPY_SRC="+src, "COPY_DST="+dst)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("copy as uid 65534: %v\n%s", err, out)
+	}
+	for name, want := range map[string]string{"suid": "-rwxr-xr-x", "sgid-dir": "drwxr-xr-x", "mine": "urwxr-xr-x"} {
+		fi, err := os.Lstat(filepath.Join(dst, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().String(); got != want {
+			t.Errorf("%s copied as uid 65534 has mode %s, want %s", name, got, want)
+		}
 	}
 }
