@@ -220,14 +220,22 @@ func flagErr(err error) error {
 // openStore opens the store the flags and environment point at.
 // storeOutside opens the store for a command that can often do without
 // an ordinary user's sub-id namespace (ls, run, enter): it then skips the
-// re-execution into it (some 30 ms), and should it need the namespace
-// after all, inUserNS re-executes there.
+// re-execution into it (some 30 ms). Should it need the namespace after
+// all (a repair to make at start, figures to take, a keeper to start),
+// inUserNS re-executes there.
 func (c *ctx) storeOutside() (*session.Store, error) {
-	st, err := c.openStore()
-	if err == nil {
-		st.OutsideUserNS = sandbox.SubIDsPending()
+	if !sandbox.SubIDsPending() {
+		return c.openStore()
 	}
-	return st, err
+	root, err := storeRoot(c.root)
+	if err != nil {
+		return nil, err
+	}
+	st, err := session.OpenOutsideUserNS(root)
+	if err != nil {
+		return nil, c.inUserNS(err)
+	}
+	return st, nil
 }
 
 // joinStore is storeOutside for joining session name (run, enter): with

@@ -101,7 +101,7 @@ func cmdStop(c *ctx, args []string) error {
 	if len(pos) != 1 {
 		return usagef("stop takes one session name")
 	}
-	st, err := c.openStore()
+	st, err := c.storeOutside()
 	if err != nil {
 		return err
 	}

@@ -198,13 +198,30 @@ func TestSubIDNamespaceOnlyWhenNeeded(t *testing.T) {
 	expect(1, "42:42", "run", "s", "--", "/bin/sh", "-c", "mkdir /srv-d && echo x > /srv-d/f && chown -R 42:42 /srv-d && chmod 700 /srv-d && stat -c %u:%g /srv-d/f")
 	expect(1, "12.0K  2 ", "ls") // /srv-d is closed to the user: measured inside
 	expect(0, "12.0K  2 ", "ls") // cached
-	// A keeper that runs is joined from outside.
+	stats, _ := os.ReadFile(filepath.Join(h.store, "sessions", "s", "stats.json"))
+	if !strings.Contains(string(stats), `"userns": true`) {
+		t.Errorf("stats.json does not say the next measuring needs the namespace:\n%s", stats)
+	}
+	// The client that falls back to the namespace did no repairs outside
+	// it first: no purge of its own, left a zombie by the re-execution.
+	junk := filepath.Join(h.store, "trash", "junk-1", "x")
+	if err := os.MkdirAll(junk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Dir(junk), h.u.uid, h.u.gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(junk, h.u.uid, h.u.gid); err != nil {
+		t.Fatal(err)
+	}
 	bg := h.command("run", "s", "--", "sleep", "1000")
 	if err := bg.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = bg.Process.Kill(); _ = bg.Wait() })
 	waitFor(t, "the keeper", func() bool { return len(processesWith("incarnate:keeper")) > 0 })
+	waitFor(t, "the purge of trash/", func() bool { return emptyDir(filepath.Join(h.store, "trash")) })
+	waitFor(t, "the client to have no zombie children", func() bool { return len(zombieChildren(bg.Process.Pid)) == 0 })
 	view := []string{"run", "s", "--", "/bin/sh", "-c", "stat -c %u:%g /srv-d/f; wc -l < /proc/self/uid_map"}
 	expect(0, "42:42\n2\n", view...)
 	// A keeper killed outright leaves its socket: the join finds no one
@@ -216,6 +233,25 @@ func TestSubIDNamespaceOnlyWhenNeeded(t *testing.T) {
 	}
 	waitFor(t, "the keeper to die", func() bool { return len(processesWith("incarnate:keeper")) == 0 })
 	expect(1, "42:42\n2\n", view...)
+}
+
+// zombieChildren lists the children of pid that have exited unreaped,
+// as "pid (name)".
+func zombieChildren(pid int) []string {
+	var z []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[0] == "Z" && f[1] == fmt.Sprint(pid) {
+			z = append(z, string(b[:strings.LastIndexByte(string(b), ')')+1]))
+		}
+	}
+	return z
 }
 
 func atoi(t *testing.T, s string) int {

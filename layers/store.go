@@ -380,6 +380,38 @@ func validLayerID(id string) bool {
 	return id != HostLayer && len(id) <= MaxNameLen && len(id) > 0 && nameChars(id)
 }
 
+// namedLayers are the layers some base names, or nil when the bases
+// cannot be read.
+func (s *Store) namedLayers() map[string]bool {
+	all, err := s.List()
+	if err != nil {
+		return nil
+	}
+	ids := map[string]bool{}
+	for _, b := range all {
+		for _, id := range b.Layers {
+			ids[id] = true
+		}
+	}
+	return ids
+}
+
+// HasOrphans reports whether a layer no base names is there, for
+// SweepOrphans to look at (the layer of an import still running counts).
+func (s *Store) HasOrphans() bool {
+	ents, err := os.ReadDir(filepath.Join(s.Root, "layers"))
+	if err != nil || len(ents) == 0 {
+		return false
+	}
+	named := s.namedLayers()
+	for _, e := range ents {
+		if id := e.Name(); !named[id] && validLayerID(id) {
+			return true
+		}
+	}
+	return false
+}
+
 // SweepOrphans deletes the layers no base names and no running import
 // or commit holds: what a crash between NewLayer and AddBase left.
 // Imports and removals call it; so may a start-up clean-up. The bases
@@ -390,20 +422,7 @@ func (s *Store) SweepOrphans() {
 	if err != nil || len(ents) == 0 {
 		return
 	}
-	named := func() map[string]bool {
-		all, err := s.List()
-		if err != nil {
-			return nil
-		}
-		ids := map[string]bool{}
-		for _, b := range all {
-			for _, id := range b.Layers {
-				ids[id] = true
-			}
-		}
-		return ids
-	}
-	before := named()
+	before := s.namedLayers()
 	if before == nil {
 		return
 	}
@@ -425,7 +444,7 @@ func (s *Store) SweepOrphans() {
 	if len(orphans) == 0 {
 		return
 	}
-	after := named()
+	after := s.namedLayers()
 	for _, id := range orphans {
 		if after != nil && !after[id] {
 			_ = s.dropLayer(id)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/sandbox"
 )
 
 // Stats describe what a session holds: the disk its upper dir takes and
@@ -19,6 +20,10 @@ type Stats struct {
 	Size    int64     `json:"size"`
 	Changes int       `json:"changes"`
 	Taken   time.Time `json:"taken"`
+	// UserNS: the upper dir held a directory of another id that the user
+	// cannot read from outside the sub-id namespace, so the next
+	// measuring goes straight there (see Store.OutsideUserNS).
+	UserNS bool `json:"userns,omitempty"`
 	// Stale is set when the session runs and the figures may be behind.
 	Stale bool `json:"-"`
 }
@@ -36,6 +41,9 @@ func (s *Store) Stats(m *Meta) (Stats, error) {
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return st, err
+	}
+	if s.OutsideUserNS && st.UserNS {
+		return st, ErrNeedsUserNS // rather than walk until it fails again
 	}
 	lk, lerr := s.lockSettled(m.Name)
 	if lerr != nil {
@@ -60,6 +68,7 @@ func (s *Store) invalidateStats(name string) { _ = os.Remove(s.statsPath(name)) 
 // measureUpper walks an upper dir once: disk blocks used and entries.
 func measureUpper(upper string) (Stats, error) {
 	st := Stats{Taken: time.Now()}
+	inSubIDs := sandbox.Rootless() && os.Geteuid() == 0
 	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -70,6 +79,7 @@ func measureUpper(upper string) (Stats, error) {
 		}
 		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 			st.Size += sys.Blocks * 512
+			st.UserNS = st.UserNS || inSubIDs && d.IsDir() && !openToCaller(sys)
 		}
 		if p != upper {
 			st.Changes++
@@ -77,4 +87,16 @@ func measureUpper(upper string) (Stats, error) {
 		return nil
 	})
 	return st, err
+}
+
+// openToCaller reports whether the user outside the sub-id namespace
+// (root and its group in here) may list and enter directory st.
+func openToCaller(st *syscall.Stat_t) bool {
+	switch {
+	case st.Uid == 0:
+		return st.Mode&0o500 == 0o500
+	case st.Gid == 0:
+		return st.Mode&0o050 == 0o050
+	}
+	return st.Mode&0o005 == 0o005
 }

@@ -52,8 +52,44 @@ type Store struct {
 	runtimeErr  error
 }
 
-// Open opens (creating if needed) the store at root.
+// Open opens (creating if needed) the store at root, and repairs what a
+// crash left there.
 func Open(root string) (*Store, error) {
+	s, err := open(root)
+	if err == nil {
+		s.recover()
+	}
+	return s, err
+}
+
+// OpenOutsideUserNS opens the store from outside the user namespace its
+// sessions need (see Store.OutsideUserNS). Repairs cannot be made out
+// here (they would fail on other ids' files, and a purge started here
+// would outlive its parent's re-execution as a zombie), so when a crash
+// left anything to repair it returns ErrNeedsUserNS.
+func OpenOutsideUserNS(root string) (*Store, error) {
+	s, err := open(root)
+	if err != nil {
+		return nil, err
+	}
+	if hasEntries(filepath.Join(root, "tmp")) || hasEntries(filepath.Join(root, "trash")) || s.Layers.HasOrphans() {
+		return nil, ErrNeedsUserNS
+	}
+	s.OutsideUserNS = true
+	return s, nil
+}
+
+func hasEntries(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) > 0
+}
+
+func open(root string) (*Store, error) {
 	ls, err := layers.Open(root)
 	if err != nil {
 		return nil, err
@@ -63,9 +99,7 @@ func Open(root string) (*Store, error) {
 			return nil, err
 		}
 	}
-	s := &Store{Root: root, Layers: ls}
-	s.recover()
-	return s, nil
+	return &Store{Root: root, Layers: ls}, nil
 }
 
 // recover repairs what a crash can leave: workspaces of operations that
