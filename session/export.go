@@ -274,29 +274,55 @@ func copyContent(w io.Writer, full string, size int64) error {
 	return nil
 }
 
-// writeAtomic writes file through write: into a temp file in the same
-// directory (created with 0666 so the umask applies, as for any file the
-// user makes), synced, then renamed over file.
+// writeAtomic writes file through write, never leaving half a tarball
+// under a regular file's name (see writeFile).
 func writeAtomic(file string, write func(io.Writer) error) error {
-	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
-		return fmt.Errorf("export to %q: is a directory", file)
+	err := writeFile(file, write)
+	if err != nil {
+		return fmt.Errorf("export to %s: %w", file, err)
 	}
+	return nil
+}
+
+// writeFile writes through a symlink to where it leads, and straight
+// into what is not a regular file (a fifo, /dev/stdout): renaming over
+// those would replace them. A regular file, or none yet, is written as
+// a temp file beside it and renamed over it when complete.
+func writeFile(file string, write func(io.Writer) error) error {
+	target, err := filepath.EvalSymlinks(file)
+	if err == nil {
+		file = target
+	} else if fi, lerr := os.Lstat(file); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		// A symlink to nothing yet: make what it names.
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
+		if err != nil {
+			return err
+		}
+		return writeAndClose(f, write, true)
+	}
+	fi, err := os.Stat(file)
+	switch {
+	case err == nil && fi.IsDir():
+		return errors.New("is a directory")
+	case err == nil && !fi.Mode().IsRegular():
+		f, err := os.OpenFile(file, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return writeAndClose(f, write, false)
+	}
+	// The temp file is made with 0666, so the umask applies as for any
+	// file the user makes.
 	dir := filepath.Dir(file)
 	f, err := createBeside(dir, filepath.Base(file))
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("cannot create a file in %s: %w", dir, pe.Err)
+		}
 		return err
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	err = write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err = writeAndClose(f, write, true)
 	if err == nil {
 		err = os.Rename(f.Name(), file)
 	}
@@ -305,6 +331,23 @@ func writeAtomic(file string, write func(io.Writer) error) error {
 		return err
 	}
 	return fsutil.SyncDir(dir)
+}
+
+// writeAndClose writes through a buffer into f, then syncs (when sync)
+// and closes it.
+func writeAndClose(f *os.File, write func(io.Writer) error, sync bool) error {
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err := write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func createBeside(dir, base string) (*os.File, error) {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -116,5 +117,57 @@ func TestWriteAtomic(t *testing.T) {
 	}
 	if err := writeAtomic(dir, failing); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Errorf("export onto a directory: %v, want a refusal", err)
+	}
+}
+
+// An export writes into what its path names: a symlink's target, a fifo
+// (or /dev/stdout) as it is, a regular file replaced whole.
+func TestWriteAtomicKeepsWhatThePathIs(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	write := func(w io.Writer) error { _, err := io.WriteString(w, "tarball"); return err }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(p("real.tar"), []byte("old"), 0o644))
+	must(os.Symlink("real.tar", p("link.tar")))
+	must(os.Symlink("later.tar", p("dangling.tar")))
+	must(unix.Mkfifo(p("fifo"), 0o644))
+	got := make(chan string)
+	go func() {
+		b, _ := os.ReadFile(p("fifo"))
+		got <- string(b)
+	}()
+	for _, name := range []string{"new.tar", "link.tar", "dangling.tar", "fifo"} {
+		if err := writeAtomic(p(name), write); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	select {
+	case s := <-got:
+		if s != "tarball" {
+			t.Errorf("the fifo's reader got %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("nothing was written into the fifo")
+	}
+	for name, want := range map[string]string{"new.tar": "tarball", "real.tar": "tarball", "later.tar": "tarball"} {
+		if b, err := os.ReadFile(p(name)); err != nil || string(b) != want {
+			t.Errorf("%s holds %q, %v; want %q", name, b, err, want)
+		}
+	}
+	for name, mode := range map[string]os.FileMode{"link.tar": os.ModeSymlink, "dangling.tar": os.ModeSymlink, "fifo": os.ModeNamedPipe} {
+		if fi, err := os.Lstat(p(name)); err != nil || fi.Mode().Type() != mode {
+			t.Errorf("%s is now %v, %v; want it left a %v", name, fi.Mode().Type(), err, mode)
+		}
+	}
+	if err := writeAtomic(dir, write); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("export onto a directory: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 6 {
+		t.Errorf("the directory holds %d entries, want 6 (no temp file left)", len(ents))
 	}
 }
