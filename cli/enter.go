@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/term"
 
 	"app/incarnate/sandbox"
 	"app/incarnate/session"
@@ -26,7 +27,14 @@ func cmdEnter(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	return c.attach(st, pos[0], shellOptions(st, pos[0], *shell))
+	o := shellOptions(st, pos[0], *shell)
+	if !term.IsTerminal(int(c.stdin.Fd())) {
+		// Commands piped in (or none, from /dev/null): the shell reads
+		// them from its stdin as it would outside, and their end ends it,
+		// with no terminal in between (as ssh does without one).
+		return c.runPlain(st, pos[0], o)
+	}
+	return c.attach(st, pos[0], o)
 }
 
 // shellOptions start an interactive shell in session name: shell when

@@ -487,3 +487,44 @@ func TestEnterFallsBackToSh(t *testing.T) {
 	s.send("exit\r")
 	s.exit()
 }
+
+// Commands piped into enter run in the session's shell, with no terminal
+// in between, and their end ends it; run -t passes the end of piped
+// input on as the terminal's EOF. Neither waits for more.
+func TestPipedInputEnds(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		for _, tt := range []struct {
+			args   []string
+			stdin  string // "" is /dev/null
+			out    string
+			status int
+		}{
+			{[]string{"enter", "s"}, "echo hi; hostname; exit 4\n", "hi\ns\n", 4},
+			{[]string{"enter", "s"}, "", "", 0},
+			{[]string{"run", "-t", "s", "--", "sh"}, "hostname\n", "\r\ns\r\n", 0},
+			{[]string{"run", "-t", "s", "--", "true"}, "", "", 0},
+		} {
+			cmd := h.command(tt.args...)
+			if tt.stdin != "" {
+				cmd.Stdin = strings.NewReader(tt.stdin)
+			}
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			done := make(chan error, 1)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("%v with %q piped in still runs after 10 s:\n%q", tt.args, tt.stdin, out.String())
+			}
+			if status := cmd.ProcessState.ExitCode(); status != tt.status || !strings.Contains(out.String(), tt.out) {
+				t.Errorf("%v with %q piped in: exit %d, output %q; want %d and %q", tt.args, tt.stdin, status, out.String(), tt.status, tt.out)
+			}
+		}
+	})
+}

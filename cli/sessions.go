@@ -215,6 +215,11 @@ func cmdRun(c *ctx, args []string) error {
 	if *tty {
 		return c.attach(st, name, o)
 	}
+	return c.runPlain(st, name, o)
+}
+
+// runPlain runs o in session name on this process's own streams.
+func (c *ctx) runPlain(st *session.Store, name string, o session.ExecOptions) error {
 	o.Stdin, o.Stdout, o.Stderr = c.stdin, c.stdout, c.stderr
 	status, err := st.Run(name, o)
 	if err != nil {

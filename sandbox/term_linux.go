@@ -34,18 +34,29 @@ func Attach(conn *Conn, master *os.File, in, out *os.File) (int, error) {
 	defer signal.Stop(sigs)
 
 	// stdin through a cancellable reader: when the process is gone, the
-	// copy must stop without eating the user's next keystroke.
+	// copy must stop without eating the user's next keystroke. What epoll
+	// cannot watch (a regular file, /dev/null) is read plainly: it never
+	// blocks for long, and no keystroke of the user's is at stake.
 	input, err := cancelreader.NewReader(in)
 	if err != nil {
-		return 0, err
+		input = plainReader{in}
 	}
 	defer input.Close()
+	tty := term.IsTerminal(int(in.Fd()))
 	// The copy must have stopped before the reader is closed: a copy
 	// still between two reads would wait on an epoll fd number that the
 	// next reader of this terminal (the TUI's, after tea.Exec) may
 	// already have reused, and steal that reader's next keystroke.
 	copied := make(chan struct{})
-	go func() { _, _ = io.Copy(master, input); close(copied) }()
+	go func() {
+		_, err := io.Copy(master, input)
+		if err == nil && !tty {
+			// The end of piped input is the end of input inside too: the
+			// terminal's EOF character, twice in case a line is unfinished.
+			_, _ = master.Write([]byte{4, 4})
+		}
+		close(copied)
+	}()
 	stopInput := func() {
 		input.Cancel()
 		select {
@@ -77,6 +88,12 @@ func Attach(conn *Conn, master *os.File, in, out *os.File) (int, error) {
 		}
 	}
 }
+
+// plainReader is a cancelreader.CancelReader that cannot cancel.
+type plainReader struct{ *os.File }
+
+func (plainReader) Cancel() bool { return false }
+func (plainReader) Close() error { return nil }
 
 type waitResult struct {
 	code int
