@@ -41,7 +41,7 @@ const baseHelp = `  import NAME SRC  make base NAME from SRC: a directory, a roo
 
 func cmdBaseImport(c *ctx, args []string) error {
 	fs := newFlags(c, "base")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func newBaseRow(b *layers.Base, users map[string][]string) baseRow {
 func cmdBaseLs(c *ctx, args []string) error {
 	fs := newFlags(c, "base")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func cmdBaseRm(c *ctx, args []string) error {
 	fs := newFlags(c, "base")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
 	fs.BoolVar(yes, "y", false, "same as --yes")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -163,8 +163,8 @@ func cmdBaseRm(c *ctx, args []string) error {
 			return err
 		}
 	}
-	if !*yes && !c.confirm(fmt.Sprintf("Remove base %s and the layers only it uses?", strings.Join(pos, ", "))) {
-		return fmt.Errorf("nothing removed")
+	if err := c.confirm(*yes, fmt.Sprintf("Remove base %s and the layers only it uses?", strings.Join(pos, ", ")), "nothing removed"); err != nil {
+		return err
 	}
 	for _, name := range pos {
 		freed, err := st.RemoveBase(name)

@@ -177,26 +177,33 @@ func report(w io.Writer, err error) int {
 // newFlags makes a subcommand's flag set, with --root and --help.
 func newFlags(c *ctx, cmd string) *flag.FlagSet {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	// The flag package would print a mistake and the usage, and report
+	// prints the mistake again: the usage is for -h and --help only
+	// (flagErr), and the mistake is said once.
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.root, "root", c.root, "store directory (default $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate)")
-	fs.Usage = func() {
-		for _, k := range commands() {
-			if k.name == cmd {
-				fmt.Fprintf(c.stderr, "usage: incarnate %s %s\n\n%s\n\nflags:\n", k.name, k.args, k.summary)
-			}
-		}
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {}
 	return fs
+}
+
+// printCmdUsage prints the usage and flags of fs's command.
+func (c *ctx) printCmdUsage(fs *flag.FlagSet) {
+	fs.SetOutput(c.stderr)
+	for _, k := range commands() {
+		if k.name == fs.Name() {
+			fmt.Fprintf(c.stderr, "usage: incarnate %s %s\n\n%s\n\nflags:\n", k.name, k.args, k.summary)
+		}
+	}
+	fs.PrintDefaults()
 }
 
 // parseArgs parses flags placed anywhere among the arguments and returns
 // the other arguments in order. A "--" ends the flags.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+func (c *ctx) parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
-			return nil, flagErr(err)
+			return nil, c.flagErr(fs, err)
 		}
 		rest := fs.Args()
 		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
@@ -210,14 +217,14 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	return pos, nil
 }
 
-func flagErr(err error) error {
+func (c *ctx) flagErr(fs *flag.FlagSet, err error) error {
 	if errors.Is(err, flag.ErrHelp) {
+		c.printCmdUsage(fs)
 		return exitStatus(0)
 	}
 	return usageError{err.Error()}
 }
 
-// openStore opens the store the flags and environment point at.
 // storeOutside opens the store for a command that can often do without
 // an ordinary user's sub-id namespace (ls, run, enter): it then skips the
 // re-execution into it (some 30 ms). Should it need the namespace after
@@ -269,6 +276,7 @@ func (c *ctx) progressTo() io.Writer {
 	return nil
 }
 
+// openStore opens the store the flags and environment point at.
 func (c *ctx) openStore() (*session.Store, error) {
 	root, err := storeRoot(c.root)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 func cmdDiff(c *ctx, args []string) error {
 	fs := newFlags(c, "diff")
 	asJSON := fs.Bool("json", false, "print a JSON array of {\"path\", \"kind\"} objects")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func needsQuote(p string) bool {
 
 func cmdExport(c *ctx, args []string) error {
 	fs := newFlags(c, "export")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func cmdExport(c *ctx, args []string) error {
 func cmdCommit(c *ctx, args []string) error {
 	fs := newFlags(c, "commit")
 	force := fs.Bool("force", false, "stop what runs inside the session first")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -120,6 +120,9 @@ func cmdCommit(c *ctx, args []string) error {
 	}
 	st, err := c.openStore()
 	if err != nil {
+		return err
+	}
+	if _, err := st.Get(pos[0]); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stderr, "committing session %s ...\n", pos[0])

@@ -76,7 +76,7 @@ func doctorChecks() []check {
 
 func cmdDoctor(c *ctx, args []string) error {
 	fs := newFlags(c, "doctor")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 func cmdEnter(c *ctx, args []string) error {
 	fs := newFlags(c, "enter")
 	shell := fs.String("shell", "", "shell to start (default: your $SHELL if the session has it, else /bin/sh)")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func attachTTY(st *session.Store, name string, o session.ExecOptions, in, out *o
 func cmdStop(c *ctx, args []string) error {
 	fs := newFlags(c, "stop")
 	grace := fs.Duration("grace", 5*time.Second, "time between SIGTERM and SIGKILL")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

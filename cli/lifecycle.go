@@ -10,7 +10,7 @@ import (
 func cmdReset(c *ctx, args []string) error {
 	fs := newFlags(c, "reset")
 	yes, force := yesFlag(fs), forceFlag(fs)
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -25,8 +25,8 @@ func cmdReset(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !*yes && !c.confirm(fmt.Sprintf("Throw away everything written in %s (base %s stays)?", m.Name, m.Base)) {
-		return fmt.Errorf("nothing reset")
+	if err := c.confirm(*yes, fmt.Sprintf("Throw away everything written in %s (base %s stays)?", m.Name, m.Base), "nothing reset"); err != nil {
+		return err
 	}
 	if err := st.Reset(m.Name, *force); err != nil {
 		return err
@@ -38,7 +38,7 @@ func cmdReset(c *ctx, args []string) error {
 func cmdRename(c *ctx, args []string) error {
 	fs := newFlags(c, "rename")
 	force := forceFlag(fs)
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func cmdRename(c *ctx, args []string) error {
 func cmdClone(c *ctx, args []string) error {
 	fs := newFlags(c, "clone")
 	force := forceFlag(fs)
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func cmdClone(c *ctx, args []string) error {
 // what it moved into trash/.
 func cmdPurge(c *ctx, args []string) error {
 	fs := newFlags(c, session.PurgeCommand)
-	if _, err := parseArgs(fs, args); err != nil {
+	if _, err := c.parseArgs(fs, args); err != nil {
 		return err
 	}
 	root, err := storeRoot(c.root)

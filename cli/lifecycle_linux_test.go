@@ -95,6 +95,34 @@ func TestRmDeletesInTheBackground(t *testing.T) {
 	waitFor(t, "the trash to be emptied", func() bool { return emptyDir(filepath.Join(h.store, "trash")) })
 }
 
+// rm, reset and base rm ask on a terminal, and without one refuse unless
+// told --yes: nothing is discarded by a command that asked no one.
+func TestDestructiveCommandsAsk(t *testing.T) {
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	h.ok("run", "s", "--", "touch", "/kept")
+	for _, args := range [][]string{{"rm", "s"}, {"reset", "s"}, {"base", "rm", "bb"}} {
+		if _, stderr, status := h.run(args...); status != 2 || !strings.Contains(stderr, "pass --yes") {
+			t.Errorf("%v without a terminal: exit %d, %q; want 2 and a word about --yes", args, status, stderr)
+		}
+		sc := h.onPty(t, 24, 80, h.command(args...))
+		sc.expect("[y/N] ")
+		sc.send("n\r")
+		if status := sc.exit(); status != 1 || !strings.Contains(sc.text(), "nothing ") {
+			t.Errorf("%v answered no: exit %d, screen %q", args, status, sc.text())
+		}
+	}
+	if out := h.ok("run", "s", "--", "ls", "/kept"); out != "/kept\n" {
+		t.Fatalf("after three refusals the session shows %q", out)
+	}
+	sc := h.onPty(t, 24, 80, h.command("rm", "s", "s"))
+	sc.expect("Discard s and everything written in it? [y/N] ")
+	sc.send("y\r")
+	if status := sc.exit(); status != 0 || exists(h, "s") {
+		t.Errorf("rm s s answered yes: exit %d, screen %q", status, sc.text())
+	}
+}
+
 func emptyDir(dir string) bool {
 	ents, err := os.ReadDir(dir)
 	return err == nil && len(ents) == 0

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,12 +32,15 @@ func cmdNew(c *ctx, args []string) error {
 		opts.Binds = append(opts.Binds, b)
 		return err
 	})
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usagef("new takes one session name; see `incarnate new --help`")
+	}
+	if err := opts.Validate(); err != nil {
+		return usagef("%v", err)
 	}
 	st, err := c.openStore()
 	if err != nil {
@@ -53,7 +57,7 @@ func cmdNew(c *ctx, args []string) error {
 func cmdLs(c *ctx, args []string) error {
 	fs := newFlags(c, "ls")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -134,13 +138,14 @@ func when(t time.Time) string {
 func cmdRm(c *ctx, args []string) error {
 	fs := newFlags(c, "rm")
 	yes, force := yesFlag(fs), forceFlag(fs)
-	pos, err := parseArgs(fs, args)
+	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
 		return usagef("rm needs at least one session name")
 	}
+	pos = unique(pos) // `rm a a` discards a once
 	st, err := c.openStore()
 	if err != nil {
 		return err
@@ -150,8 +155,8 @@ func cmdRm(c *ctx, args []string) error {
 			return err
 		}
 	}
-	if !*yes && !c.confirm(fmt.Sprintf("Discard %s and everything written in it?", strings.Join(pos, ", "))) {
-		return fmt.Errorf("nothing discarded")
+	if err := c.confirm(*yes, fmt.Sprintf("Discard %s and everything written in it?", strings.Join(pos, ", ")), "nothing discarded"); err != nil {
+		return err
 	}
 	for _, name := range pos {
 		if err := st.Remove(name, *force); err != nil {
@@ -172,16 +177,35 @@ func forceFlag(fs *flag.FlagSet) *bool {
 	return fs.Bool("force", false, "stop what runs inside the session first")
 }
 
-// confirm asks a yes/no question when a person is at the terminal; a
-// script (no terminal) is not asked, since --yes is how it says yes.
-func (c *ctx) confirm(question string) bool {
+// unique is names without repeats, in their order.
+func unique(names []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// confirm asks question on the terminal before something destructive,
+// unless yes (--yes). With no terminal to ask on it refuses: a script
+// says --yes. declined is the error when the answer is no.
+func (c *ctx) confirm(yes bool, question, declined string) error {
+	if yes {
+		return nil
+	}
 	if !term.IsTerminal(int(c.stdin.Fd())) {
-		return true
+		return usagef("%s: no terminal to ask on; pass --yes to go ahead without asking", declined)
 	}
 	fmt.Fprintf(c.stderr, "%s [y/N] ", question)
 	line, _ := bufio.NewReader(c.stdin).ReadString('\n')
-	answer := strings.ToLower(strings.TrimSpace(line))
-	return answer == "y" || answer == "yes"
+	if answer := strings.ToLower(strings.TrimSpace(line)); answer == "y" || answer == "yes" {
+		return nil
+	}
+	return errors.New(declined)
 }
 
 func cmdRun(c *ctx, args []string) error {
@@ -190,14 +214,14 @@ func cmdRun(c *ctx, args []string) error {
 	mask := fs.String("umask", "022", "file creation mask, octal")
 	tty := fs.Bool("t", false, "give the command a terminal (a fresh pty inside the session)")
 	if err := fs.Parse(args); err != nil {
-		return flagErr(err)
+		return c.flagErr(fs, err)
 	}
 	if fs.NArg() == 0 {
 		return usagef("run needs a session name and a command; see `incarnate run --help`")
 	}
 	name := fs.Arg(0)
 	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return flagErr(err)
+		return c.flagErr(fs, err)
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
