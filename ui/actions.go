@@ -23,8 +23,17 @@ func (m *Model) movement() movement {
 // onKey handles a key: an open dialog takes it first, then the filter
 // being typed, then the view on screen.
 func (m *Model) onKey(msg tea.KeyMsg) tea.Cmd {
+	if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste {
+		// Keys typed faster than the program reads come in one message
+		// ("jj"): each is a key of its own.
+		cmds := make([]tea.Cmd, 0, len(msg.Runes))
+		for _, r := range msg.Runes {
+			cmds = append(cmds, m.onKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt}))
+		}
+		return tea.Batch(cmds...)
+	}
 	if msg.String() == "ctrl+c" && m.dialog == nil {
-		return tea.Quit
+		return requestQuit
 	}
 	if m.dialog != nil {
 		done, cmd := m.dialog.update(msg)
@@ -39,7 +48,7 @@ func (m *Model) onKey(msg tea.KeyMsg) tea.Cmd {
 	switch m.mode {
 	case modeHelp:
 		if key.Matches(msg, m.keys.Quit) && msg.String() == "ctrl+c" {
-			return tea.Quit
+			return requestQuit
 		}
 		m.mode = modeList
 		return nil
@@ -90,7 +99,7 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 	r := m.list.selected()
 	switch {
 	case key.Matches(msg, k.Quit):
-		return tea.Quit
+		return requestQuit
 	case key.Matches(msg, k.Help):
 		m.mode = modeHelp
 	case msg.String() == "esc" && m.list.filter != "":
@@ -161,9 +170,12 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 			return nil
 		}
 		st := m.c.store
-		return m.c.task("stopping "+name, func() (string, error) {
-			_, err := st.Stop(name, 5*time.Second)
-			return "stopped everything in " + name, err
+		body := fmt.Sprintf("%d running in %s get SIGTERM, and SIGKILL 5 s later; what they have not saved is lost.", r.Shells, name)
+		m.dialog = newConfirm(m.c, "Stop everything in "+name+"?", body, func() tea.Cmd {
+			return m.c.task("stopping "+name, func() (string, error) {
+				_, err := st.Stop(name, 5*time.Second)
+				return "stopped everything in " + name, err
+			})
 		})
 	case key.Matches(msg, k.Diff):
 		m.diff = newDiffView(m.c, r.name())

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -44,7 +45,7 @@ func (v *basesView) mv() movement {
 
 func (v *basesView) update(msg tea.KeyMsg, m *Model) (back bool, cmd tea.Cmd) {
 	if key.Matches(msg, v.keys.Quit) {
-		return false, tea.Quit
+		return false, requestQuit
 	}
 	if v.scroll.handle(msg, v.mv()) {
 		return false, nil
@@ -144,9 +145,27 @@ func newImportDialog(c *common, taken func(string) bool) *importDialog {
 
 func (d *importDialog) validate() {
 	d.err = validateName("base", d.name.Value(), d.taken)
-	if d.err == "" && strings.TrimSpace(d.path.Value()) == "" {
-		d.err = "type the path to import from"
+	if d.err != "" {
+		return
 	}
+	src := d.source()
+	if src == "" {
+		d.err = "type the path to import from"
+	} else if _, err := os.Stat(src); err != nil {
+		d.err = "nothing to import at " + src
+	}
+}
+
+// source is the path typed, with a leading ~ for the user's home as a
+// shell would read it.
+func (d *importDialog) source() string {
+	src := strings.TrimSpace(d.path.Value())
+	if src == "~" || strings.HasPrefix(src, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			src = home + src[1:]
+		}
+	}
+	return src
 }
 
 func (d *importDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
@@ -180,7 +199,7 @@ func (d *importDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
 }
 
 func (d *importDialog) start() tea.Cmd {
-	name, src, st := d.name.Value(), strings.TrimSpace(d.path.Value()), d.c.store
+	name, src, st := d.name.Value(), d.source(), d.c.store
 	prog := newProgressLine()
 	return d.c.taskWithProgress("importing "+name, prog, func() (string, error) {
 		var notes []string

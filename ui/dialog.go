@@ -116,10 +116,11 @@ type promptDialog struct {
 	submit func(name string) tea.Cmd
 	keys   dialogKeys
 	err    string
+	first  string // the name offered to start with
 }
 
 func newPrompt(c *common, title, kind, value string, taken func(string) bool, submit func(string) tea.Cmd) *promptDialog {
-	d := &promptDialog{c: c, title: title, kind: kind, input: newInput(c, kind+" name"), taken: taken, submit: submit, keys: newDialogKeys()}
+	d := &promptDialog{c: c, title: title, kind: kind, input: newInput(c, kind+" name"), taken: taken, submit: submit, keys: newDialogKeys(), first: value}
 	d.input.SetValue(value)
 	d.input.CursorEnd()
 	d.validate()
@@ -128,6 +129,9 @@ func newPrompt(c *common, title, kind, value string, taken func(string) bool, su
 
 func (d *promptDialog) validate() {
 	d.err = validateName(d.kind, d.input.Value(), d.taken)
+	if d.err != "" && d.input.Value() == d.first && d.taken != nil && d.taken(d.first) {
+		d.err = "type a new name" // the name offered is the one to change (a rename)
+	}
 }
 
 // validateName says what is wrong with a name, "" if nothing.

@@ -56,7 +56,7 @@ func (d *diffView) mv() movement {
 // update handles a key; back returns to the list.
 func (d *diffView) update(msg tea.KeyMsg) (back bool, cmd tea.Cmd) {
 	if key.Matches(msg, d.keys.Quit) {
-		return false, tea.Quit
+		return false, requestQuit
 	}
 	if d.want != "" {
 		switch {

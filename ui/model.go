@@ -274,6 +274,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case taskDoneMsg:
 		return m, m.onTaskDone(msg)
+	case quitMsg:
+		return m, m.quit()
 	case spinner.TickMsg:
 		if len(m.tasks) == 0 {
 			m.spinning = false
@@ -356,6 +358,30 @@ func (m *Model) selectionChanged() tea.Cmd {
 		return nil
 	}
 	return tea.Tick(diffDelay, func(time.Time) tea.Msg { return diffWantMsg{key: k} })
+}
+
+// requestQuit is the command of every quit key.
+func requestQuit() tea.Msg { return quitMsg{} }
+
+// quit ends the program, first asking when work still runs (an import,
+// a clone): quitting abandons it.
+func (m *Model) quit() tea.Cmd {
+	if len(m.tasks) == 0 {
+		return tea.Quit
+	}
+	var what []string
+	for _, id := range m.taskList {
+		if t, ok := m.tasks[id]; ok {
+			what = append(what, t.what)
+		}
+	}
+	verb := " is"
+	if len(what) > 1 {
+		verb = " are"
+	}
+	body := strings.Join(what, ", ") + verb + " still running: quitting abandons it (what it made so far is cleared at the next start)."
+	m.dialog = newConfirm(m.c, "Quit now?", body, func() tea.Cmd { return tea.Quit })
+	return nil
 }
 
 func (m *Model) onTaskDone(msg taskDoneMsg) tea.Cmd {

@@ -81,3 +81,6 @@ type previewMsg struct {
 	text string
 	err  error
 }
+
+// quitMsg asks to quit: at once, unless work is still running (Model.quit).
+type quitMsg struct{}

@@ -458,3 +458,50 @@ func TestFilterAndSort(t *testing.T) {
 	tm.Send(tea.Quit())
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 }
+
+// Quitting while an import or a clone runs asks first: it would abandon
+// the work.
+func TestQuitAsksWhileWorkRuns(t *testing.T) {
+	st := threeSessions(t)
+	m, tm := openList(t, st)
+	tm.Send(taskStartMsg{id: 99, what: "importing big"})
+	tm.Send(press("q"))
+	waitFor(t, tm, "importing big is still running")
+	tm.Send(press("n"))
+	waitScreen(t, m, "the question gone", func(s string) bool { return !strings.Contains(s, "Quit now?") })
+	tm.Send(taskDoneMsg{id: 99, msg: "imported big"})
+	waitFor(t, tm, "imported big")
+	tm.Send(press("q")) // nothing runs now: quits at once
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
+}
+
+// Keys typed faster than the program reads arrive as one message; each
+// still counts.
+func TestKeysInOneReadEachCount(t *testing.T) {
+	st := threeSessions(t)
+	m, tm := openList(t, st)
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("jj")})
+	waitScreen(t, m, "the cursor two rows down", func(string) bool {
+		return inspect(m, func(m *Model) int { return m.list.scroll.cursor }) == 2
+	})
+}
+
+// Rename offers the current name: it asks for a new one rather than
+// calling the name taken, and import checks its path before it starts.
+func TestDialogHints(t *testing.T) {
+	st := threeSessions(t)
+	m, tm := openList(t, st)
+	tm.Send(press("R"))
+	waitFor(t, tm, "type a new name")
+	tm.Send(press("esc"))
+	tm.Send(press("b"))
+	waitFor(t, tm, "SOURCE")
+	tm.Send(press("i"))
+	tm.Send(press("img"))
+	tm.Send(press("tab"))
+	tm.Send(press("~/no/such/rootfs"))
+	home, _ := os.UserHomeDir()
+	waitFor(t, tm, "nothing to import at "+home+"/no/such/rootfs")
+	tm.Send(press("enter")) // refused: the dialog stays
+	waitScreen(t, m, "the dialog still open", func(s string) bool { return strings.Contains(s, "Import a base") })
+}
