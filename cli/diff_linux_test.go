@@ -288,6 +288,7 @@ func TestCommitRefusals(t *testing.T) {
 		h.ok("new", "--base", "bb", "s")
 		h.ok("run", "s", "--", "sh", "-c", "echo x > /root/x")
 		h.ok("commit", "s", "taken")
+		h.ok("new", "--base", "bb", "empty")
 		layersBefore := dirNames(t, filepath.Join(h.store, "layers"))
 		tests := []struct {
 			args   []string
@@ -299,6 +300,7 @@ func TestCommitRefusals(t *testing.T) {
 			{[]string{"commit", "s", "bad/name"}, 2, "letters, digits"},
 			{[]string{"commit", "nosuch", "b9"}, 1, "does not exist"},
 			{[]string{"commit", "s"}, 2, "usage"},
+			{[]string{"commit", "empty", "b8"}, 1, "no changes to commit"},
 		}
 		for _, tc := range tests {
 			_, errOut, status := h.run(tc.args...)
@@ -316,6 +318,9 @@ func TestCommitRefusals(t *testing.T) {
 		}
 		defer func() { _ = bg.Process.Kill(); _ = bg.Wait() }()
 		waitFor(t, "the sleep to run", func() bool { return regexpLine(h.ok("ls"), "s", "1") })
+		if out := h.ok("ls"); !strings.Contains(out, " ~") || !strings.Contains(out, "~ as last measured") {
+			t.Errorf("ls does not mark the figures of a running session as last measured:\n%s", out)
+		}
 		_, errOut, status := h.run("commit", "s", "busy")
 		if status == 0 || !strings.Contains(errOut, "in use") {
 			t.Errorf("commit of a session in use: status %d, stderr %q; want a refusal", status, errOut)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -94,9 +95,19 @@ func cmdLs(c *ctx, args []string) error {
 			fmt.Fprintf(tw, "%s\tdamaged: %s\n", r.Name, r.Damaged)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", r.Name, r.Base, r.Shells, progress.HumanSize(r.Size), r.Changes, when(r.Created), when(r.LastEntered))
+		stale := ""
+		if r.Stale {
+			stale = "~"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%s\t%s%d\t%s\t%s\n", r.Name, r.Base, r.Shells, stale, progress.HumanSize(r.Size), stale, r.Changes, when(r.Created), when(r.LastEntered))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(rows, func(r lsRow) bool { return r.Stale }) {
+		fmt.Fprintln(out, "~ as last measured: something runs inside")
+	}
+	return nil
 }
 
 // lsRow is one session as `ls` shows it, and as --json gives it.
@@ -109,6 +120,9 @@ type lsRow struct {
 	Created     time.Time `json:"created"`
 	LastEntered time.Time `json:"last_entered"`
 	Damaged     string    `json:"damaged,omitempty"`
+	// Stale: something runs inside, and size and changes are as last
+	// measured (shown "~" in the table).
+	Stale bool `json:"stale,omitempty"`
 }
 
 func newLsRow(st *session.Store, e *session.Entry) lsRow {
@@ -118,7 +132,7 @@ func newLsRow(st *session.Store, e *session.Entry) lsRow {
 		return r
 	}
 	r.Shells = st.Shells(m.Name)
-	r.Size, r.Changes = e.Stats.Size, e.Stats.Changes
+	r.Size, r.Changes, r.Stale = e.Stats.Size, e.Stats.Changes, e.Stats.Stale
 	return r
 }
 

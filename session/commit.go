@@ -34,6 +34,9 @@ func (s *Store) Commit(name, newBase string, force bool, progress io.Writer) (*l
 	if err := s.checkNewBase(newBase); err != nil {
 		return nil, err
 	}
+	if !hasEntries(s.upperDir(name)) {
+		return nil, fmt.Errorf("session %q has no changes to commit: it is base %s as it is", name, m.Base)
+	}
 	if sandbox.Rootless() != m.UserXattr {
 		return nil, fmt.Errorf("session %q was made %s and can only be committed that way", name, privilegeWord(m.UserXattr))
 	}

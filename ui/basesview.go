@@ -68,7 +68,7 @@ func (v *basesView) update(msg tea.KeyMsg, m *Model) (back bool, cmd tea.Cmd) {
 		size, _ := b.Size()
 		name, st := b.Name, v.c.store
 		m.dialog = newConfirm(v.c, "Remove base "+name,
-			fmt.Sprintf("Remove base %s? Its layers only it uses are deleted (%s on disk).", name, progress.HumanSize(size)),
+			fmt.Sprintf("Remove base %s? The layers no other base uses are deleted (%s on disk).", name, progress.HumanSize(size)),
 			func() tea.Cmd {
 				return v.c.task("removing base "+name, func() (string, error) {
 					freed, err := st.RemoveBase(name)
