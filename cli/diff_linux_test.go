@@ -446,3 +446,41 @@ func BenchmarkDiff(b *testing.B) {
 	find := variant{"find", timed(func() *exec.Cmd { return exec.Command("sh", "-c", "find "+upper+" | wc -l") })}
 	measure(b, diff, &find)
 }
+
+// What the sandbox makes only to mount on (a --bind target, /proc on a
+// base without one) is in the upper dir, but no change of the session's:
+// diff, export and commit leave it out.
+func TestMountPointsAreNoChanges(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		src := filepath.Join(h.dir, "shared")
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.ok("new", "--base", "bb", "--bind", src+":/src/inner", "s")
+		h.ok("run", "s", "--", "sh", "-c", "echo x > /root/x")
+		upper := filepath.Join(h.store, "sessions", "s", "upper")
+		if _, err := os.Lstat(filepath.Join(upper, "src", "inner")); err != nil {
+			t.Fatalf("the bind target is not in the upper dir, so the test shows nothing: %v", err)
+		}
+		if out := h.ok("diff", "s"); out != "A /root/x\n" {
+			t.Errorf("diff s: %q, want only the session's own file", out)
+		}
+		tarball := filepath.Join(src, "s.tar")
+		if err := os.Chown(src, h.u.uid, h.u.gid); err != nil {
+			t.Fatal(err)
+		}
+		h.ok("export", "s", tarball)
+		data, err := os.ReadFile(tarball)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if names := tarNames(t, data); !slices.Equal(names, []string{"root/x"}) {
+			t.Errorf("export holds %v, want only root/x", names)
+		}
+		h.ok("commit", "s", "b2")
+		h.ok("new", "--base", "b2", "t")
+		if out := h.ok("run", "t", "--", "sh", "-c", "cat /root/x; ls -d /src 2>&1 | grep -c 'No such'"); out != "x\n1\n" {
+			t.Errorf("a session on the committed base sees %q, want /root/x and no /src", out)
+		}
+	})
+}

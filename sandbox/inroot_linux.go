@@ -141,15 +141,27 @@ func createIn(rootfd int, parent []string, name string, file bool) error {
 		defer unix.Close(fd)
 		dirfd = fd
 	}
-	if !file {
-		return unix.Mkdirat(dirfd, name, 0o755)
+	var fd int
+	var err error
+	if file {
+		fd, err = unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	} else if err = unix.Mkdirat(dirfd, name, 0o755); err == nil {
+		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return err
 	}
+	// Best effort: a file system without user.* attributes just shows
+	// the mount point as a change.
+	_ = unix.Fsetxattr(fd, MountpointXattr, []byte("1"), 0)
 	return unix.Close(fd)
 }
+
+// MountpointXattr marks what a session's root was given only to mount
+// on (an /etc/hosts its base lacks, a --bind target): it lands in the
+// session's upper dir, but is no change of the session's own, and diff,
+// export and commit leave it out.
+const MountpointXattr = "user.incarnate.mountpoint"
 
 // mountpoint returns a path to mount on for target, and a function to
 // call once mounted. Targets inside the root being built are resolved

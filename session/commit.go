@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -34,7 +35,7 @@ func (s *Store) Commit(name, newBase string, force bool, progress io.Writer) (*l
 	if err := s.checkNewBase(newBase); err != nil {
 		return nil, err
 	}
-	if !hasEntries(s.upperDir(name)) {
+	if changes, err := s.Diff(name); err == nil && len(changes) == 0 {
 		return nil, fmt.Errorf("session %q has no changes to commit: it is base %s as it is", name, m.Base)
 	}
 	if sandbox.Rootless() != m.UserXattr {
@@ -57,7 +58,7 @@ func (s *Store) Commit(name, newBase string, force bool, progress io.Writer) (*l
 		return nil, err
 	}
 	defer lk.release()
-	id, err := s.Layers.NewLayer(func(dst string) error { return s.freeze(name, dst, progress) })
+	id, err := s.Layers.NewLayer(func(dst string) error { return s.freeze(m, dst, progress) })
 	if err != nil {
 		return nil, err
 	}
@@ -90,15 +91,33 @@ func (s *Store) checkNewBase(name string) error {
 // freeze copies session name's upper dir to dst (under tmp/) and makes it
 // durable before the layer is published: a base is meant to outlive the
 // session, so a power cut must not leave it with empty files.
-func (s *Store) freeze(name, dst string, progress io.Writer) error {
-	if err := s.copyUpper(name, dst, "copying "+name, progress); err != nil {
+func (s *Store) freeze(m *Meta, dst string, progress io.Writer) error {
+	if err := s.copyUpper(m.Name, dst, "copying "+m.Name, progress); err != nil {
 		return err
 	}
+	dropMountPoints(dst, mountPoints(m))
 	if err := syncFS(dst); err != nil {
 		return err
 	}
 	faults.Point("commit-copied")
 	return nil
+}
+
+// dropMountPoints removes from a layer being made what the sandbox made
+// only to mount on (see mountPoints): empty, and marked so.
+func dropMountPoints(layer string, points map[string]bool) {
+	paths := slices.Collect(maps.Keys(points))
+	slices.SortFunc(paths, func(a, b string) int { return len(b) - len(a) }) // deepest first
+	for _, p := range paths {
+		full := layer + p
+		var st unix.Stat_t
+		if unix.Lstat(full, &st) != nil || (st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Size != 0) {
+			continue
+		}
+		if _, err := unix.Lgetxattr(full, sandbox.MountpointXattr, nil); err == nil {
+			_ = os.Remove(full) // a directory with more in it stays
+		}
+	}
 }
 
 func syncFS(dir string) error {

@@ -92,7 +92,13 @@ func xattrPrefix(userxattr bool) string {
 // is the tree's, each directory's entries sorted by name and a directory
 // before what it holds: stable, and the order a tar must have.
 func DiffUpper(upper string, lowers []string, prefix string) ([]Change, error) {
-	d := &differ{prefix: prefix, upper: upper, buf: make([]byte, 256)}
+	return diffUpper(upper, lowers, prefix, nil)
+}
+
+// diffUpper is DiffUpper leaving out, of the paths in mounts, those made
+// only to mount on (see mountPoints).
+func diffUpper(upper string, lowers []string, prefix string, mounts map[string]bool) ([]Change, error) {
+	d := &differ{prefix: prefix, upper: upper, buf: make([]byte, 256), mounts: mounts}
 	uf, err := openDir(unix.AT_FDCWD, upper, upper)
 	if err != nil {
 		return nil, err
@@ -117,7 +123,8 @@ type differ struct {
 	prefix  string // "trusted.overlay." or "user.overlay."
 	upper   string
 	changes []Change
-	buf     []byte // for xattr values
+	buf     []byte          // for xattr values
+	mounts  map[string]bool // where mount points may have been made
 }
 
 // lowerDir is one lower layer's directory at the path being walked.
@@ -174,7 +181,19 @@ func listNames(below []lowerDir, upperEntries int) {
 	}
 }
 
-func (d *differ) add(p string, k Kind) { d.changes = append(d.changes, Change{Path: p, Kind: k}) }
+func (d *differ) add(p string, k Kind) {
+	if k == Added && d.mounts[p] && d.madeToMountOn(p) {
+		return
+	}
+	d.changes = append(d.changes, Change{Path: p, Kind: k})
+}
+
+// madeToMountOn reports whether path p of the upper dir was made by the
+// sandbox to mount on, not by the session.
+func (d *differ) madeToMountOn(p string) bool {
+	_, err := unix.Lgetxattr(d.upper+p, sandbox.MountpointXattr, nil)
+	return err == nil
+}
 
 // root reports "/" as modified when the upper root's own mode or owner
 // differ from the lower one's (a chmod of / inside).
@@ -423,7 +442,7 @@ func (s *Store) Diff(name string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	return DiffUpper(s.upperDir(name), lowers, xattrPrefix(m.UserXattr))
+	return diffUpper(s.upperDir(name), lowers, xattrPrefix(m.UserXattr), mountPoints(m))
 }
 
 func (s *Store) upperDir(name string) string { return filepath.Join(s.Dir(name), "upper") }

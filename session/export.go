@@ -36,7 +36,7 @@ func (s *Store) Export(name string, w io.Writer) (int, error) {
 		return 0, err
 	}
 	upper, prefix := s.upperDir(name), xattrPrefix(m.UserXattr)
-	changes, err := DiffUpper(upper, lowers, prefix)
+	changes, err := diffUpper(upper, lowers, prefix, mountPoints(m))
 	if err != nil {
 		return 0, err
 	}

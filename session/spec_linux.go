@@ -41,7 +41,7 @@ func (s *Store) rootOps(m *Meta) ([]sandbox.Op, error) {
 		ops = append(ops, sandbox.MountTmpfs{Target: filepath.Join(root, s.Root), Mode: 0o700})
 	}
 	// Name resolution works out of the box: the host's view, read-only.
-	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+	for _, f := range nameFiles {
 		ops = append(ops, sandbox.Bind{Src: f, Dst: root + f, Optional: true})
 	}
 	for _, b := range m.Binds {
@@ -59,6 +59,26 @@ func (s *Store) rootOps(m *Meta) ([]sandbox.Op, error) {
 		sandbox.Hostname{Name: hostname},
 		sandbox.Dumpable{On: false},
 	), nil
+}
+
+// nameFiles are the host's files a session reads names through.
+var nameFiles = []string{"/etc/resolv.conf", "/etc/hosts"}
+
+// mountPoints are the paths rootOps mounts on in session m's root, and
+// the directories above them: those its base lacks are made in the upper
+// dir, marked with sandbox.MountpointXattr.
+func mountPoints(m *Meta) map[string]bool {
+	points := map[string]bool{}
+	targets := append([]string{"/proc", "/dev", "/sys"}, nameFiles...)
+	for _, b := range m.Binds {
+		targets = append(targets, b.Dst)
+	}
+	for _, t := range targets {
+		for ; t != "/" && t != "." && !points[t]; t = filepath.Dir(t) {
+			points[t] = true
+		}
+	}
+	return points
 }
 
 // cloneflags are the namespaces session m's keeper is created in.
