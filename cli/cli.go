@@ -116,10 +116,11 @@ func dispatch(c *ctx, args []string) error {
 		if len(rest) > 1 {
 			return showHelp(c, rest[1])
 		}
-		printUsage(c.stdout)
 		if len(rest) == 0 && !*help {
-			return exitStatus(2)
+			printUsage(c.stderr)
+			return usagef("no command: the interface needs a terminal on stdin and stdout; give a command to run without one")
 		}
+		printUsage(c.stdout)
 		return nil
 	}
 	for _, cmd := range commands() {

@@ -289,6 +289,9 @@ func TestCommitRefusals(t *testing.T) {
 		h.ok("run", "s", "--", "sh", "-c", "echo x > /root/x")
 		h.ok("commit", "s", "taken")
 		h.ok("new", "--base", "bb", "empty")
+		if out := h.ok("ls", "--json"); !strings.Contains(out, `"last_entered": null`) {
+			t.Errorf("ls --json gives a never-entered session a time:\n%s", out)
+		}
 		layersBefore := dirNames(t, filepath.Join(h.store, "layers"))
 		tests := []struct {
 			args   []string

@@ -99,7 +99,7 @@ func cmdLs(c *ctx, args []string) error {
 		if r.Stale {
 			stale = "~"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%s\t%s%d\t%s\t%s\n", r.Name, r.Base, r.Shells, stale, progress.HumanSize(r.Size), stale, r.Changes, when(r.Created), when(r.LastEntered))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%s\t%s%d\t%s\t%s\n", r.Name, r.Base, r.Shells, stale, progress.HumanSize(r.Size), stale, r.Changes, when(r.Created), whenPtr(r.LastEntered))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -112,14 +112,14 @@ func cmdLs(c *ctx, args []string) error {
 
 // lsRow is one session as `ls` shows it, and as --json gives it.
 type lsRow struct {
-	Name        string    `json:"name"`
-	Base        string    `json:"base"`
-	Shells      int       `json:"shells"`
-	Size        int64     `json:"size"`
-	Changes     int       `json:"changes"`
-	Created     time.Time `json:"created"`
-	LastEntered time.Time `json:"last_entered"`
-	Damaged     string    `json:"damaged,omitempty"`
+	Name        string     `json:"name"`
+	Base        string     `json:"base"`
+	Shells      int        `json:"shells"`
+	Size        int64      `json:"size"`
+	Changes     int        `json:"changes"`
+	Created     time.Time  `json:"created"`
+	LastEntered *time.Time `json:"last_entered"` // null: never entered
+	Damaged     string     `json:"damaged,omitempty"`
 	// Stale: something runs inside, and size and changes are as last
 	// measured (shown "~" in the table).
 	Stale bool `json:"stale,omitempty"`
@@ -127,7 +127,10 @@ type lsRow struct {
 
 func newLsRow(st *session.Store, e *session.Entry) lsRow {
 	m := e.Meta
-	r := lsRow{Name: m.Name, Base: m.Base, Created: m.Created, LastEntered: m.LastEntered, Damaged: m.Damaged}
+	r := lsRow{Name: m.Name, Base: m.Base, Created: m.Created, Damaged: m.Damaged}
+	if !m.LastEntered.IsZero() {
+		r.LastEntered = &m.LastEntered
+	}
 	if m.Damaged != "" {
 		return r
 	}
@@ -140,6 +143,13 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+func whenPtr(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return when(*t)
 }
 
 func when(t time.Time) string {

@@ -27,7 +27,8 @@ type newDialog struct {
 	taken    func(string) bool
 	keys     dialogKeys
 	err      string
-	optErr   string // what the options field says is wrong
+	hostErr  string // what is wrong with the host name
+	optErr   string // what the other options say is wrong
 }
 
 const (
@@ -67,7 +68,13 @@ func (d *newDialog) setBases(bases []*layers.Base, want string) {
 
 func (d *newDialog) validate() {
 	d.err = validateName("session", d.name.Value(), d.taken)
-	d.optErr = ""
+	d.hostErr, d.optErr = "", ""
+	if h := strings.TrimSpace(d.hostname.Value()); h != "" {
+		if err := layers.ValidateName("host", h); err != nil {
+			d.hostErr = err.Error() // shown under its own field
+			return
+		}
+	}
 	if _, err := d.options(); err != nil {
 		d.optErr = err.Error()
 	}
@@ -94,7 +101,7 @@ func (d *newDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
 	case key.Matches(msg, d.keys.Cancel):
 		return true, nil
 	case key.Matches(msg, d.keys.Submit):
-		if d.err != "" || d.optErr != "" || len(d.bases) == 0 {
+		if d.err != "" || d.hostErr != "" || d.optErr != "" || len(d.bases) == 0 {
 			return false, nil
 		}
 		return true, d.create()
@@ -203,6 +210,9 @@ func (d *newDialog) view(w int) string {
 	}
 	body = append(body, label(fieldNet, "Network"), "  "+st.Text.Render(check+" no network (loopback only)"))
 	body = append(body, label(fieldHostname, "Host name"), "  "+d.hostname.View())
+	if d.hostErr != "" {
+		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.hostErr))
+	}
 	body = append(body, label(fieldBinds, "Binds from the host"), "  "+d.binds.View())
 	if d.optErr != "" {
 		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.optErr))
@@ -213,7 +223,7 @@ func (d *newDialog) view(w int) string {
 func (d *newDialog) ShortHelp() []key.Binding {
 	submit := d.keys.Submit
 	submit.SetHelp("enter", "create")
-	submit.SetEnabled(d.err == "" && d.optErr == "" && len(d.bases) > 0)
+	submit.SetEnabled(d.err == "" && d.hostErr == "" && d.optErr == "" && len(d.bases) > 0)
 	next := d.keys.Next
 	keys := []key.Binding{next}
 	switch d.focus {

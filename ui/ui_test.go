@@ -505,3 +505,20 @@ func TestDialogHints(t *testing.T) {
 	tm.Send(press("enter")) // refused: the dialog stays
 	waitScreen(t, m, "the dialog still open", func(s string) bool { return strings.Contains(s, "Import a base") })
 }
+
+// A bad host name is said under the host name, not under the binds.
+func TestNewDialogHostNameError(t *testing.T) {
+	st := threeSessions(t)
+	m, tm := openList(t, st)
+	tm.Send(press("n"))
+	waitFor(t, tm, "New session")
+	tm.Send(press("box"))
+	for range 3 {
+		tm.Send(press("tab"))
+	}
+	tm.Send(press("no/slash"))
+	waitScreen(t, m, "the host name error under its field", func(s string) bool {
+		host, errAt, binds := strings.Index(s, "Host name"), strings.Index(s, "✗"), strings.Index(s, "Binds from the host")
+		return host >= 0 && errAt > host && binds > errAt
+	})
+}
