@@ -174,6 +174,46 @@ func TestCrashesLeaveTheStoreWhole(t *testing.T) {
 	})
 }
 
+// A reset killed between its steps leaves the upper dir moved away with
+// an empty one beside it, or no work dir, or a spare empty upper: the
+// next command that enters, resets, copies or commits the session
+// finishes the reset instead of failing on it.
+func TestHalfResetIsFinished(t *testing.T) {
+	h := newHarness(t, rootUser)
+	dir := func(name string) string { return filepath.Join(h.store, "sessions", name) }
+	states := map[string]func(d string) error{
+		"upper moved, empty one not yet in place": func(d string) error {
+			if err := os.Rename(filepath.Join(d, "upper"), filepath.Join(h.store, "trash", "gone")); err != nil {
+				return err
+			}
+			return os.Mkdir(filepath.Join(d, "upper.new"), 0o755)
+		},
+		"work dir not yet made again":         func(d string) error { return os.RemoveAll(filepath.Join(d, "work")) },
+		"empty upper made, nothing moved yet": func(d string) error { return os.Mkdir(filepath.Join(d, "upper.new"), 0o755) },
+	}
+	for what, crash := range states {
+		for _, next := range [][]string{{"run", "s", "--", "true"}, {"reset", "--yes", "s"}, {"clone", "s", "c"}, {"commit", "s", "b"}} {
+			h.ok("new", "--base", "bb", "s")
+			h.ok("run", "s", "--", "touch", "/kept")
+			if err := crash(dir("s")); err != nil {
+				t.Fatal(err)
+			}
+			if _, stderr, status := h.run(next...); status != 0 {
+				t.Errorf("%s, then %v: exit %d, %s", what, next, status, stderr)
+			}
+			if out := h.ok("run", "s", "--", "sh", "-c", "ls /kept 2>/dev/null; echo ok"); !strings.HasSuffix(out, "ok\n") {
+				t.Errorf("%s, then %v: the session shows %q", what, next, out)
+			}
+			if _, err := os.Lstat(filepath.Join(dir("s"), "upper.new")); err == nil {
+				t.Errorf("%s, then %v: upper.new is still there", what, next)
+			}
+			h.ok("rm", "--yes", "s")
+			h.run("rm", "--yes", "c")
+			h.run("base", "rm", "--yes", "b")
+		}
+	}
+}
+
 func exists(h *harness, name string) bool {
 	return regexpLineName(h.ok("ls"), name)
 }

@@ -36,13 +36,13 @@ func (s *Store) Reset(name string, force bool) error {
 	defer lk.release()
 	dir := s.Dir(name)
 	fresh := filepath.Join(dir, "upper.new")
-	_ = fsutil.RemoveTree(fresh) // a reset that crashed before its rename
 	if err := os.Mkdir(fresh, 0o755); err != nil {
 		return err
 	}
 	// The old upper goes to trash in one rename and the empty one takes
-	// its place in another: a crash between them leaves no upper, which
-	// the next reset or entry recreates (see ensureUpper).
+	// its place in another: a crash anywhere in between is finished by
+	// the next command that claims the session or enters it (see
+	// ensureUpper).
 	if err := s.toTrash(filepath.Join(dir, "upper"), name+"-upper"); err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (s *Store) copyUpper(name, dst, label string, w io.Writer) error {
 
 // claim takes session name's lock for a change that must not happen
 // while it runs: refused when it is in use, unless force, which stops
-// what runs inside first.
+// what runs inside first. A reset a crash cut short is finished first.
 func (s *Store) claim(name string, force bool) (*sessionLock, error) {
 	if err := s.Exists(name); err != nil {
 		return nil, err
@@ -146,19 +146,29 @@ func (s *Store) claim(name string, force bool) (*sessionLock, error) {
 	if errors.Is(err, layers.ErrInUse) {
 		return nil, fmt.Errorf("session %q is in use (%d running inside): stop it first (incarnate stop %s) or pass --force", name, s.Shells(name), name)
 	}
-	return lk, err
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ensureUpper(name); err != nil {
+		lk.release()
+		return nil, err
+	}
+	return lk, nil
 }
 
-// ensureUpper finishes a reset that crashed between its two renames: the
-// empty upper it had made takes its place. A session is never entered
-// without both of its overlay dirs.
+// ensureUpper finishes a reset that a crash cut short, whichever of its
+// steps it reached: an empty upper it had made takes the place of the
+// one it moved to trash, one made too early is dropped, and a missing
+// work dir is made. A session is never entered, reset, copied or
+// committed without both of its overlay dirs.
 func (s *Store) ensureUpper(name string) error {
 	dir := s.Dir(name)
-	upper := filepath.Join(dir, "upper")
+	upper, fresh := filepath.Join(dir, "upper"), filepath.Join(dir, "upper.new")
 	if _, err := os.Lstat(upper); err == nil {
-		return nil
-	}
-	if err := os.Rename(filepath.Join(dir, "upper.new"), upper); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := fsutil.RemoveTree(fresh); err != nil {
+			return err
+		}
+	} else if err := os.Rename(fresh, upper); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	for _, d := range []string{upper, filepath.Join(dir, "work")} {

@@ -3,6 +3,8 @@ package fsutil
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,20 +19,29 @@ type Workspace struct {
 	lock *os.File
 }
 
-// NewWorkspace makes and locks a fresh directory in tmpRoot.
+// NewWorkspace makes and locks a fresh directory in tmpRoot. It is made
+// under a hidden name and shows under its own only once locked: made and
+// then locked in place, a start-up clean-up running in between would
+// take it for debris.
 func NewWorkspace(tmpRoot, prefix string) (*Workspace, error) {
-	dir, err := os.MkdirTemp(tmpRoot, prefix)
+	hidden, err := os.MkdirTemp(tmpRoot, "."+prefix)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(dir)
+	f, err := os.Open(hidden)
 	if err != nil {
-		os.Remove(dir)
+		os.Remove(hidden)
 		return nil, err
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 		f.Close()
-		os.Remove(dir)
+		os.Remove(hidden)
+		return nil, err
+	}
+	dir := filepath.Join(tmpRoot, filepath.Base(hidden)[1:])
+	if err := os.Rename(hidden, dir); err != nil {
+		f.Close()
+		os.Remove(hidden)
 		return nil, err
 	}
 	return &Workspace{Dir: dir, lock: f}, nil
@@ -47,7 +58,10 @@ func (w *Workspace) Discard() error {
 }
 
 // CleanStale deletes every workspace in tmpRoot that no running
-// operation holds: what crashed operations left behind.
+// operation holds: what crashed operations left behind. What is not yet
+// a workspace (a hidden one being made, a file being written to link
+// elsewhere) is someone's work in progress unless it is older than
+// staleAfter: only a crash leaves it that long.
 func CleanStale(tmpRoot string) error {
 	ents, err := os.ReadDir(tmpRoot)
 	if err != nil {
@@ -55,6 +69,11 @@ func CleanStale(tmpRoot string) error {
 	}
 	for _, e := range ents {
 		p := filepath.Join(tmpRoot, e.Name())
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleAfter {
+				continue
+			}
+		}
 		f, err := os.Open(p)
 		if err != nil {
 			continue
@@ -66,3 +85,7 @@ func CleanStale(tmpRoot string) error {
 	}
 	return nil
 }
+
+// staleAfter is how long a file in tmp/ that is no workspace may be in
+// the making.
+const staleAfter = time.Minute
