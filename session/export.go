@@ -189,7 +189,7 @@ func (x *exporter) hardLink(hdr *tar.Header, st *unix.Stat_t) {
 // overlay's own: they describe this upper dir's relation to its lowers
 // and would mislead whatever applies the tarball.
 func exportXattrs(full string) (map[string]string, error) {
-	names, err := listXattr(full)
+	names, err := fsutil.ListXattrs(full)
 	if err != nil || len(names) == 0 {
 		return nil, err
 	}
@@ -198,62 +198,13 @@ func exportXattrs(full string) (map[string]string, error) {
 		if strings.HasPrefix(n, trustedPrefix) || strings.HasPrefix(n, userPrefix) {
 			continue
 		}
-		v, err := getXattr(full, n)
+		v, err := fsutil.GetXattr(full, n, nil)
 		if err != nil {
 			return nil, err
 		}
-		recs["SCHILY.xattr."+n] = v
+		recs["SCHILY.xattr."+n] = string(v)
 	}
 	return recs, nil
-}
-
-// listXattr asks for the size first: most files have no xattrs, and then
-// that one call is all.
-func listXattr(full string) ([]string, error) {
-	for {
-		n, err := unix.Llistxattr(full, nil)
-		if err == unix.ENOTSUP || err == nil && n == 0 {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "listxattr", Path: full, Err: err}
-		}
-		buf := make([]byte, n)
-		n, err = unix.Llistxattr(full, buf)
-		if err == unix.ERANGE {
-			continue // it grew meanwhile
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "listxattr", Path: full, Err: err}
-		}
-		return splitNul(buf[:n]), nil
-	}
-}
-
-func getXattr(full, name string) (string, error) {
-	for {
-		n, err := unix.Lgetxattr(full, name, nil)
-		if err == nil {
-			buf := make([]byte, n)
-			n, err = unix.Lgetxattr(full, name, buf)
-			if err == nil {
-				return string(buf[:n]), nil
-			}
-		}
-		if err != unix.ERANGE {
-			return "", &os.PathError{Op: "getxattr " + name, Path: full, Err: err}
-		}
-	}
-}
-
-func splitNul(b []byte) []string {
-	var out []string
-	for _, s := range strings.Split(string(b), "\x00") {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // copyContent copies exactly size bytes of full: a file that changed size

@@ -1,7 +1,6 @@
 package fsutil
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -350,13 +349,13 @@ var aclNames = []string{"system.posix_acl_access", "system.posix_acl_default"}
 // ordinary user) are left out, as cp -a leaves them. With inherited, ACLs
 // dst has and src lacks are removed.
 func copyXattrs(src, dst string, inherited bool) error {
-	names, err := listXattrs(src)
+	names, err := ListXattrs(src)
 	if err != nil {
 		return err
 	}
 	var buf []byte
 	for _, name := range names {
-		buf, err = getXattr(src, name, buf)
+		buf, err = GetXattr(src, name, buf)
 		if err != nil {
 			return err
 		}
@@ -374,45 +373,4 @@ func copyXattrs(src, dst string, inherited bool) error {
 		}
 	}
 	return nil
-}
-
-func listXattrs(path string) ([]string, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Llistxattr(path, buf)
-		switch {
-		case errors.Is(err, unix.ERANGE):
-			buf = make([]byte, 2*len(buf))
-			continue
-		case errors.Is(err, unix.ENOTSUP):
-			return nil, nil
-		case err != nil:
-			return nil, &os.PathError{Op: "listxattr", Path: path, Err: err}
-		}
-		var names []string
-		for _, name := range bytes.Split(buf[:n], []byte{0}) {
-			if len(name) > 0 {
-				names = append(names, string(name))
-			}
-		}
-		return names, nil
-	}
-}
-
-func getXattr(path, name string, buf []byte) ([]byte, error) {
-	buf = buf[:cap(buf)]
-	if len(buf) == 0 {
-		buf = make([]byte, 256)
-	}
-	for {
-		n, err := unix.Lgetxattr(path, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "getxattr " + name, Path: path, Err: err}
-		}
-		return buf[:n], nil
-	}
 }
