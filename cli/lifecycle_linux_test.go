@@ -198,7 +198,11 @@ func TestHalfResetIsFinished(t *testing.T) {
 			if err := crash(dir("s")); err != nil {
 				t.Fatal(err)
 			}
-			if _, stderr, status := h.run(next...); status != 0 {
+			_, stderr, status := h.run(next...)
+			// With its upper moved away the session is empty again: the
+			// commit is refused for that, not for the half-made reset.
+			emptied := what == "upper moved, empty one not yet in place" && next[0] == "commit"
+			if emptied && (status != 1 || !strings.Contains(stderr, "no changes to commit")) || !emptied && status != 0 {
 				t.Errorf("%s, then %v: exit %d, %s", what, next, status, stderr)
 			}
 			if out := h.ok("run", "s", "--", "sh", "-c", "ls /kept 2>/dev/null; echo ok"); !strings.HasSuffix(out, "ok\n") {

@@ -35,9 +35,6 @@ func (s *Store) Commit(name, newBase string, force bool, progress io.Writer) (*l
 	if err := s.checkNewBase(newBase); err != nil {
 		return nil, err
 	}
-	if changes, err := s.Diff(name); err == nil && len(changes) == 0 {
-		return nil, fmt.Errorf("session %q has no changes to commit: it is base %s as it is", name, m.Base)
-	}
 	if sandbox.Rootless() != m.UserXattr {
 		return nil, fmt.Errorf("session %q was made %s and can only be committed that way", name, privilegeWord(m.UserXattr))
 	}
@@ -96,6 +93,10 @@ func (s *Store) freeze(m *Meta, dst string, progress io.Writer) error {
 		return err
 	}
 	dropMountPoints(dst, mountPoints(m))
+	if !hasEntries(dst) {
+		// Found by the copy itself rather than a walk of its own first.
+		return fmt.Errorf("session %q has no changes to commit: it is base %s as it is", m.Name, m.Base)
+	}
 	if err := syncFS(dst); err != nil {
 		return err
 	}
