@@ -234,19 +234,6 @@ func (h *harness) baseLs() map[string]baseLsRow {
 	return byName
 }
 
-func (h *harness) dirNames(sub string) []string {
-	h.t.Helper()
-	ents, err := os.ReadDir(filepath.Join(h.store, sub))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func TestBaseLsAndRm(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
 		h.ok("new", "--base", "bb", "s")
@@ -267,7 +254,7 @@ func TestBaseLsAndRm(t *testing.T) {
 				t.Errorf("base rm %s: status %d, stderr %q; want a refusal saying %q", refusal.name, status, errOut, refusal.says)
 			}
 		}
-		layers := h.dirNames("layers")
+		layers := testbase.DirNames(t, filepath.Join(h.store, "layers"))
 		h.ok("rm", "--yes", "s", "t")
 		if out := h.ok("base", "rm", "--yes", "bb"); !strings.HasPrefix(out, "removed base bb (") {
 			t.Errorf("base rm: %q", out)
@@ -275,10 +262,10 @@ func TestBaseLsAndRm(t *testing.T) {
 		if _, ok := h.baseLs()["bb"]; ok {
 			t.Errorf("bb still listed after base rm")
 		}
-		if got := h.dirNames("layers"); len(layers) != 1 || len(got) != 0 {
+		if got := testbase.DirNames(t, filepath.Join(h.store, "layers")); len(layers) != 1 || len(got) != 0 {
 			t.Errorf("layers before %v, after %v; want bb's one layer gone", layers, got)
 		}
-		if got := h.dirNames("bases"); len(got) != 0 {
+		if got := testbase.DirNames(t, filepath.Join(h.store, "bases")); len(got) != 0 {
 			t.Errorf("bases/ holds %v after the last base went", got)
 		}
 	})
@@ -289,7 +276,7 @@ func TestBaseLsAndRm(t *testing.T) {
 func TestBaseImportCrash(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
 		src := h.shareFile("bb.tar.gz", testbase.Compress(t, "gz", tarTree(t, h.base)))
-		bbLayer := h.dirNames("layers")
+		bbLayer := testbase.DirNames(t, filepath.Join(h.store, "layers"))
 		for _, point := range []string{"import-unpacked", "import-layer"} {
 			cmd := h.command("base", "import", "crash", src)
 			cmd.Env = append(cmd.Env, "INCARNATE_FAULT="+point)
@@ -301,18 +288,18 @@ func TestBaseImportCrash(t *testing.T) {
 			if _, ok := h.baseLs()["crash"]; ok {
 				t.Errorf("killed at %s, the base is listed", point)
 			}
-			if got := h.dirNames("bases"); strings.Join(got, ",") != "bb.json" {
+			if got := testbase.DirNames(t, filepath.Join(h.store, "bases")); strings.Join(got, ",") != "bb.json" {
 				t.Errorf("killed at %s: bases/ holds %v", point, got)
 			}
-			if got := h.dirNames("layers"); point == "import-unpacked" && strings.Join(got, ",") != strings.Join(bbLayer, ",") {
+			if got := testbase.DirNames(t, filepath.Join(h.store, "layers")); point == "import-unpacked" && strings.Join(got, ",") != strings.Join(bbLayer, ",") {
 				t.Errorf("killed at %s: layers/ holds %v, want only %v", point, got, bbLayer)
 			}
 		}
 		h.ok("base", "import", "crash", src)
-		if got := h.dirNames("layers"); len(got) != 2 {
+		if got := testbase.DirNames(t, filepath.Join(h.store, "layers")); len(got) != 2 {
 			t.Errorf("after the crashes and a good import, layers/ holds %v; want bb's and crash's", got)
 		}
-		if got := h.dirNames("tmp"); len(got) != 0 {
+		if got := testbase.DirNames(t, filepath.Join(h.store, "tmp")); len(got) != 0 {
 			t.Errorf("tmp/ still holds %v after the next start", got)
 		}
 		h.ok("new", "--base", "crash", "c")

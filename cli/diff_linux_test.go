@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/internal/testbase"
 )
 
 // diffScript makes one change of each kind in a session on diffBase.
@@ -292,7 +293,7 @@ func TestCommitRefusals(t *testing.T) {
 		if out := h.ok("ls", "--json"); !strings.Contains(out, `"last_entered": null`) {
 			t.Errorf("ls --json gives a never-entered session a time:\n%s", out)
 		}
-		layersBefore := dirNames(t, filepath.Join(h.store, "layers"))
+		layersBefore := testbase.DirNames(t, filepath.Join(h.store, "layers"))
 		tests := []struct {
 			args   []string
 			status int
@@ -311,7 +312,7 @@ func TestCommitRefusals(t *testing.T) {
 				t.Errorf("incarnate %v: status %d, stderr %q; want %d and %q", tc.args, status, errOut, tc.status, tc.want)
 			}
 		}
-		if got := dirNames(t, filepath.Join(h.store, "layers")); !slices.Equal(got, layersBefore) {
+		if got := testbase.DirNames(t, filepath.Join(h.store, "layers")); !slices.Equal(got, layersBefore) {
 			t.Errorf("refused commits changed layers/: %v, was %v", got, layersBefore)
 		}
 
@@ -344,7 +345,7 @@ func TestCommitKilledLeavesNoBase(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
 		h.ok("new", "--base", "bb", "s")
 		h.ok("run", "s", "--", "sh", "-c", "echo x > /root/x; rm /etc/group")
-		layersBefore := dirNames(t, filepath.Join(h.store, "layers"))
+		layersBefore := testbase.DirNames(t, filepath.Join(h.store, "layers"))
 		cmd := h.command("commit", "s", "b2")
 		cmd.Env = append(cmd.Env, "INCARNATE_FAULT=commit-copied")
 		var stderr bytes.Buffer
@@ -356,34 +357,21 @@ func TestCommitKilledLeavesNoBase(t *testing.T) {
 		if regexpLineName(h.ok("base", "ls"), "b2") {
 			t.Errorf("a killed commit left base b2")
 		}
-		if got := dirNames(t, filepath.Join(h.store, "layers")); !slices.Equal(got, layersBefore) {
+		if got := testbase.DirNames(t, filepath.Join(h.store, "layers")); !slices.Equal(got, layersBefore) {
 			t.Errorf("a killed commit left layers/ %v, was %v", got, layersBefore)
 		}
 		h.ok("commit", "s", "b2")
-		if got := dirNames(t, filepath.Join(h.store, "layers")); len(got) != len(layersBefore)+1 {
+		if got := testbase.DirNames(t, filepath.Join(h.store, "layers")); len(got) != len(layersBefore)+1 {
 			t.Errorf("after the rerun layers/ holds %v", got)
 		}
 		if !emptyDir(filepath.Join(h.store, "tmp")) {
-			t.Errorf("tmp/ keeps the killed commit's copy: %v", dirNames(t, filepath.Join(h.store, "tmp")))
+			t.Errorf("tmp/ keeps the killed commit's copy: %v", testbase.DirNames(t, filepath.Join(h.store, "tmp")))
 		}
 		h.ok("new", "--base", "b2", "t")
 		if out := h.ok("run", "t", "--", "sh", "-c", "cat /root/x; [ -e /etc/group ] || echo no-group"); out != "x\nno-group\n" {
 			t.Errorf("session on the rerun's base sees %q", out)
 		}
 	})
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // On the host base as root, diff reads "/" as the overlay does. A commit

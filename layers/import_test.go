@@ -277,19 +277,6 @@ func addBase(t *testing.T, s *Store, name string, ids ...string) {
 	}
 }
 
-func layerDirs(t *testing.T, s *Store) []string {
-	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(s.Root, "layers"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, e := range ents {
-		ids = append(ids, e.Name())
-	}
-	return ids
-}
-
 func TestRemoveBase(t *testing.T) {
 	s := openStore(t)
 	low, top := fakeLayer(t, s), fakeLayer(t, s)
@@ -322,7 +309,7 @@ func TestRemoveBase(t *testing.T) {
 		if (freed > 0) != st.freed {
 			t.Errorf("remove %s freed %d bytes; want some: %v", st.base, freed, st.freed)
 		}
-		if got := layerDirs(t, s); strings.Join(got, ",") != strings.Join(st.layers, ",") {
+		if got := testbase.DirNames(t, filepath.Join(s.Root, "layers")); strings.Join(got, ",") != strings.Join(st.layers, ",") {
 			t.Errorf("after removing %s, layers %v; want %v", st.base, got, st.layers)
 		}
 		if _, err := s.Get(st.base); !errors.Is(err, ErrNotExist) {
@@ -344,12 +331,12 @@ func TestSweepOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.SweepOrphans()
-	if got := layerDirs(t, s); len(got) != 2 {
+	if got := testbase.DirNames(t, filepath.Join(s.Root, "layers")); len(got) != 2 {
 		t.Fatalf("a sweep during an import left %v; want both layers", got)
 	}
 	s.release([]string{pending}) // the importer dies: the kernel drops its lock
 	other.SweepOrphans()
-	if got := layerDirs(t, s); len(got) != 1 || got[0] != named {
+	if got := testbase.DirNames(t, filepath.Join(s.Root, "layers")); len(got) != 1 || got[0] != named {
 		t.Errorf("after the importer died, layers %v; want only %s", got, named)
 	}
 	assertEmpty(t, filepath.Join(s.Root, "tmp"))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/internal/testbase"
 )
 
 // The start-up clean-up deletes what crashed operations left, and never
@@ -34,7 +35,7 @@ func TestCleanStale(t *testing.T) {
 	if err := fsutil.CleanStale(tmp); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, tmp); len(got) != 3 || got[0] != ".session-being-made" || got[1] != "new-base.json-1" || got[2] != filepath.Base(live.Dir) {
+	if got := testbase.DirNames(t, tmp); len(got) != 3 || got[0] != ".session-being-made" || got[1] != "new-base.json-1" || got[2] != filepath.Base(live.Dir) {
 		t.Fatalf("after a clean-up tmp/ holds %v; want the hidden dir, the file and the live workspace", got)
 	}
 	old := time.Now().Add(-2 * time.Minute)
@@ -46,20 +47,7 @@ func TestCleanStale(t *testing.T) {
 	if err := fsutil.CleanStale(tmp); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, tmp); len(got) != 1 || got[0] != filepath.Base(live.Dir) {
+	if got := testbase.DirNames(t, tmp); len(got) != 1 || got[0] != filepath.Base(live.Dir) {
 		t.Errorf("after a clean-up of old leftovers tmp/ holds %v; want only the live workspace", got)
 	}
-}
-
-func names(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	return out
 }

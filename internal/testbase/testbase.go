@@ -82,3 +82,17 @@ func SharedDir(t testing.TB) string {
 	})
 	return dir
 }
+
+// DirNames lists the names in dir, sorted (as os.ReadDir gives them).
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
