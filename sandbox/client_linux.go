@@ -13,7 +13,10 @@ import (
 // KeeperConfig starts a session's keeper.
 type KeeperConfig struct {
 	// Root builds the session's root, as in Spec.Root.
-	Root       []Op
+	Root []Op
+	// Process is the confinement the keeper imposes on every process it
+	// starts (UserNamespace among it, and applied first).
+	Process    []Op
 	Cloneflags uintptr
 	Rootless   bool
 	// Socket is the path the keeper listens on. Any file there is stale
@@ -22,12 +25,15 @@ type KeeperConfig struct {
 	// Lock is the session's lock; the keeper holds it for as long as it
 	// lives, so nothing else can change the session meanwhile.
 	Lock *os.File
+	// RangeLock holds the session's id range, for as long as the keeper
+	// lives; nil when it has none (an ordinary user's session).
+	RangeLock *os.File
 }
 
 // StartKeeper starts a keeper and returns once its root is built and it
 // listens, or with the *OpError of the op that failed.
 func StartKeeper(cfg KeeperConfig) error {
-	spec := Spec{Root: cfg.Root}
+	spec := Spec{Root: cfg.Root, Process: cfg.Process}
 	if err := spec.validateOps(); err != nil {
 		return err
 	}
@@ -56,10 +62,12 @@ func StartKeeper(cfg KeeperConfig) error {
 	mapCallerToRoot(attr, cfg.Rootless)
 	// No parent-death signal: the keeper outlives the client that started
 	// it whenever another one has joined.
+	files := []uintptr{null.Fd(), null.Fd(), null.Fd(), specR.Fd(), errW.Fd(), ln.Fd(), cfg.Lock.Fd()}
+	if cfg.RangeLock != nil {
+		files = append(files, cfg.RangeLock.Fd()) // rangeFd
+	}
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{keeperArg0}, &syscall.ProcAttr{
-		Env:   []string{},
-		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), specR.Fd(), errW.Fd(), ln.Fd(), cfg.Lock.Fd()},
-		Sys:   attr,
+		Env: []string{}, Files: files, Sys: attr,
 	})
 	specR.Close()
 	errW.Close()
@@ -122,7 +130,8 @@ func listen(path string) (*os.File, error) {
 
 // Conn is a connection to a keeper.
 type Conn struct {
-	pc *packetConn
+	pc    *packetConn
+	relay *relay // the streams of a process without a terminal
 }
 
 // Dial connects to the keeper on path, or returns ErrNoKeeper.
@@ -148,34 +157,48 @@ func Dial(path string) (*Conn, error) {
 }
 
 // Close hangs up.
-func (c *Conn) Close() error { return c.pc.Close() }
+func (c *Conn) Close() error {
+	if c.relay != nil {
+		c.relay.abandon()
+	}
+	return c.pc.Close()
+}
 
-// Spawn starts a process. Without a terminal, stdio are its streams.
-// With one, the returned file is the pty master. A keeper that went away
-// before answering gives ErrNoKeeper: the caller starts a new one.
-func (c *Conn) Spawn(req SpawnRequest, stdio ...*os.File) (*os.File, error) {
+// Spawn starts a process. Without a terminal, stdin, stdout and stderr
+// are relayed to and from it through pipes (nil ones are empty or
+// discarded); with one, the returned file is the pty master. A keeper
+// that went away before answering gives ErrNoKeeper: the caller starts a
+// new one.
+func (c *Conn) Spawn(req SpawnRequest, stdin, stdout, stderr *os.File) (*os.File, error) {
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
+	var r *relay
 	var fds []int
 	if !req.Tty {
-		if len(stdio) != 3 {
-			return nil, errors.New("sandbox: a spawn without a terminal needs three streams")
+		var err error
+		if r, err = newRelay(stdin, stdout, stderr); err != nil {
+			return nil, err
 		}
-		for _, f := range stdio {
-			fds = append(fds, int(f.Fd()))
-		}
+		fds = r.inside()
 	}
-	if err := c.pc.send(Request{Spawn: &req}, fds...); err != nil {
+	err := c.pc.send(Request{Spawn: &req}, fds...)
+	if r != nil {
+		r.closeInside()
+	}
+	if err != nil {
+		r.abandon()
 		return nil, keeperGone(err)
 	}
 	var rep Reply
 	got, err := c.pc.recv(&rep)
 	if err != nil {
+		r.abandon()
 		return nil, keeperGone(err)
 	}
 	if rep.Error != nil {
 		closeAll(got)
+		r.abandon()
 		return nil, rep.Error
 	}
 	if req.Tty {
@@ -189,6 +212,8 @@ func (c *Conn) Spawn(req SpawnRequest, stdio ...*os.File) (*os.File, error) {
 		return os.NewFile(uintptr(got[0]), "pty"), nil
 	}
 	closeAll(got)
+	c.relay = r
+	r.start()
 	return nil, nil
 }
 
@@ -205,16 +230,23 @@ func (c *Conn) Signal(sig syscall.Signal) error {
 	return c.pc.send(Request{Signal: int(sig)})
 }
 
-// Wait returns the spawned process's exit status.
+// Wait returns the spawned process's exit status, once what it wrote
+// has been passed on.
 func (c *Conn) Wait() (int, error) {
 	for {
 		var rep Reply
 		fds, err := c.pc.recv(&rep)
 		closeAll(fds)
 		if err != nil {
+			if c.relay != nil {
+				c.relay.finish()
+			}
 			return 0, fmt.Errorf("lost the session's keeper: %w", err)
 		}
 		if rep.Exit != nil {
+			if c.relay != nil {
+				c.relay.finish()
+			}
 			return *rep.Exit, nil
 		}
 	}

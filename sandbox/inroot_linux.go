@@ -187,12 +187,16 @@ func (st *state) mountpoint(target string, k kind) (string, func(), error) {
 // existing resolves target inside the root without creating anything. A
 // nil done means it does not exist.
 func (st *state) existing(target string) (string, func(), error) {
-	rootfd, err := unix.Open(st.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root := st.root
+	if root == "" || !strings.HasPrefix(target, root+"/") {
+		root = "/" // a path of the keeper's own, outside the session
+	}
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", nil, &stepError{step: "open", path: st.root, err: err}
+		return "", nil, &stepError{step: "open", path: root, err: err}
 	}
 	defer unix.Close(rootfd)
-	fd, err := openInRoot(rootfd, strings.TrimPrefix(strings.TrimPrefix(target, st.root), "/"))
+	fd, err := openInRoot(rootfd, strings.TrimPrefix(strings.TrimPrefix(target, strings.TrimSuffix(root, "/")), "/"))
 	if errors.Is(err, unix.ENOENT) {
 		return "", nil, nil
 	}

@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
+	"path"
 	"strings"
 )
 
@@ -12,6 +14,13 @@ import (
 // master attached when a terminal was asked for), and later with a Reply
 // carrying its exit status. Meanwhile the client may send Requests with
 // Signal set; closing the connection hangs the process up.
+//
+// The keeper decides: a request says only what to run (argv, environment,
+// working directory, umask, terminal size and the streams). The user
+// namespace, no_new_privs, fd closing, new session, parent-death signal,
+// keyring, seccomp, Landlock and capability bounds are the keeper's own,
+// chosen when the session's keeper was started, and applied to every
+// process it starts whoever asks.
 
 // Request is what a client asks of a keeper.
 type Request struct {
@@ -21,17 +30,23 @@ type Request struct {
 	Stop   *StopRequest  `json:"stop,omitempty"`
 }
 
-// SpawnRequest starts a process in the session. Without Tty, the three
-// standard streams are passed along with the request and handed to the
-// process as they are, so pipes stay pipes.
+// SpawnRequest starts a process in the session. Without Tty, the request
+// carries three pipes the client relays its own streams through: nothing
+// of the host's (a file, a terminal) is handed in.
 type SpawnRequest struct {
-	Spec Spec `json:"spec"`
-	// Fallback commands are tried in order when Spec.Argv[0] is not
-	// found inside the session (the user's shell, then /bin/sh).
+	Argv []string `json:"argv"`
+	// Fallback commands are tried in order when Argv[0] is not found
+	// inside the session (the user's shell, then /bin/sh).
 	Fallback [][]string `json:"fallback,omitempty"`
-	Tty      bool       `json:"tty,omitempty"`
-	Rows     uint16     `json:"rows,omitempty"`
-	Cols     uint16     `json:"cols,omitempty"`
+	Env      []string   `json:"env,omitempty"`
+	// Dir is the working directory inside, DirElse the one used when Dir
+	// does not exist there.
+	Dir     string `json:"dir,omitempty"`
+	DirElse string `json:"dir_else,omitempty"`
+	Umask   uint32 `json:"umask"`
+	Tty     bool   `json:"tty,omitempty"`
+	Rows    uint16 `json:"rows,omitempty"`
+	Cols    uint16 `json:"cols,omitempty"`
 }
 
 // StopRequest ends everything in the session: SIGTERM, then SIGKILL once
@@ -52,15 +67,54 @@ type Reply struct {
 // is on its way out. The caller starts a new one.
 var ErrNoKeeper = errors.New("no keeper is running")
 
-// validateSpawn checks a spawn before it is sent.
+// validate checks a spawn, by the client before it is sent and by the
+// keeper again, which trusts no client.
 func (r *SpawnRequest) validate() error {
-	if err := r.Spec.Validate(); err != nil {
-		return err
+	if len(r.Argv) == 0 || r.Argv[0] == "" {
+		return errors.New("sandbox: no command to run")
 	}
-	for _, argv := range r.Fallback {
-		if len(argv) == 0 || argv[0] == "" || strings.ContainsRune(argv[0], 0) {
+	for _, argv := range append([][]string{r.Argv}, r.Fallback...) {
+		if len(argv) == 0 || argv[0] == "" {
 			return errors.New("sandbox: empty fallback command")
 		}
+		for _, a := range argv {
+			if strings.ContainsRune(a, 0) {
+				return errors.New("sandbox: a command argument contains a NUL byte")
+			}
+		}
+	}
+	for _, kv := range r.Env {
+		if strings.ContainsRune(kv, 0) || !strings.Contains(kv, "=") {
+			return fmt.Errorf("sandbox: bad environment entry %q", kv)
+		}
+	}
+	for _, d := range []string{r.Dir, r.DirElse} {
+		if d != "" && (!path.IsAbs(d) || strings.ContainsRune(d, 0) || len(d) >= 4096) {
+			return fmt.Errorf("sandbox: working directory %q is not an absolute path", d)
+		}
+	}
+	if r.Umask > 0o777 {
+		return fmt.Errorf("sandbox: umask %#o out of range", r.Umask)
 	}
 	return nil
+}
+
+// jobOps are the per-process ops the spawner applies for one request,
+// after the keeper's own confinement: they come from what the request
+// may choose.
+func (r *SpawnRequest) jobOps() []Op {
+	dir := r.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	ops := []Op{
+		Umask{Mode: r.Umask},
+		Chdir{Path: path.Clean(dir)},
+		NewSession{Ctty: r.Tty},
+		ParentDeathSig{Signal: 9},
+	}
+	if r.DirElse != "" {
+		ops[1] = Chdir{Path: path.Clean(dir), OrElse: path.Clean(r.DirElse)}
+	}
+	return ops
 }

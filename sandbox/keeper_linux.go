@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,14 +17,16 @@ import (
 // Two overlay mounts of one upper dir are undefined behaviour, so a
 // session in use is joined, not mounted again. The first entry starts the
 // session's keeper: a stage that builds the root once, stays as PID 1,
-// and starts every shell or command asked of it over a unix socket. When
-// the last of them exits, the keeper exits and the kernel takes the
-// namespaces and their mounts down with it.
+// and starts every shell or command asked of it over a unix socket,
+// through its spawner (spawner_linux.go). When the last of them exits,
+// the keeper exits and the kernel takes the namespaces and their mounts
+// down with it.
 
 const (
 	keeperArg0 = "incarnate:keeper"
 	listenFd   = 5 // the socket clients connect to, made by the starter
 	lockFd     = 6 // the session's lock, held for the keeper's lifetime
+	rangeFd    = 7 // the lock of the session's id range, when it has one
 )
 
 // keeperIdle is how long a keeper that never started anything waits for
@@ -32,8 +35,14 @@ const keeperIdle = 10 * time.Second
 
 type keeper struct {
 	jobs     chan *job
-	children map[int]*job // on the main thread only
-	live     atomic.Int32 // len(children), for status requests
+	spawner  *packetConn
+	fromSp   chan spawnerReply
+	spPid    int
+	spGone   bool
+	nextID   uint64
+	pending  map[uint64]*job // sent to the spawner, not yet started
+	children map[int]*job    // on the main thread only
+	live     atomic.Int32    // len(children), for status requests
 	spawned  bool
 	stopOnce sync.Once
 	// replies counts exit statuses not yet sent to their clients: the
@@ -41,13 +50,13 @@ type keeper struct {
 	replies sync.WaitGroup
 }
 
-// job is one spawn, handed from a connection to the main thread, which
-// alone forks (the thread whose no_new_privs the children inherit).
+// job is one spawn, handed from a connection to the main thread.
 type job struct {
-	req   SpawnRequest
-	stdio []int // the client's streams, without a terminal
-	reply chan spawnResult
-	exit  chan int
+	req    SpawnRequest
+	stdio  []int // the client's pipes, without a terminal
+	master *os.File
+	reply  chan spawnResult
+	exit   chan int
 }
 
 type spawnResult struct {
@@ -57,13 +66,21 @@ type spawnResult struct {
 }
 
 func runKeeper(specR, errW *os.File) int {
-	if _, _, rec := buildRoot(specR); rec != nil {
+	spec, rec := readSpec(specR)
+	if rec != nil {
+		return fail(errW, rec)
+	}
+	k := &keeper{jobs: make(chan *job), pending: map[uint64]*job{}, children: map[int]*job{}}
+	st := &state{parentGone: func() bool { return peerClosed(errFd) }, keeper: k, process: spec.Process}
+	if rec := applyAll(spec.Root, st); rec != nil {
+		return fail(errW, rec)
+	}
+	if rec := k.confineSpawner(spec.Process); rec != nil {
 		return fail(errW, rec)
 	}
 	ready := true
 	_ = writeReport(errW, report{Ready: &ready})
 	errW.Close()
-	k := &keeper{jobs: make(chan *job), children: map[int]*job{}}
 	ln, err := newPacketConn(listenFd, "listener")
 	if err != nil {
 		return StatusStage
@@ -75,6 +92,98 @@ func runKeeper(specR, errW *os.File) int {
 	ln.Close()
 	waitTimeout(&k.replies, 2*time.Second)
 	return 0
+}
+
+// startSpawner starts the spawner in the session's user namespace (the
+// UserNamespace op among the process ops) and a cgroup namespace of its
+// own, and notes the namespace's id map in st for idmapped mounts.
+func (k *keeper) startSpawner(st *state) error {
+	attr := &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	sp := &state{attr: attr}
+	var userns UserNamespace
+	for _, op := range st.process {
+		if u, ok := op.(UserNamespace); ok {
+			userns = u
+			if err := u.apply(sp); err != nil {
+				return err
+			}
+		}
+	}
+	attr.Cloneflags |= unix.CLONE_NEWCGROUP
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return step("socketpair", "", err)
+	}
+	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return step("open", "/dev/null", err)
+	}
+	defer unix.Close(null)
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{spawnerArg0}, &syscall.ProcAttr{
+		Dir: "/", Env: []string{},
+		Files: []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(fds[1])},
+		Sys:   attr,
+	})
+	unix.Close(fds[1])
+	if err != nil {
+		unix.Close(fds[0])
+		return step("fork", "/proc/self/exe", err)
+	}
+	k.spPid = pid
+	if k.spawner, err = newPacketConn(fds[0], "spawner"); err != nil {
+		return step("spawner socket", "", err)
+	}
+	if userns.Count > 0 {
+		nsfd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return step("open", "/proc/"+strconv.Itoa(pid)+"/ns/user", err)
+		}
+		st.idmap = &idmap{nsfd: nsfd, uid: userns.UID, gid: userns.GID}
+	}
+	return nil
+}
+
+// confineSpawner sends the spawner the ops it imposes on itself, and so
+// on every process it starts, and waits until they hold.
+func (k *keeper) confineSpawner(process []Op) *OpError {
+	var confine []Op
+	for _, op := range process {
+		if _, ok := op.(UserNamespace); !ok {
+			confine = append(confine, op)
+		}
+	}
+	wire, err := toWire(confine)
+	if err == nil {
+		err = k.spawner.send(spawnerMsg{Confine: wire})
+	}
+	if err != nil {
+		return &OpError{Op: "spawner", Step: "send", Msg: err.Error(), Status: StatusStage}
+	}
+	var rep spawnerReply
+	fds, err := k.spawner.recv(&rep)
+	closeAll(fds)
+	switch {
+	case err != nil:
+		return &OpError{Op: "spawner", Step: "start", Msg: "the spawner died before it was confined: " + err.Error(), Status: StatusStage}
+	case rep.Error != nil:
+		return rep.Error
+	case !rep.Ready:
+		return &OpError{Op: "spawner", Step: "start", Msg: "the spawner did not confirm its confinement", Status: StatusStage}
+	}
+	k.fromSp = make(chan spawnerReply, 16)
+	go func() {
+		defer close(k.fromSp)
+		for {
+			var rep spawnerReply
+			fds, err := k.spawner.recv(&rep)
+			closeAll(fds) // the spawner has no business sending any
+			if err != nil {
+				return
+			}
+			k.fromSp <- rep
+		}
+	}()
+	return nil
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
@@ -97,7 +206,13 @@ func (k *keeper) loop() {
 	for {
 		select {
 		case j := <-k.jobs:
-			k.spawn(j)
+			k.dispatch(j)
+		case rep, ok := <-k.fromSp:
+			if !ok {
+				k.spawnerGone()
+			} else {
+				k.handle(rep)
+			}
 		case <-sigchld:
 			k.reap()
 		case <-term:
@@ -105,102 +220,133 @@ func (k *keeper) loop() {
 		case <-idle:
 			idleOver = true
 		}
-		if len(k.children) == 0 && (k.spawned || idleOver) {
+		if len(k.children) == 0 && len(k.pending) == 0 && (k.spawned || idleOver || k.spGone) {
 			return
 		}
 	}
 }
 
-func (k *keeper) spawn(j *job) {
+// dispatch hands a client's request to the spawner, with a fresh pty from
+// the session's own devpts when a terminal was asked for (sized before
+// the child starts, so its first read of the size is right).
+func (k *keeper) dispatch(j *job) {
 	defer closeAll(j.stdio)
 	// Any request, even a failed one, counts: a keeper whose only spawn
 	// failed has nothing left to keep and must not hold the session.
 	k.spawned = true
-	res := k.start(j)
-	if res.err == nil {
-		k.replies.Add(1)
-		k.children[res.pid] = j
-		k.live.Store(int32(len(k.children)))
+	if k.spGone {
+		j.reply <- spawnResult{err: &OpError{Op: "spawn", Msg: "the session is ending", Status: StatusStage}}
+		return
 	}
-	j.reply <- res
-}
-
-func (k *keeper) start(j *job) spawnResult {
-	st := &state{attr: &syscall.SysProcAttr{}}
-	if rec := applyAll(j.req.Spec.Process, st); rec != nil {
-		return spawnResult{err: rec}
+	if err := j.req.validate(); err != nil {
+		j.reply <- spawnResult{err: &OpError{Op: "spawn", Msg: err.Error(), Status: StatusStage}}
+		return
 	}
-	// Chdir moved the whole keeper; it goes back once the child has its
-	// own copy of the directory.
-	defer unix.Chdir("/")
-	argv, path, rec := findCommand(j.req)
+	fds, rec := k.streams(j)
 	if rec != nil {
-		return spawnResult{err: rec}
+		j.reply <- spawnResult{err: rec}
+		return
 	}
-	files, master, rec := k.streams(j)
-	if rec != nil {
-		return spawnResult{err: rec}
-	}
-	fds := make([]uintptr, len(files))
-	for i, f := range files {
-		fds[i] = uintptr(f)
-	}
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: j.req.Spec.Env, Files: fds, Sys: st.attr})
+	k.nextID++
+	err := k.spawner.send(spawnerMsg{Job: &spawnerJob{ID: k.nextID, Req: j.req}}, fds...)
 	if j.req.Tty {
-		unix.Close(files[0]) // the slave: the child has it now
+		unix.Close(fds[0]) // the slave: the spawner has its own copy now
 	}
 	if err != nil {
-		if master != nil {
-			master.Close()
+		if j.master != nil {
+			j.master.Close()
 		}
-		return spawnResult{err: execError(path, err)}
+		j.reply <- spawnResult{err: &OpError{Op: "spawn", Step: "send", Msg: err.Error(), Status: StatusStage}}
+		return
 	}
-	return spawnResult{pid: pid, master: master}
+	k.pending[k.nextID] = j
 }
 
-// streams returns the child's fds 0-2: a fresh pty from the session's own
-// devpts when a terminal was asked for (sized before the child starts, so
-// its first read of the size is right), else the client's own streams.
-func (k *keeper) streams(j *job) ([]int, *os.File, *OpError) {
+// handle takes one report of the spawner's.
+func (k *keeper) handle(rep spawnerReply) {
+	if e := rep.Exited; e != nil {
+		if j, ok := k.children[e.Pid]; ok {
+			delete(k.children, e.Pid)
+			k.live.Store(int32(len(k.children)))
+			j.exit <- e.Code
+		}
+		return
+	}
+	j, ok := k.pending[rep.ID]
+	if !ok {
+		return
+	}
+	delete(k.pending, rep.ID)
+	if rep.Error != nil || rep.Pid <= 1 {
+		if j.master != nil {
+			j.master.Close()
+		}
+		if rep.Error == nil {
+			rep.Error = &OpError{Op: "spawn", Msg: "the spawner gave no pid", Status: StatusStage}
+		}
+		j.reply <- spawnResult{err: rep.Error}
+		return
+	}
+	k.replies.Add(1)
+	k.children[rep.Pid] = j
+	k.live.Store(int32(len(k.children)))
+	j.reply <- spawnResult{pid: rep.Pid, master: j.master}
+}
+
+// spawnerGone ends the session: without its spawner nothing more can
+// start, and nobody would report what still runs.
+func (k *keeper) spawnerGone() {
+	k.spGone = true
+	k.fromSp = nil
+	_ = unix.Kill(-1, unix.SIGKILL)
+	for id, j := range k.pending {
+		delete(k.pending, id)
+		if j.master != nil {
+			j.master.Close()
+		}
+		j.reply <- spawnResult{err: &OpError{Op: "spawn", Msg: "the session's spawner died", Status: StatusStage}}
+	}
+	for pid, j := range k.children {
+		delete(k.children, pid)
+		j.exit <- 128 + int(unix.SIGKILL)
+	}
+	k.live.Store(0)
+}
+
+// streams returns the fds 0-2 the spawner gives the child: a pty's slave
+// three times, or the client's three pipes.
+func (k *keeper) streams(j *job) ([]int, *OpError) {
 	if !j.req.Tty {
 		if len(j.stdio) != 3 {
-			return nil, nil, &OpError{Op: "spawn", Msg: "standard streams missing from the request", Status: StatusStage}
+			return nil, &OpError{Op: "spawn", Msg: "standard streams missing from the request", Status: StatusStage}
 		}
-		return j.stdio, nil, nil
+		for _, fd := range j.stdio {
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+				return nil, &OpError{Op: "spawn", Msg: "a stream that is not a pipe was handed in", Status: StatusStage}
+			}
+		}
+		return j.stdio, nil
 	}
 	master, slave, err := pty.Open()
 	if err != nil {
-		return nil, nil, toOpError(NewSession{}, step("open pty", "/dev/ptmx", err))
+		return nil, toOpError(NewSession{}, step("open pty", "/dev/ptmx", err))
 	}
+	defer slave.Close()
 	if j.req.Rows > 0 && j.req.Cols > 0 {
 		_ = pty.Setsize(master, &pty.Winsize{Rows: j.req.Rows, Cols: j.req.Cols})
 	}
 	fd, err := unix.Dup(int(slave.Fd()))
-	slave.Close()
 	if err != nil {
 		master.Close()
-		return nil, nil, toOpError(NewSession{}, step("dup", "pty", err))
+		return nil, toOpError(NewSession{}, step("dup", "pty", err))
 	}
-	return []int{fd, fd, fd}, master, nil
+	j.master = master
+	return []int{fd, fd, fd}, nil
 }
 
-// findCommand resolves the command, or the first fallback that exists.
-func findCommand(req SpawnRequest) ([]string, string, *OpError) {
-	var first *OpError
-	for _, argv := range append([][]string{req.Spec.Argv}, req.Fallback...) {
-		path, rec := lookPath(argv[0], req.Spec.Env)
-		if rec == nil {
-			return argv, path, nil
-		}
-		if first == nil {
-			first = rec
-		}
-	}
-	return nil, "", first
-}
-
-// reap collects every exited process; PID 1 inherits the namespace's
-// orphans too, which are simply let go.
+// reap collects every exited process: the spawner, and the orphans PID 1
+// inherits, which are simply let go.
 func (k *keeper) reap() {
 	for {
 		var ws unix.WaitStatus
@@ -211,16 +357,14 @@ func (k *keeper) reap() {
 		if err != nil || pid <= 0 {
 			return
 		}
-		if j, ok := k.children[pid]; ok {
-			delete(k.children, pid)
-			k.live.Store(int32(len(k.children)))
-			j.exit <- ExitCode(ws)
+		if pid == k.spPid {
+			k.spawner.Close()
 		}
 	}
 }
 
 // stop ends everything in the namespace: kill(-1) from PID 1 reaches every
-// other process in it.
+// other process in it. The spawner ignores SIGTERM, to report the exits.
 func (k *keeper) stop(grace time.Duration) {
 	k.stopOnce.Do(func() {
 		_ = unix.Kill(-1, unix.SIGTERM)
@@ -252,12 +396,13 @@ func (k *keeper) accept(ln *packetConn) {
 	}
 }
 
-// serve answers one connection. Only the keeper's own user may talk to
-// it: the socket's directory is private, and the peer's credentials are
-// checked besides.
+// serve answers one connection. Only the keeper's own user, from outside
+// the session, may talk to it: the socket's directory is private, and the
+// peer's credentials are checked besides. A process inside the session
+// shows a pid in the keeper's own PID namespace; one outside shows 0.
 func (k *keeper) serve(conn *packetConn) {
 	defer conn.Close()
-	if uid, err := conn.peerUID(); err != nil || uid != os.Geteuid() {
+	if cred, err := conn.peerCred(); err != nil || int(cred.Uid) != os.Geteuid() || cred.Pid != 0 {
 		return
 	}
 	var req Request
@@ -350,3 +495,4 @@ func readSpec(specR *os.File) (Spec, *OpError) {
 	}
 	return spec, nil
 }
+

@@ -13,9 +13,17 @@ func (o MountOverlay) apply(st *state) error {
 	if err := mkdirMountpoint(o.Target); err != nil {
 		return err
 	}
+	if o.IDMap {
+		// Never the legacy path, which would mount with the identity map.
+		err := mountIdmappedOverlay(o, st.idmap)
+		if err == nil {
+			st.root = o.Target
+		}
+		return err
+	}
 	var err error
 	if !o.Legacy {
-		err = mountOverlayFds(o)
+		err = mountOverlayFds(o, layerFds{})
 	}
 	if o.Legacy || errors.Is(err, unix.ENOSYS) || errors.Is(err, errSetFdRefused) {
 		err = mountOverlayLegacy(o)
@@ -33,18 +41,20 @@ var errSetFdRefused = errors.New("overlay layers by fd not supported")
 // mountOverlayFds mounts through the new mount API and hands every layer
 // over as an open directory, so no path is ever parsed: commas, colons and
 // backslashes need no escaping, and there is no page limit on the total.
-func mountOverlayFds(o MountOverlay) error {
+func mountOverlayFds(o MountOverlay, given layerFds) error {
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return step("fsopen", "overlay", err)
 	}
 	defer unix.Close(fsfd)
 	setDir := func(key, dir string) error {
-		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return step("open", dir, err)
+		fd, ok := given[dir]
+		if !ok {
+			if fd, err = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				return step("open", dir, err)
+			}
+			defer unix.Close(fd)
 		}
-		defer unix.Close(fd)
 		if err := unix.FsconfigSetFd(fsfd, key, fd); err != nil {
 			if err == unix.EINVAL {
 				return step("fsconfig "+key, dir, errors.Join(errSetFdRefused, err))

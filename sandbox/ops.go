@@ -35,6 +35,7 @@ const (
 	StatusCloseFds       = 108
 	StatusUserNamespace  = 109
 	StatusLoopbackUp     = 120
+	StatusStartSpawner   = 121
 	StatusNoNewPrivs     = 110
 	StatusParentDeathSig = 111
 	StatusDumpable       = 112
@@ -69,6 +70,11 @@ type MountOverlay struct {
 	// Legacy forces mount(2) even where the new mount API exists, so the
 	// fallback path stays tested.
 	Legacy bool `json:"legacy,omitempty"`
+	// IDMap sees every layer through an idmapped mount of the session's
+	// user namespace (made by the keeper), so that a session whose root
+	// is an unprivileged host id sees its files with the ids they have on
+	// disk, and writes them so. Upper and Work must share a parent.
+	IDMap bool `json:"idmap,omitempty"`
 }
 
 // MountProc mounts a proc filesystem for the new PID namespace.
@@ -117,6 +123,12 @@ type Hostname struct {
 	Name string `json:"name"`
 }
 
+// StartSpawner starts the keeper's spawner (spawner_linux.go) in the
+// session's user namespace, which later ops idmap the layers through.
+// It needs a /proc of the keeper's own PID namespace: the namespace's id
+// maps are written through /proc/PID.
+type StartSpawner struct{}
+
 // LoopbackUp brings up "lo" in a new network namespace, which starts
 // with it down: a session without network still has 127.0.0.1.
 type LoopbackUp struct{}
@@ -152,13 +164,19 @@ type Chdir struct {
 	OrElse string `json:"or_else,omitempty"`
 }
 
-// UserNamespace starts the target in a user namespace of its own that
-// maps every id the stage has to itself. The target is still root for the
-// session's files, but its capabilities reach only namespaces that the
-// new user namespace owns, and the stage's mount, PID and UTS namespaces
-// are not among them: no mount, no mknod, no host sysctl, no ptrace of
-// the stage (so no way to its binary through /proc/1/exe).
-type UserNamespace struct{}
+// UserNamespace starts the target in a user namespace of its own. With
+// Count set, ids 0 to Count-1 inside are host ids UID... and GID...: the
+// session's own range, so root inside is nobody on the host. Without, it
+// maps every id the stage has to itself (a rootless stage, whose ids are
+// the user's already). Either way its capabilities reach only namespaces
+// the new user namespace owns, and the stage's mount, PID and UTS
+// namespaces are not among them: no mount, no mknod, no host sysctl, no
+// ptrace of the stage (so no way to its binary through /proc/1/exe).
+type UserNamespace struct {
+	UID   int `json:"uid,omitempty"`
+	GID   int `json:"gid,omitempty"`
+	Count int `json:"count,omitempty"`
+}
 
 // Umask sets the file creation mask the target starts with.
 type Umask struct {
@@ -176,6 +194,7 @@ func (PivotRoot) Kind() string      { return "pivot_root" }
 func (Hostname) Kind() string       { return "hostname" }
 func (CloseFds) Kind() string       { return "close_fds" }
 func (LoopbackUp) Kind() string     { return "loopback_up" }
+func (StartSpawner) Kind() string   { return "start_spawner" }
 func (NoNewPrivs) Kind() string     { return "no_new_privs" }
 func (ParentDeathSig) Kind() string { return "parent_death_sig" }
 func (Dumpable) Kind() string       { return "dumpable" }
@@ -195,6 +214,7 @@ func (PivotRoot) Status() int      { return StatusPivotRoot }
 func (Hostname) Status() int       { return StatusHostname }
 func (CloseFds) Status() int       { return StatusCloseFds }
 func (LoopbackUp) Status() int     { return StatusLoopbackUp }
+func (StartSpawner) Status() int   { return StatusStartSpawner }
 func (NoNewPrivs) Status() int     { return StatusNoNewPrivs }
 func (ParentDeathSig) Status() int { return StatusParentDeathSig }
 func (Dumpable) Status() int       { return StatusDumpable }
@@ -206,10 +226,10 @@ func (UserNamespace) Status() int  { return StatusUserNamespace }
 func (MakeRslave) Validate() error    { return nil }
 func (CloseFds) Validate() error      { return nil }
 func (LoopbackUp) Validate() error    { return nil }
+func (StartSpawner) Validate() error  { return nil }
 func (NoNewPrivs) Validate() error    { return nil }
 func (Dumpable) Validate() error      { return nil }
 func (NewSession) Validate() error    { return nil }
-func (UserNamespace) Validate() error { return nil }
 func (o MountProc) Validate() error   { return checkAbs(o, o.Target) }
 func (o MountDev) Validate() error    { return checkAbs(o, o.Target) }
 func (o MountSysfs) Validate() error  { return checkAbs(o, o.Target) }
@@ -223,6 +243,13 @@ func (o Chdir) Validate() error {
 	return checkAbs(o, o.Path)
 }
 func (o PivotRoot) Validate() error    { return validatePivot(o) }
+
+func (o UserNamespace) Validate() error {
+	if o.Count < 0 || o.Count > 1<<16 || o.UID < 0 || o.GID < 0 || (o.Count > 0 && (o.UID == 0 || o.GID == 0)) {
+		return &InvalidOpError{Op: o.Kind(), Reason: fmt.Sprintf("id range %d/%d+%d: want up to 65536 ids that do not start at host root", o.UID, o.GID, o.Count)}
+	}
+	return nil
+}
 func (o MountOverlay) Validate() error { return validateOverlay(o) }
 
 func (o Bind) Validate() error {

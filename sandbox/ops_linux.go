@@ -25,6 +25,20 @@ type state struct {
 	root string
 	// parentGone reports whether incarnate, the stage's parent, has died.
 	parentGone func() bool
+	// idmap, when set, is the session's user namespace, through which
+	// its layers are mounted (MountOverlay.IDMap).
+	idmap *idmap
+	// keeper is the keeper building this root, for StartSpawner.
+	keeper *keeper
+	// process is the confinement the keeper imposes.
+	process []Op
+}
+
+// idmap is a user namespace to idmap mounts with, and the host ids its
+// root maps to.
+type idmap struct {
+	nsfd     int
+	uid, gid int
 }
 
 // applier is implemented by every op, in this file and the mount files.
@@ -252,9 +266,19 @@ func mkfileMountpoint(p string) error {
 	return f.Close()
 }
 
-func (UserNamespace) apply(st *state) error {
+func (o UserNamespace) apply(st *state) error {
 	if st.attr == nil {
 		return step("clone", "", errors.New("user_namespace belongs to the process ops"))
+	}
+	st.attr.Cloneflags |= unix.CLONE_NEWUSER
+	if o.Count > 0 {
+		st.attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: o.UID, Size: o.Count}}
+		st.attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: o.GID, Size: o.Count}}
+		st.attr.GidMappingsEnableSetgroups = true
+		// Until it takes id 0 inside, the child is the host's root, which
+		// the namespace does not map: it would be nobody.
+		st.attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+		return nil
 	}
 	uids, err := identityMap("/proc/self/uid_map")
 	if err != nil {
@@ -265,7 +289,6 @@ func (UserNamespace) apply(st *state) error {
 		return err
 	}
 	setgroups, _ := os.ReadFile("/proc/self/setgroups")
-	st.attr.Cloneflags |= unix.CLONE_NEWUSER
 	st.attr.UidMappings, st.attr.GidMappings = uids, gids
 	// A stage whose own namespace denies setgroups cannot allow it below.
 	st.attr.GidMappingsEnableSetgroups = strings.TrimSpace(string(setgroups)) == "allow"
@@ -310,4 +333,11 @@ func (LoopbackUp) apply(*state) error {
 	}
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	return step("SIOCSIFFLAGS", "lo", unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr))
+}
+
+func (StartSpawner) apply(st *state) error {
+	if st.keeper == nil {
+		return step("start spawner", "", errors.New("only a keeper has a spawner"))
+	}
+	return st.keeper.startSpawner(st)
 }

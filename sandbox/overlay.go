@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -20,6 +21,9 @@ func validateOverlay(o MountOverlay) error {
 		if err := checkAbs(o, p); err != nil {
 			return err
 		}
+	}
+	if o.IDMap && (o.Legacy || path.Dir(o.Upper) != path.Dir(o.Work)) {
+		return &InvalidOpError{Op: o.Kind(), Path: o.Upper, Reason: "an idmapped overlay needs the new mount API and its upper and work dirs side by side"}
 	}
 	return nil
 }

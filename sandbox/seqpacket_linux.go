@@ -114,23 +114,18 @@ func (c *packetConn) recv(v any) ([]int, error) {
 	return fds, nil
 }
 
-// peerUID is the uid of the process at the other end, as this user
-// namespace sees it.
-func (c *packetConn) peerUID() (int, error) {
-	var uid int
+// peerCred is the process at the other end, as this process's user and
+// PID namespaces see it: pid 0 is one outside the PID namespace.
+func (c *packetConn) peerCred() (*unix.Ucred, error) {
+	var cred *unix.Ucred
 	var gerr error
 	err := c.rc.Control(func(fd uintptr) {
-		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if err != nil {
-			gerr = err
-			return
-		}
-		uid = int(cred.Uid)
+		cred, gerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return uid, gerr
+	return cred, gerr
 }
 
 var errPeerClosed = fmt.Errorf("peer closed the connection")

@@ -30,7 +30,7 @@ const (
 // IsStage reports whether this process was started as a sandbox stage.
 // main calls it before anything else.
 func IsStage() bool {
-	return len(os.Args) > 0 && (os.Args[0] == stageArg0 || os.Args[0] == keeperArg0)
+	return len(os.Args) > 0 && (os.Args[0] == stageArg0 || os.Args[0] == keeperArg0 || os.Args[0] == spawnerArg0)
 }
 
 // RunStage runs the stage. It never returns.
@@ -40,11 +40,19 @@ func RunStage() {
 	// in ps; name it for what it is. Through /proc/self/comm, which names
 	// the process, where prctl would name only the current thread.
 	_ = os.WriteFile("/proc/self/comm", []byte("incarnate"), 0)
+	if os.Args[0] == spawnerArg0 {
+		os.Exit(runSpawner())
+	}
 	specR, errW := os.NewFile(specFd, "spec"), os.NewFile(errFd, "report")
 	// The target must not inherit the report pipe, or a daemon it leaves
 	// behind would keep the parent waiting for EOF.
 	unix.CloseOnExec(errFd)
 	if os.Args[0] == keeperArg0 {
+		// Held, never passed on: the spawner and what it starts must not
+		// get the listening socket or the locks.
+		for _, fd := range []int{listenFd, lockFd, rangeFd} {
+			unix.CloseOnExec(fd)
+		}
 		os.Exit(runKeeper(specR, errW))
 	}
 	os.Exit(runStage(specR, errW))

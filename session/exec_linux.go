@@ -64,8 +64,9 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 		return nil, nil, err
 	}
 	req := sandbox.SpawnRequest{
-		Spec:     sandbox.Spec{Process: processOps(&o), Argv: o.Argv, Env: append(o.Env, "INCARNATE_SESSION="+name)},
-		Fallback: o.Fallback, Tty: o.Tty, Rows: o.Rows, Cols: o.Cols,
+		Argv: o.Argv, Fallback: o.Fallback, Env: append(o.Env, "INCARNATE_SESSION="+name),
+		Dir: o.Dir, DirElse: o.DirElse, Umask: o.Umask,
+		Tty: o.Tty, Rows: o.Rows, Cols: o.Cols,
 	}
 	if err := s.touchEntered(name); err != nil {
 		return nil, nil, err
@@ -118,13 +119,21 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 	if err := s.ensureUpper(m.Name); err != nil {
 		return err
 	}
-	ops, err := s.rootOps(m)
+	var ids *IDRange
+	var rangeLock *os.File
+	if !m.UserXattr {
+		if ids, rangeLock, err = s.claimRange(m.Name); err != nil {
+			return err
+		}
+		defer rangeLock.Close() // the keeper holds its own copy
+	}
+	ops, err := s.rootOps(m, ids != nil)
 	if err != nil {
 		return err
 	}
 	return sandbox.StartKeeper(sandbox.KeeperConfig{
-		Root: ops, Cloneflags: cloneflags(m), Rootless: m.UserXattr,
-		Socket: sock, Lock: lk.f,
+		Root: ops, Process: confinement(m, ids), Cloneflags: cloneflags(m), Rootless: m.UserXattr,
+		Socket: sock, Lock: lk.f, RangeLock: rangeLock,
 	})
 }
 

@@ -12,7 +12,7 @@ import (
 // rootOps build session m's root inside its keeper: the overlay of its
 // upper dir on its base, the kernel file systems, the host's name
 // resolution, the pivot and the host name.
-func (s *Store) rootOps(m *Meta) ([]sandbox.Op, error) {
+func (s *Store) rootOps(m *Meta, idmapped bool) ([]sandbox.Op, error) {
 	base, err := s.Layers.Get(m.Base)
 	if err != nil {
 		return nil, err
@@ -24,12 +24,17 @@ func (s *Store) rootOps(m *Meta) ([]sandbox.Op, error) {
 	root := filepath.Join(dir, "root")
 	ops := []sandbox.Op{
 		sandbox.MakeRslave{},
+		// The keeper's own view of its PID namespace, which the spawner's
+		// id maps are written through; detached with the old root.
+		sandbox.MountProc{Target: "/proc"},
+		sandbox.StartSpawner{},
 		sandbox.MountOverlay{
 			Target:    root,
 			Lowers:    s.Layers.LowerDirs(base),
 			Upper:     filepath.Join(dir, "upper"),
 			Work:      filepath.Join(dir, "work"),
 			UserXattr: m.UserXattr,
+			IDMap:     idmapped,
 		},
 		sandbox.MountProc{Target: root + "/proc"},
 		sandbox.MountDev{Target: root + "/dev"},
@@ -89,22 +94,19 @@ func cloneflags(m *Meta) uintptr {
 	return sandbox.Namespaces
 }
 
-// processOps prepare every process the keeper starts: its own user
-// namespace, no way to gain privileges, only fds 0-2, a session of its
-// own (with the pty as its terminal when it has one).
-func processOps(o *ExecOptions) []sandbox.Op {
-	cwd := o.Dir
-	if cwd == "" {
-		cwd = "/"
+// confinement is what session m's keeper imposes on every process it
+// starts, whoever asks: a user namespace (the session's own id range for
+// root's sessions, ids the user has already for an ordinary user's), no
+// way to gain privileges, no fd but 0-2.
+func confinement(m *Meta, ids *IDRange) []sandbox.Op {
+	userns := sandbox.UserNamespace{}
+	if ids != nil {
+		userns = sandbox.UserNamespace{UID: ids.UID, GID: ids.UID, Count: RangeSize}
 	}
 	return []sandbox.Op{
+		userns,
 		sandbox.NoNewPrivs{},
 		sandbox.CloseFds{},
-		sandbox.Umask{Mode: o.Umask},
-		sandbox.Chdir{Path: cwd, OrElse: o.DirElse},
-		sandbox.NewSession{Ctty: o.Tty},
-		sandbox.ParentDeathSig{Signal: unix.SIGKILL},
-		sandbox.UserNamespace{},
 	}
 }
 

@@ -1,0 +1,211 @@
+package sandbox
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The spawner is the keeper's hand inside the session. A keeper that runs
+// as the machine's root must not fork session processes itself: between
+// its fork and the target's exec nothing can run in Go, so the security
+// setup a process needs after entering its user namespace (seccomp,
+// Landlock, bounding set, keyring) would have to be on the keeper's own
+// thread first, where the seccomp filter would forbid the very clone
+// that makes the user namespace. So the keeper starts one process in the
+// session's user namespace (and a cgroup namespace rooted at the
+// session's cgroup), the spawner, which applies the keeper's confinement
+// ops to itself once and forks every session process from its locked
+// thread: they inherit all of it, and no process of the session is ever
+// more privileged than the spawner. The spawner holds nothing a session
+// process lacks (it is root of the same namespace, under the same filter),
+// so the keeper treats what it says as untrusted.
+
+const (
+	spawnerArg0 = "incarnate:spawner"
+	spawnerFd   = 3 // the spawner's end of its socket pair with the keeper
+)
+
+// spawnerMsg is what the keeper sends its spawner: first the confinement
+// to apply, then jobs, each with its three stream fds attached.
+type spawnerMsg struct {
+	Confine []wireOp   `json:"confine,omitempty"`
+	Job     *spawnerJob `json:"job,omitempty"`
+}
+
+type spawnerJob struct {
+	ID  uint64       `json:"id"`
+	Req SpawnRequest `json:"req"`
+}
+
+// spawnerReply is what the spawner sends back: that the confinement
+// holds (or which op failed), a job's pid or failure, or an exit.
+type spawnerReply struct {
+	Ready  bool     `json:"ready,omitempty"`
+	ID     uint64   `json:"id,omitempty"`
+	Pid    int      `json:"pid,omitempty"`
+	Error  *OpError `json:"error,omitempty"`
+	Exited *exited  `json:"exited,omitempty"`
+}
+
+type exited struct {
+	Pid  int `json:"pid"`
+	Code int `json:"code"`
+}
+
+func runSpawner() int {
+	conn, err := newPacketConn(spawnerFd, "keeper")
+	if err != nil {
+		return StatusStage
+	}
+	var msg spawnerMsg
+	fds, err := conn.recv(&msg)
+	closeAll(fds)
+	if err != nil {
+		return StatusStage
+	}
+	sigchld := make(chan os.Signal, 1)
+	signal.Notify(sigchld, unix.SIGCHLD)
+	// The keeper's stop signals reach the spawner too (kill(-1) from PID
+	// 1); it stays to report the exits, and goes with its last child.
+	signal.Ignore(unix.SIGTERM, unix.SIGHUP, unix.SIGINT)
+	ops, err := fromWire(msg.Confine)
+	if err != nil {
+		_ = conn.send(spawnerReply{Error: &OpError{Op: "spawner", Msg: err.Error(), Status: StatusStage}})
+		return StatusStage
+	}
+	// Started before the pivot, the spawner's directory was the old root;
+	// the pivot moved it, and this makes sure nothing of the host stays.
+	if err := unix.Chdir("/"); err != nil {
+		return StatusChdirRoot
+	}
+	if rec := applyAll(ops, &state{}); rec != nil {
+		_ = conn.send(spawnerReply{Error: rec})
+		return rec.Status
+	}
+	again := everyForkOps(ops)
+	if err := conn.send(spawnerReply{Ready: true}); err != nil {
+		return StatusStage
+	}
+	jobs := make(chan spawnerJobFds)
+	go readJobs(conn, jobs)
+	for {
+		select {
+		case j, ok := <-jobs:
+			if !ok {
+				// The keeper is gone: so is the session.
+				return 0
+			}
+			_ = conn.send(startJob(j, again))
+			closeAll(j.fds)
+		case <-sigchld:
+			for _, e := range reapChildren() {
+				_ = conn.send(spawnerReply{Exited: &e})
+			}
+		}
+	}
+}
+
+type spawnerJobFds struct {
+	job spawnerJob
+	fds []int
+}
+
+func readJobs(conn *packetConn, jobs chan<- spawnerJobFds) {
+	defer close(jobs)
+	for {
+		var msg spawnerMsg
+		fds, err := conn.recv(&msg)
+		if err != nil {
+			return
+		}
+		if msg.Job == nil || len(fds) != 3 {
+			closeAll(fds)
+			continue
+		}
+		jobs <- spawnerJobFds{*msg.Job, fds}
+	}
+}
+
+// startJob forks one session process from the spawner's locked thread,
+// with the request's directory, mask and session, and the three fds.
+func startJob(j spawnerJobFds, again []Op) spawnerReply {
+	reply := spawnerReply{ID: j.job.ID}
+	req := j.job.Req
+	if err := req.validate(); err != nil {
+		reply.Error = &OpError{Op: "spawn", Msg: err.Error(), Status: StatusStage}
+		return reply
+	}
+	st := &state{attr: &syscall.SysProcAttr{}}
+	if rec := applyAll(req.jobOps(), st); rec != nil {
+		reply.Error = rec
+		return reply
+	}
+	// Chdir moved the whole spawner; it goes back once the child has its
+	// own copy of the directory.
+	defer unix.Chdir("/")
+	if rec := applyAll(again, st); rec != nil {
+		reply.Error = rec
+		return reply
+	}
+	argv, path, rec := findCommand(req)
+	if rec != nil {
+		reply.Error = rec
+		return reply
+	}
+	files := []uintptr{uintptr(j.fds[0]), uintptr(j.fds[1]), uintptr(j.fds[2])}
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: req.Env, Files: files, Sys: st.attr})
+	if err != nil {
+		reply.Error = execError(path, err)
+		return reply
+	}
+	reply.Pid = pid
+	return reply
+}
+
+// reapChildren collects every child that has exited.
+func reapChildren() []exited {
+	var out []exited
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return out
+		}
+		out = append(out, exited{Pid: pid, Code: ExitCode(ws)})
+	}
+}
+
+// findCommand resolves the command, or the first fallback that exists.
+func findCommand(req SpawnRequest) ([]string, string, *OpError) {
+	var first *OpError
+	for _, argv := range append([][]string{req.Argv}, req.Fallback...) {
+		path, rec := lookPath(argv[0], req.Env)
+		if rec == nil {
+			return argv, path, nil
+		}
+		if first == nil {
+			first = rec
+		}
+	}
+	return nil, "", first
+}
+
+// everyFork is implemented by the confinement ops that must be applied
+// again before each fork, not only once (a fresh keyring per process).
+type everyFork interface{ everyFork() }
+
+func everyForkOps(ops []Op) []Op {
+	var out []Op
+	for _, op := range ops {
+		if _, ok := op.(everyFork); ok {
+			out = append(out, op)
+		}
+	}
+	return out
+}
