@@ -35,10 +35,10 @@ type ctx struct {
 
 func commands() []command {
 	return []command{
-		{"new", "[--base BASE] [--net host|none] [--bind SRC:DST[:ro]]... [--hostname H] [--shell PATH] NAME", "create a session on a base (default: host)", cmdNew},
+		{"new", "[--base BASE] [--net host|none] [--bind SRC:DST[:ro]]... [--env NAME[=VALUE]]... [--memory SIZE] [--pids N] [--nested] [--hostname H] [--shell PATH] NAME", "create a session on a base (default: host)", cmdNew},
 		{"ls", "[--json]", "list sessions", cmdLs},
-		{"enter", "[--shell SHELL] NAME", "open an interactive shell inside a session", cmdEnter},
-		{"run", "[-t] [--cwd DIR] [--umask MODE] NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun},
+		{"enter", "[--shell SHELL] [--env NAME[=VALUE]]... NAME", "open an interactive shell inside a session", cmdEnter},
+		{"run", "[-t] [--cwd DIR] [--umask MODE] [--env NAME[=VALUE]]... NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun},
 		{"stop", "[--grace DURATION] NAME", "end everything running inside a session", cmdStop},
 		{"rm", "[--yes] [--force] NAME...", "discard sessions and everything written in them", cmdRm},
 		{"reset", "[--yes] [--force] NAME", "throw away what a session wrote, keeping its name and base", cmdReset},

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/creack/pty"
@@ -16,6 +18,8 @@ import (
 func cmdEnter(c *ctx, args []string) error {
 	fs := newFlags(c, "enter")
 	shell := fs.String("shell", "", "shell to start (default: your $SHELL if the session has it, else /bin/sh)")
+	var env []string
+	envFlag(fs, &env)
 	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -27,7 +31,7 @@ func cmdEnter(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := shellOptions(st, pos[0], *shell)
+	o := shellOptions(st, pos[0], *shell, env)
 	if !term.IsTerminal(int(c.stdin.Fd())) {
 		// Commands piped in (or none, from /dev/null): the shell reads
 		// them from its stdin as it would outside, and their end ends it,
@@ -40,12 +44,11 @@ func cmdEnter(c *ctx, args []string) error {
 // shellOptions start an interactive shell in session name: shell when
 // given, else the session's own setting, else the user's $SHELL if the
 // session has it, else /bin/sh.
-func shellOptions(st *session.Store, name, shell string) session.ExecOptions {
-	o := session.ExecOptions{Argv: []string{"/bin/sh"}, Env: shellEnv(name), Dir: "/root", DirElse: "/", Umask: 0o022}
-	if shell == "" {
-		if m, err := st.Get(name); err == nil {
-			shell = m.Shell
-		}
+func shellOptions(st *session.Store, name, shell string, env []string) session.ExecOptions {
+	o := session.ExecOptions{Argv: []string{"/bin/sh"}, Dir: "/root", DirElse: "/", Umask: 0o022}
+	m, _ := st.Get(name)
+	if shell == "" && m != nil {
+		shell = m.Shell
 	}
 	switch {
 	case shell != "":
@@ -54,23 +57,13 @@ func shellOptions(st *session.Store, name, shell string) session.ExecOptions {
 		o.Argv = []string{os.Getenv("SHELL")}
 		o.Fallback = [][]string{{"/bin/sh"}}
 	}
+	// The session's own environment, with a prompt that names it unless
+	// an --env gives one.
+	o.Env = session.Environ(m, o.Argv[0], env)
+	if !slices.ContainsFunc(o.Env, func(kv string) bool { return strings.HasPrefix(kv, "PS1=") }) {
+		o.Env = append(o.Env, fmt.Sprintf(`PS1=[%s] \w \$ `, name))
+	}
 	return o
-}
-
-// shellEnv is the environment of an interactive shell: the terminal type
-// passes through, the rest is the session's own.
-func shellEnv(name string) []string {
-	env := []string{
-		"HOME=/root", "USER=root", "LOGNAME=root",
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		fmt.Sprintf(`PS1=[%s] \w \$ `, name),
-	}
-	for _, k := range []string{"TERM", "COLORTERM", "LANG", "LC_ALL"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
 }
 
 // attach runs o with a fresh pty inside the session and connects this

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"app/incarnate/internal/progress"
 	"app/incarnate/layers"
+	"app/incarnate/sandbox"
 	"app/incarnate/session"
 )
 
@@ -33,6 +33,14 @@ func cmdNew(c *ctx, args []string) error {
 		opts.Binds = append(opts.Binds, b)
 		return err
 	})
+	envFlag(fs, &opts.Env)
+	fs.Func("memory", "memory limit of the whole session, such as 2G (default: none)", func(v string) error {
+		n, err := sandbox.ParseSize(v)
+		opts.Memory = n
+		return err
+	})
+	fs.Int64Var(&opts.Pids, "pids", 0, fmt.Sprintf("most processes and threads at once (default: %d)", sandbox.DefaultPidsMax))
+	fs.BoolVar(&opts.Nested, "nested", false, "let processes inside make namespaces of their own, for podman or bwrap inside")
 	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -237,6 +245,8 @@ func cmdRun(c *ctx, args []string) error {
 	cwd := fs.String("cwd", "/", "working directory inside the session")
 	mask := fs.String("umask", "022", "file creation mask, octal")
 	tty := fs.Bool("t", false, "give the command a terminal (a fresh pty inside the session)")
+	var env []string
+	envFlag(fs, &env)
 	if err := fs.Parse(args); err != nil {
 		return c.flagErr(fs, err)
 	}
@@ -255,15 +265,30 @@ func cmdRun(c *ctx, args []string) error {
 	if err != nil || um > 0o777 {
 		return usagef("--umask %q: want an octal mode such as 022", *mask)
 	}
-	o := session.ExecOptions{Argv: argv, Env: os.Environ(), Dir: *cwd, Umask: uint32(um)}
 	st, err := c.joinStore(name)
 	if err != nil {
 		return err
 	}
+	m, err := st.Get(name)
+	if err != nil {
+		return err
+	}
+	o := session.ExecOptions{Argv: argv, Env: session.Environ(m, "", env), Dir: *cwd, Umask: uint32(um)}
 	if *tty {
 		return c.attach(st, name, o)
 	}
 	return c.runPlain(st, name, o)
+}
+
+// envFlag adds the repeatable --env NAME[=VALUE] to fs.
+func envFlag(fs *flag.FlagSet, env *[]string) {
+	fs.Func("env", "set NAME=VALUE inside, or pass your own NAME (repeatable); only TERM, COLORTERM, LANG, LC_* and TZ pass by default", func(v string) error {
+		if err := session.ValidateEnv(v); err != nil {
+			return err
+		}
+		*env = append(*env, v)
+		return nil
+	})
 }
 
 // runPlain runs o in session name on this process's own streams.

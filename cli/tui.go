@@ -75,7 +75,7 @@ func (s *shellCommand) SetStderr(io.Writer) {}
 
 func (s *shellCommand) Run() error {
 	fmt.Fprintf(s.out, "incarnate: entering %s — exit the shell to return to the list\r\n", s.name)
-	status, err := attachTTY(s.st, s.name, shellOptions(s.st, s.name, s.shell), s.in, s.out)
+	status, err := attachTTY(s.st, s.name, shellOptions(s.st, s.name, s.shell, nil), s.in, s.out)
 	s.status = status
 	return err
 }

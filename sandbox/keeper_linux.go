@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/signal"
 	"strconv"
@@ -45,6 +46,7 @@ type keeper struct {
 	live     atomic.Int32    // len(children), for status requests
 	spawned  bool
 	stopOnce sync.Once
+	cgroup   *SessionCgroup // the session's, when it has one
 	// replies counts exit statuses not yet sent to their clients: the
 	// keeper must not exit under them.
 	replies sync.WaitGroup
@@ -72,6 +74,7 @@ func runKeeper(specR, errW *os.File) int {
 	}
 	k := &keeper{jobs: make(chan *job), pending: map[uint64]*job{}, children: map[int]*job{}}
 	st := &state{parentGone: func() bool { return peerClosed(errFd) }, keeper: k, process: spec.Process}
+	defer k.closeCgroup()
 	if rec := applyAll(spec.Root, st); rec != nil {
 		return fail(errW, rec)
 	}
@@ -156,15 +159,15 @@ func (k *keeper) confineSpawner(process []Op) *OpError {
 	if err == nil {
 		err = k.spawner.send(spawnerMsg{Confine: wire})
 	}
-	if err != nil {
-		return &OpError{Op: "spawner", Step: "send", Msg: err.Error(), Status: StatusStage}
-	}
 	var rep spawnerReply
-	fds, err := k.spawner.recv(&rep)
-	closeAll(fds)
+	if err == nil {
+		var fds []int
+		fds, err = k.spawner.recv(&rep)
+		closeAll(fds)
+	}
 	switch {
 	case err != nil:
-		return &OpError{Op: "spawner", Step: "start", Msg: "the spawner died before it was confined: " + err.Error(), Status: StatusStage}
+		return &OpError{Op: "spawner", Step: "start", Msg: "the spawner died before it was confined: " + k.spawnerStatus(err), Status: StatusStage}
 	case rep.Error != nil:
 		return rep.Error
 	case !rep.Ready:
@@ -184,6 +187,25 @@ func (k *keeper) confineSpawner(process []Op) *OpError {
 		}
 	}()
 	return nil
+}
+
+// closeCgroup ends what is left in the session's cgroup, and the cgroup.
+func (k *keeper) closeCgroup() {
+	if k.cgroup != nil {
+		_ = k.cgroup.Close()
+	}
+}
+
+// spawnerStatus says how the spawner ended, for a failure to reach it.
+func (k *keeper) spawnerStatus(err error) string {
+	var ws unix.WaitStatus
+	for i := 0; i < 100; i++ {
+		if pid, _ := unix.Wait4(k.spPid, &ws, unix.WNOHANG, nil); pid == k.spPid {
+			return fmt.Sprintf("%v (its status: %d)", err, ExitCode(ws))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return err.Error()
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
@@ -495,4 +517,3 @@ func readSpec(specR *os.File) (Spec, *OpError) {
 	}
 	return spec, nil
 }
-

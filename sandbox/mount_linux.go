@@ -103,9 +103,25 @@ func mountOverlayLegacy(o MountOverlay) error {
 		unix.Mount("overlay", o.Target, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts))
 }
 
-// bindTree binds src, with everything mounted below it, onto dst, making
-// the whole tree read-only when ro is set. The dst is created to match.
-func bindTree(st *state, src, dst string, ro bool) error {
+// bindFlags are the mount attributes a bind gets, on every mount of the
+// tree it binds.
+type bindFlags uint64
+
+const (
+	// bindData is any bind of host files: nothing set-id or a device
+	// node in it works inside.
+	bindData = bindFlags(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
+	// bindReadOnly is bindData, read-only.
+	bindReadOnly = bindData | unix.MOUNT_ATTR_RDONLY
+	// bindDevice is a host device node: usable, but read-only, so that
+	// writes still reach the device while chmod and chown of the host's
+	// node fail.
+	bindDevice = bindFlags(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_RDONLY)
+)
+
+// bindTree binds src, with everything mounted below it, onto dst with
+// flags on all of it. The dst is created to match.
+func bindTree(st *state, src, dst string, flags bindFlags) error {
 	fi, err := os.Stat(src)
 	if err != nil {
 		return step("stat", src, err)
@@ -119,38 +135,39 @@ func bindTree(st *state, src, dst string, ro bool) error {
 		return err
 	}
 	defer done()
-	return bindAt(src, p, dst, ro)
+	return bindAt(src, p, dst, flags)
 }
 
 // bindAt binds src onto the resolved mount point p; dst names it in errors.
-func bindAt(src, p, dst string, ro bool) error {
+func bindAt(src, p, dst string, flags bindFlags) error {
 	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err == unix.ENOSYS {
-		return bindTreeLegacy(src, p, dst, ro)
+		return bindTreeLegacy(src, p, dst, flags)
 	}
 	if err != nil {
 		return step("open_tree", src, err)
 	}
 	defer unix.Close(fd)
-	if ro {
-		// AT_RECURSIVE reaches the submounts too, which a remount of the
-		// top mount alone (the legacy path) cannot.
-		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
-			return step("mount_setattr", src, err)
-		}
+	// AT_RECURSIVE reaches the submounts too, which a remount of the top
+	// mount alone (the legacy path) cannot.
+	attr := &unix.MountAttr{Attr_set: uint64(flags)}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+		return step("mount_setattr", src, err)
 	}
 	return step("move_mount", dst, unix.MoveMount(fd, "", unix.AT_FDCWD, p, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS))
 }
 
-func bindTreeLegacy(src, p, dst string, ro bool) error {
+func bindTreeLegacy(src, p, dst string, flags bindFlags) error {
 	if err := unix.Mount(src, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return step("mount bind", dst, err)
 	}
-	if !ro {
-		return nil
+	ms := uintptr(unix.MS_BIND | unix.MS_REMOUNT)
+	for attr, flag := range map[bindFlags]uintptr{unix.MOUNT_ATTR_RDONLY: unix.MS_RDONLY, unix.MOUNT_ATTR_NOSUID: unix.MS_NOSUID, unix.MOUNT_ATTR_NODEV: unix.MS_NODEV} {
+		if flags&attr != 0 {
+			ms |= flag
+		}
 	}
-	return step("remount ro", dst, unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""))
+	return step("remount", dst, unix.Mount("", p, "", ms, ""))
 }
 
 // devNodes are the character devices a sandbox gets from the host: the
@@ -178,7 +195,7 @@ func (o MountDev) apply(st *state) error {
 	// Everything below is made inside the fresh tmpfs, found again through
 	// the same in-root resolution.
 	for _, name := range devNodes {
-		if err := bindTree(st, "/dev/"+name, o.Target+"/"+name, false); err != nil {
+		if err := bindTree(st, "/dev/"+name, o.Target+"/"+name, bindDevice); err != nil {
 			return err
 		}
 	}

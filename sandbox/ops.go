@@ -36,6 +36,7 @@ const (
 	StatusUserNamespace  = 109
 	StatusLoopbackUp     = 120
 	StatusStartSpawner   = 121
+	StatusCgroup         = 122
 	StatusNoNewPrivs     = 110
 	StatusParentDeathSig = 111
 	StatusDumpable       = 112
@@ -123,6 +124,18 @@ type Hostname struct {
 	Name string `json:"name"`
 }
 
+// Cgroup puts the keeper, and so everything the session runs, in a
+// cgroup of its own (cgroup_linux.go) with its limits: Pids (0 for the
+// default) and Memory (bytes, 0 for none). The spawner's cgroup namespace
+// is rooted there. Where the caller has no cgroup to delegate from,
+// Optional lets the session go on without limits.
+type Cgroup struct {
+	ID       string `json:"id"`
+	Pids     int64  `json:"pids,omitempty"`
+	Memory   int64  `json:"memory,omitempty"`
+	Optional bool   `json:"optional,omitempty"`
+}
+
 // StartSpawner starts the keeper's spawner (spawner_linux.go) in the
 // session's user namespace, which later ops idmap the layers through.
 // It needs a /proc of the keeper's own PID namespace: the namespace's id
@@ -195,6 +208,7 @@ func (Hostname) Kind() string       { return "hostname" }
 func (CloseFds) Kind() string       { return "close_fds" }
 func (LoopbackUp) Kind() string     { return "loopback_up" }
 func (StartSpawner) Kind() string   { return "start_spawner" }
+func (Cgroup) Kind() string         { return "cgroup" }
 func (NoNewPrivs) Kind() string     { return "no_new_privs" }
 func (ParentDeathSig) Kind() string { return "parent_death_sig" }
 func (Dumpable) Kind() string       { return "dumpable" }
@@ -215,6 +229,7 @@ func (Hostname) Status() int       { return StatusHostname }
 func (CloseFds) Status() int       { return StatusCloseFds }
 func (LoopbackUp) Status() int     { return StatusLoopbackUp }
 func (StartSpawner) Status() int   { return StatusStartSpawner }
+func (Cgroup) Status() int         { return StatusCgroup }
 func (NoNewPrivs) Status() int     { return StatusNoNewPrivs }
 func (ParentDeathSig) Status() int { return StatusParentDeathSig }
 func (Dumpable) Status() int       { return StatusDumpable }
@@ -223,17 +238,17 @@ func (Chdir) Status() int          { return StatusChdir }
 func (Umask) Status() int          { return 0 }
 func (UserNamespace) Status() int  { return StatusUserNamespace }
 
-func (MakeRslave) Validate() error    { return nil }
-func (CloseFds) Validate() error      { return nil }
-func (LoopbackUp) Validate() error    { return nil }
-func (StartSpawner) Validate() error  { return nil }
-func (NoNewPrivs) Validate() error    { return nil }
-func (Dumpable) Validate() error      { return nil }
-func (NewSession) Validate() error    { return nil }
-func (o MountProc) Validate() error   { return checkAbs(o, o.Target) }
-func (o MountDev) Validate() error    { return checkAbs(o, o.Target) }
-func (o MountSysfs) Validate() error  { return checkAbs(o, o.Target) }
-func (o MountTmpfs) Validate() error  { return checkAbs(o, o.Target) }
+func (MakeRslave) Validate() error   { return nil }
+func (CloseFds) Validate() error     { return nil }
+func (LoopbackUp) Validate() error   { return nil }
+func (StartSpawner) Validate() error { return nil }
+func (NoNewPrivs) Validate() error   { return nil }
+func (Dumpable) Validate() error     { return nil }
+func (NewSession) Validate() error   { return nil }
+func (o MountProc) Validate() error  { return checkAbs(o, o.Target) }
+func (o MountDev) Validate() error   { return checkAbs(o, o.Target) }
+func (o MountSysfs) Validate() error { return checkAbs(o, o.Target) }
+func (o MountTmpfs) Validate() error { return checkAbs(o, o.Target) }
 func (o Chdir) Validate() error {
 	if o.OrElse != "" {
 		if err := checkAbs(o, o.OrElse); err != nil {
@@ -242,7 +257,17 @@ func (o Chdir) Validate() error {
 	}
 	return checkAbs(o, o.Path)
 }
-func (o PivotRoot) Validate() error    { return validatePivot(o) }
+func (o PivotRoot) Validate() error { return validatePivot(o) }
+
+func (o Cgroup) Validate() error {
+	if o.ID == "" || len(o.ID) > 64 || strings.Trim(o.ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		return &InvalidOpError{Op: o.Kind(), Path: o.ID, Reason: "a cgroup id is 1 to 64 letters, digits, '.', '_' or '-'"}
+	}
+	if o.Pids < 0 || o.Memory < 0 {
+		return &InvalidOpError{Op: o.Kind(), Reason: "limits cannot be negative"}
+	}
+	return nil
+}
 
 func (o UserNamespace) Validate() error {
 	if o.Count < 0 || o.Count > 1<<16 || o.UID < 0 || o.GID < 0 || (o.Count > 0 && (o.UID == 0 || o.GID == 0)) {

@@ -122,7 +122,7 @@ func (o MountProc) apply(st *state) error {
 		if found == nil {
 			continue // not in this kernel
 		}
-		err = bindAt(sub, sub, o.Target+"/"+name, true)
+		err = bindAt(sub, sub, o.Target+"/"+name, bindReadOnly)
 		found()
 		if err != nil {
 			return err
@@ -143,7 +143,7 @@ func (o MountSysfs) apply(st *state) error {
 		// A user namespace that shares the host's network namespace may
 		// not mount a sysfs of its own (it would expose that network
 		// namespace's devices); bubblewrap binds the host's instead.
-		return bindAt("/sys", p, o.Target, true)
+		return bindAt("/sys", p, o.Target, bindReadOnly)
 	}
 	return step("mount sysfs", o.Target, err)
 }
@@ -169,7 +169,11 @@ func (o Bind) apply(st *state) error {
 	if _, err := os.Stat(o.Src); err != nil && o.Optional && errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	return bindTree(st, o.Src, o.Dst, !o.Writable)
+	flags := bindReadOnly
+	if o.Writable {
+		flags = bindData
+	}
+	return bindTree(st, o.Src, o.Dst, flags)
 }
 
 func (o Hostname) apply(*state) error {
@@ -340,4 +344,23 @@ func (StartSpawner) apply(st *state) error {
 		return step("start spawner", "", errors.New("only a keeper has a spawner"))
 	}
 	return st.keeper.startSpawner(st)
+}
+
+func (o Cgroup) apply(st *state) error {
+	if st.keeper == nil {
+		return step("cgroup", o.ID, errors.New("only a keeper has a cgroup"))
+	}
+	cg, err := NewSessionCgroup(o.ID, CgroupLimits{Pids: o.Pids, Memory: o.Memory})
+	if errors.Is(err, ErrNoCgroupDelegation) && o.Optional {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := cg.Enter(); err != nil {
+		_ = cg.Close()
+		return err
+	}
+	st.keeper.cgroup = cg
+	return nil
 }

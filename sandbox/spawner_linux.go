@@ -31,7 +31,7 @@ const (
 // spawnerMsg is what the keeper sends its spawner: first the confinement
 // to apply, then jobs, each with its three stream fds attached.
 type spawnerMsg struct {
-	Confine []wireOp   `json:"confine,omitempty"`
+	Confine []wireOp    `json:"confine,omitempty"`
 	Job     *spawnerJob `json:"job,omitempty"`
 }
 

@@ -62,7 +62,7 @@ func init() {
 		MakeRslave{}, MountOverlay{}, MountProc{}, MountDev{}, MountSysfs{},
 		MountTmpfs{}, Bind{}, PivotRoot{}, Hostname{}, CloseFds{},
 		NoNewPrivs{}, ParentDeathSig{}, Dumpable{}, NewSession{}, Chdir{}, Umask{},
-		UserNamespace{}, LoopbackUp{}, StartSpawner{},
+		UserNamespace{}, LoopbackUp{}, StartSpawner{}, Cgroup{},
 	} {
 		opKinds[op.Kind()] = reflect.TypeOf(op)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"app/incarnate/layers"
@@ -22,6 +23,15 @@ type Options struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Shell is what enter starts in this session, unless told otherwise.
 	Shell string `json:"shell,omitempty"`
+	// Env are --env entries every process of the session gets (Environ).
+	Env []string `json:"env,omitempty"`
+	// Memory bounds the session's memory, in bytes (0: no limit); Pids
+	// its processes and threads (0: sandbox.DefaultPidsMax).
+	Memory int64 `json:"memory,omitempty"`
+	Pids   int64 `json:"pids,omitempty"`
+	// Nested lets processes inside make namespaces of their own (podman
+	// or bwrap inside); by default the seccomp filter refuses them.
+	Nested bool `json:"nested,omitempty"`
 }
 
 // BindMount is one --bind SRC:DST[:ro].
@@ -66,6 +76,17 @@ func (o *Options) Validate() error {
 			return err
 		}
 	}
+	for _, e := range o.Env {
+		if err := ValidateEnv(e); err != nil {
+			return err
+		}
+	}
+	if o.Memory < 0 || (o.Memory > 0 && o.Memory < 4<<20) {
+		return fmt.Errorf("--memory %d: want at least 4M", o.Memory)
+	}
+	if o.Pids < 0 || (o.Pids > 0 && o.Pids < 16) {
+		return fmt.Errorf("--pids %d: want at least 16 (the sandbox itself needs a few)", o.Pids)
+	}
 	return nil
 }
 
@@ -82,4 +103,44 @@ func (b BindMount) validate() error {
 		return fmt.Errorf("--bind: %w", err)
 	}
 	return nil
+}
+
+// sandboxMounts are the targets the sandbox mounts itself: a bind on or
+// below one would hide or replace what the session needs there.
+var sandboxMounts = []string{"/proc", "/dev", "/sys"}
+
+// checkBinds refuses binds that would hand a session the store or the
+// runtime dir (other sessions' files, the keepers' sockets), or cover
+// what the sandbox mounts itself. Paths are compared as resolved, so a
+// symlink to the store is the store.
+func (s *Store) checkBinds(binds []BindMount) error {
+	guarded := []string{s.Root}
+	if sock, err := s.socketPath("x"); err == nil {
+		guarded = append(guarded, filepath.Dir(sock))
+	}
+	for _, b := range binds {
+		for _, m := range sandboxMounts {
+			if within(b.Dst, m) {
+				return fmt.Errorf("--bind %s:%s: %s is the sandbox's own; pick another target", b.Src, b.Dst, m)
+			}
+		}
+		src, err := filepath.EvalSymlinks(b.Src)
+		if err != nil {
+			return fmt.Errorf("--bind: %w", err)
+		}
+		for _, g := range guarded {
+			if real, err := filepath.EvalSymlinks(g); err == nil {
+				g = real
+			}
+			if within(src, g) || within(g, src) {
+				return fmt.Errorf("--bind %s: it is or holds %s, incarnate's own, which no session may reach", b.Src, g)
+			}
+		}
+	}
+	return nil
+}
+
+// within reports whether p is dir or lies below it.
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
 }

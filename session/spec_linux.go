@@ -1,6 +1,8 @@
 package session
 
 import (
+	"fmt"
+	"hash/fnv"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +22,9 @@ func (s *Store) rootOps(m *Meta, idmapped bool) ([]sandbox.Op, error) {
 	if base.Builtin() && m.UserXattr {
 		return nil, layers.ErrHostNeedsRoot
 	}
+	if err := s.checkBinds(m.Binds); err != nil {
+		return nil, fmt.Errorf("session %q: %w", m.Name, err)
+	}
 	dir := s.Dir(m.Name)
 	root := filepath.Join(dir, "root")
 	ops := []sandbox.Op{
@@ -27,6 +32,9 @@ func (s *Store) rootOps(m *Meta, idmapped bool) ([]sandbox.Op, error) {
 		// The keeper's own view of its PID namespace, which the spawner's
 		// id maps are written through; detached with the old root.
 		sandbox.MountProc{Target: "/proc"},
+		// Before the spawner, whose cgroup namespace is rooted where the
+		// keeper is when it starts it.
+		sandbox.Cgroup{ID: s.cgroupID(m.Name), Pids: m.Pids, Memory: m.Memory, Optional: true},
 		sandbox.StartSpawner{},
 		sandbox.MountOverlay{
 			Target:    root,
@@ -64,6 +72,14 @@ func (s *Store) rootOps(m *Meta, idmapped bool) ([]sandbox.Op, error) {
 		sandbox.Hostname{Name: hostname},
 		sandbox.Dumpable{On: false},
 	), nil
+}
+
+// cgroupID names session name's cgroup, the same for every start and
+// apart from other stores' sessions of that name.
+func (s *Store) cgroupID(name string) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%s", s.Root, name)
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 // nameFiles are the host's files a session reads names through.

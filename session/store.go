@@ -161,6 +161,9 @@ func (s *Store) Create(name, base string, opts Options) (*Meta, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if err := s.checkBinds(opts.Binds); err != nil {
+		return nil, err
+	}
 	b, err := s.Layers.Get(base)
 	if err != nil {
 		return nil, err
