@@ -163,9 +163,9 @@ echo session=$INCARNATE_SESSION`)
 				t.Errorf("want line %q inside the session, got:\n%s", want, out)
 			}
 		}
-		// Only the session's own processes (the stage, sh, a subshell, ls,
-		// grep, some already gone), not the host's hundreds.
-		if !strings.Contains(out, "procs=5\n") && !strings.Contains(out, "procs=4\n") && !strings.Contains(out, "procs=3\n") {
+		// Only the session's own processes (the keeper, its spawner, sh, a
+		// subshell, ls, grep, some already gone), not the host's hundreds.
+		if !strings.Contains(out, "procs=6\n") && !strings.Contains(out, "procs=5\n") && !strings.Contains(out, "procs=4\n") {
 			t.Errorf("the session sees processes that are not its own:\n%s", out)
 		}
 	})

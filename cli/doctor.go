@@ -69,6 +69,8 @@ func doctorChecks() []check {
 		{"store", always, checkStore},
 		{"overlay as root", asRoot, checkOverlayAsRoot},
 		{"overlay in a user namespace", rootless, checkOverlayInUserNS},
+		{"idmapped mounts", asRoot, checkIdmap},
+		{"cgroup", never, checkCgroup},
 		{"sub-ids", never, checkSubIDs},
 		{"host base", never, checkHostBase},
 	}

@@ -97,7 +97,7 @@ func cmdLs(c *ctx, args []string) error {
 	out := bufio.NewWriter(c.stdout)
 	defer out.Flush()
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tBASE\tSHELLS\tSIZE\tCHANGES\tCREATED\tLAST ENTERED")
+	fmt.Fprintln(tw, "NAME\tBASE\tSHELLS\tSIZE\tCHANGES\tOPTIONS\tCREATED\tLAST ENTERED")
 	for _, r := range rows {
 		if r.Damaged != "" {
 			fmt.Fprintf(tw, "%s\tdamaged: %s\n", r.Name, r.Damaged)
@@ -107,7 +107,7 @@ func cmdLs(c *ctx, args []string) error {
 		if r.Stale {
 			stale = "~"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%s\t%s%d\t%s\t%s\n", r.Name, r.Base, r.Shells, stale, progress.HumanSize(r.Size), stale, r.Changes, when(r.Created), whenPtr(r.LastEntered))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%s\t%s%d\t%s\t%s\t%s\n", r.Name, r.Base, r.Shells, stale, progress.HumanSize(r.Size), stale, r.Changes, r.summary, when(r.Created), whenPtr(r.LastEntered))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -131,11 +131,17 @@ type lsRow struct {
 	// Stale: something runs inside, and size and changes are as last
 	// measured (shown "~" in the table).
 	Stale bool `json:"stale,omitempty"`
+	// The sandbox's limits: bytes (0: none), processes (0: the default).
+	Memory  int64  `json:"memory"`
+	Pids    int64  `json:"pids"`
+	Nested  bool   `json:"nested"`
+	summary string // the three, as the table's OPTIONS shows them
 }
 
 func newLsRow(st *session.Store, e *session.Entry) lsRow {
 	m := e.Meta
-	r := lsRow{Name: m.Name, Base: m.Base, Created: m.Created, Damaged: m.Damaged}
+	r := lsRow{Name: m.Name, Base: m.Base, Created: m.Created, Damaged: m.Damaged,
+		Memory: m.Memory, Pids: m.Pids, Nested: m.Nested, summary: m.Summary()}
 	if !m.LastEntered.IsZero() {
 		r.LastEntered = &m.LastEntered
 	}

@@ -104,9 +104,9 @@ func ParseSize(s string) (int64, error) {
 	return int64(b), nil
 }
 
-// formatSize writes n the way ParseSize reads it, in the largest unit it
+// FormatSize writes n the way ParseSize reads it, in the largest unit it
 // divides exactly.
-func formatSize(n int64) string {
+func FormatSize(n int64) string {
 	for i := len(sizeUnits) - 1; i >= 0; i-- {
 		if u := sizeUnits[i]; n >= u.mult && n%u.mult == 0 {
 			return strconv.FormatInt(n/u.mult, 10) + u.suffix

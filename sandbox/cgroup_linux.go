@@ -850,7 +850,7 @@ func (c *SessionCgroup) Describe() string {
 		if v1 {
 			name = "memory.limit_in_bytes"
 		}
-		lims += ", " + name + " " + formatSize(c.mem)
+		lims += ", " + name + " " + FormatSize(c.mem)
 	}
 	ver := "cgroup v2 "
 	if v1 {

@@ -285,8 +285,8 @@ func TestCgroupParseSize(t *testing.T) {
 		}
 	}
 	for _, n := range []int64{1, 1000, 4096, 64 << 20, 3 << 29, 1 << 40} {
-		if got, err := ParseSize(formatSize(n)); err != nil || got != n {
-			t.Errorf("ParseSize(formatSize(%d) = %q) = %d, %v", n, formatSize(n), got, err)
+		if got, err := ParseSize(FormatSize(n)); err != nil || got != n {
+			t.Errorf("ParseSize(FormatSize(%d) = %q) = %d, %v", n, FormatSize(n), got, err)
 		}
 	}
 }

@@ -2,7 +2,10 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -105,4 +108,51 @@ func raiseCaps() error {
 	}
 	data[0].Effective, data[1].Effective = data[0].Permitted, data[1].Permitted
 	return unix.Capset(&hdr, &data[0])
+}
+
+// CheckIdmap tries what a root session's start does: an idmapped mount
+// of dir (the store's sessions or a layer) through a user namespace with
+// a session-like map. nil means root's sessions can run here.
+func CheckIdmap(dir string) error {
+	holder, nsfd, err := rangeNamespace(1 << 16)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		unix.Close(nsfd)
+		_ = holder.Kill()
+		_, _ = holder.Wait()
+	}()
+	fd, err := idmappedTree(dir, nsfd)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// rangeNamespace starts a process that waits in a new user namespace
+// mapping count ids to the top of the session area, and returns it with
+// the namespace's fd.
+func rangeNamespace(count int) (*os.Process, int, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, -1, err
+	}
+	defer r.Close()
+	defer w.Close()
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1879048192 - count, Size: count}}
+	p, err := os.StartProcess("/bin/cat", []string{"cat"}, &os.ProcAttr{
+		Files: []*os.File{r, nil, nil},
+		Sys:   &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: m, GidMappings: m},
+	})
+	if err != nil {
+		return nil, -1, fmt.Errorf("a user namespace with an id range: %w", err)
+	}
+	nsfd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", p.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		_ = p.Kill()
+		_, _ = p.Wait()
+		return nil, -1, err
+	}
+	return p, nsfd, nil
 }

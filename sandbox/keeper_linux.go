@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -35,18 +36,20 @@ const (
 const keeperIdle = 10 * time.Second
 
 type keeper struct {
-	jobs     chan *job
-	spawner  *packetConn
-	fromSp   chan spawnerReply
-	spPid    int
-	spGone   bool
-	nextID   uint64
-	pending  map[uint64]*job // sent to the spawner, not yet started
-	children map[int]*job    // on the main thread only
-	live     atomic.Int32    // len(children), for status requests
-	spawned  bool
-	stopOnce sync.Once
-	cgroup   *SessionCgroup // the session's, when it has one
+	jobs    chan *job
+	spawner *packetConn
+	fromSp  chan spawnerReply
+	spPid   int
+	spGone  bool
+	// spRunning: the spawner said it runs (awaitSpawner).
+	spRunning bool
+	nextID    uint64
+	pending   map[uint64]*job // sent to the spawner, not yet started
+	children  map[int]*job    // on the main thread only
+	live      atomic.Int32    // len(children), for status requests
+	spawned   bool
+	stopOnce  sync.Once
+	cgroup    *SessionCgroup // the session's, when it has one
 	// replies counts exit statuses not yet sent to their clients: the
 	// keeper must not exit under them.
 	replies sync.WaitGroup
@@ -146,6 +149,23 @@ func (k *keeper) startSpawner(st *state) error {
 	return nil
 }
 
+// awaitSpawner waits until the spawner runs. Its exec is done once fork
+// returns, but a dynamically linked binary (a test's) still loads its
+// libraries from the old root afterwards, which the pivot takes away.
+func (k *keeper) awaitSpawner() error {
+	if k.spRunning {
+		return nil
+	}
+	k.spRunning = true
+	var rep spawnerReply
+	fds, err := k.spawner.recv(&rep)
+	closeAll(fds)
+	if err != nil {
+		return step("start spawner", "", errors.New("the spawner died at its start: "+k.spawnerStatus(err)))
+	}
+	return nil
+}
+
 // confineSpawner sends the spawner the ops it imposes on itself, and so
 // on every process it starts, and waits until they hold.
 func (k *keeper) confineSpawner(process []Op) *OpError {
@@ -154,6 +174,9 @@ func (k *keeper) confineSpawner(process []Op) *OpError {
 		if _, ok := op.(UserNamespace); !ok {
 			confine = append(confine, op)
 		}
+	}
+	if err := k.awaitSpawner(); err != nil {
+		return toOpError(StartSpawner{}, err)
 	}
 	wire, err := toWire(confine)
 	if err == nil {

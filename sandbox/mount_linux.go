@@ -232,7 +232,12 @@ func (st *state) mountAt(target string, fn func(p string) error) error {
 	return fn(p)
 }
 
-func (o PivotRoot) apply(*state) error {
+func (o PivotRoot) apply(st *state) error {
+	if st.keeper != nil && st.keeper.spawner != nil {
+		if err := st.keeper.awaitSpawner(); err != nil {
+			return err
+		}
+	}
 	if err := unix.Mount(o.NewRoot, o.NewRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return &stepError{step: "bind new_root", path: o.NewRoot, status: StatusBindNewRoot, err: err}
 	}

@@ -60,6 +60,10 @@ func runSpawner() int {
 	if err != nil {
 		return StatusStage
 	}
+	// Running, with everything it needs loaded: the keeper may pivot now.
+	if err := conn.send(spawnerReply{}); err != nil {
+		return StatusStage
+	}
 	var msg spawnerMsg
 	fds, err := conn.recv(&msg)
 	closeAll(fds)
@@ -70,7 +74,9 @@ func runSpawner() int {
 	signal.Notify(sigchld, unix.SIGCHLD)
 	// The keeper's stop signals reach the spawner too (kill(-1) from PID
 	// 1); it stays to report the exits, and goes with its last child.
-	signal.Ignore(unix.SIGTERM, unix.SIGHUP, unix.SIGINT)
+	// Caught, not ignored: an ignored signal would stay ignored in every
+	// process it starts.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGHUP, unix.SIGINT)
 	ops, err := fromWire(msg.Confine)
 	if err != nil {
 		_ = conn.send(spawnerReply{Error: &OpError{Op: "spawner", Msg: err.Error(), Status: StatusStage}})

@@ -48,12 +48,12 @@ func Attach(conn *Conn, master *os.File, in, out *os.File) (int, error) {
 	// next reader of this terminal (the TUI's, after tea.Exec) may
 	// already have reused, and steal that reader's next keystroke.
 	copied := make(chan struct{})
+	finished := make(chan struct{})
+	defer close(finished)
 	go func() {
 		_, err := io.Copy(master, input)
 		if err == nil && !tty {
-			// The end of piped input is the end of input inside too: the
-			// terminal's EOF character, twice in case a line is unfinished.
-			_, _ = master.Write([]byte{4, 4})
+			go endOfInput(master, finished)
 		}
 		close(copied)
 	}()
@@ -86,6 +86,26 @@ func Attach(conn *Conn, master *os.File, in, out *os.File) (int, error) {
 			drain(master, output)
 			return r.code, r.err
 		}
+	}
+}
+
+// endOfInput passes the end of piped input on as the terminal's EOF
+// character, and again every so often until the process is done: an EOF
+// typed while a program starts can be lost (a shell that sets up its line
+// editor drops what the line discipline held), and a closed pipe too
+// gives EOF to every read after the first.
+func endOfInput(master *os.File, finished chan struct{}) {
+	eof := []byte{4, 4} // twice, in case a line is unfinished
+	for {
+		if _, err := master.Write(eof); err != nil {
+			return
+		}
+		select {
+		case <-finished:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		eof = eof[:1]
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"app/incarnate/layers"
+	"app/incarnate/sandbox"
 )
 
 // Options are a session's settings, chosen at `new` and kept in its
@@ -143,4 +144,23 @@ func (s *Store) checkBinds(binds []BindMount) error {
 // within reports whether p is dir or lies below it.
 func within(p, dir string) bool {
 	return p == dir || dir == "/" || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// Summary says in a few words how session o's sandbox differs from the
+// default (no memory limit, sandbox.DefaultPidsMax, no nesting), or "-".
+func (o *Options) Summary() string {
+	var parts []string
+	if o.Memory > 0 {
+		parts = append(parts, "mem "+sandbox.FormatSize(o.Memory))
+	}
+	if o.Pids > 0 {
+		parts = append(parts, fmt.Sprintf("pids %d", o.Pids))
+	}
+	if o.Nested {
+		parts = append(parts, "nested")
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
 }
