@@ -37,6 +37,9 @@ const (
 	StatusLoopbackUp     = 120
 	StatusStartSpawner   = 121
 	StatusCgroup         = 122
+	StatusFreshKeyring   = 123
+	StatusLandlock       = 124
+	StatusCapBounds      = 125
 	StatusNoNewPrivs     = 110
 	StatusParentDeathSig = 111
 	StatusDumpable       = 112
@@ -48,6 +51,7 @@ const (
 	StatusChdirRoot      = 118
 	StatusDetachOldRoot  = 119
 	StatusCannotExec     = 126 // as in sh: found but not executable
+	StatusSeccomp        = 99
 	StatusNotFound       = 127 // as in sh: command not found
 )
 

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/muesli/cancelreader"
+	"golang.org/x/sys/unix"
 )
 
 // A process without a terminal gets pipes for its standard streams, and
@@ -25,11 +28,20 @@ type relay struct {
 	// drain is set once the process has exited: from then on a pause in
 	// the output ends the copy.
 	drain atomic.Bool
+	// stdin reads in through a reader that can be cancelled: once the
+	// process is gone, nothing the user types afterwards may be taken.
+	stdin  cancelreader.CancelReader
+	inDone chan struct{}
 }
 
 func newRelay(in, out, errs *os.File) (*relay, error) {
-	r := &relay{in: in, out: out, errs: errs}
+	r := &relay{in: in, out: out, errs: errs, inDone: make(chan struct{})}
 	var err error
+	if in != nil {
+		if r.stdin, err = cancelreader.NewReader(in); err != nil {
+			r.stdin = plainReader{in} // what epoll cannot watch never blocks for long
+		}
+	}
 	if r.childIn, r.toChild, err = os.Pipe(); err != nil {
 		return nil, err
 	}
@@ -62,10 +74,18 @@ func (r *relay) closeInside() {
 // start copies stdin in and the output out.
 func (r *relay) start() {
 	go func() {
-		if r.in != nil {
-			_ = copyAll(r.toChild, r.in, nil)
+		defer close(r.inDone)
+		defer r.toChild.Close() // the end of our input is the end of its
+		if r.in == nil {
+			return
 		}
-		r.toChild.Close() // the end of our input is the end of its
+		if fi, err := r.in.Stat(); err == nil && fi.Mode().IsRegular() {
+			// A file never keeps a read waiting: it may splice.
+			if done, _ := spliceIn(r.toChild, r.in); done {
+				return
+			}
+		}
+		_ = copyAll(r.toChild, r.stdin, nil)
 	}()
 	r.done.Add(2)
 	go r.copyOut(r.out, r.fromOut)
@@ -74,23 +94,110 @@ func (r *relay) start() {
 
 func (r *relay) copyOut(dst, src *os.File) {
 	defer r.done.Done()
-	_ = copyAll(dst, src, func() {
+	between := func() {
 		if r.drain.Load() {
 			// Quiet for a moment after the exit: the rest belongs to a
 			// process left behind, which may hold the pipe for ever.
 			_ = src.SetReadDeadline(time.Now().Add(drainQuiet))
 		}
-	})
+	}
+	if dst != nil {
+		if done, _ := spliceOut(dst, src, between); done {
+			return
+		}
+	}
+	_ = copyAll(dst, src, between)
+}
+
+// Both ends of a relay are one of our pipes and one of the caller's
+// streams, so splice(2) moves the data without copying it through this
+// process, at pipe speed. Where the caller's stream cannot splice (some
+// terminals, sockets of some kinds), it says EINVAL before anything
+// moved and the copy loop takes over.
+const spliceChunk = 1 << 20
+
+// spliceOut moves our pipe src to dst until src ends. done is false
+// when nothing moved and the copy loop should be used.
+func spliceOut(dst, src *os.File, between func()) (done bool, err error) {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	dstFd := int(dst.Fd())
+	moved := false
+	for {
+		var n int64
+		var serr error
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				// Our pipe being non-blocking makes the whole splice so:
+				// EAGAIN with data waiting means dst is full, and only
+				// dst can say when that ends.
+				n, serr = unix.Splice(int(fd), nil, dstFd, nil, spliceChunk, 0)
+				if serr != unix.EAGAIN || !hasData(int(fd)) {
+					return serr != unix.EAGAIN
+				}
+				_, _ = unix.Poll([]unix.PollFd{{Fd: int32(dstFd), Events: unix.POLLOUT}}, 100)
+			}
+		})
+		switch {
+		case err != nil:
+			return true, err // the drain's deadline, or a closed pipe
+		case serr == unix.EINVAL && !moved:
+			return false, serr
+		case serr != nil:
+			// dst is gone: drain src so the writer inside is not blocked.
+			_ = copyAll(nil, src, between)
+			return true, serr
+		case n == 0:
+			return true, nil
+		}
+		moved = true
+		between()
+	}
+}
+
+// hasData reports whether the pipe fd has bytes to read.
+func hasData(fd int) bool {
+	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
+	return err == nil && n > 0
+}
+
+// spliceIn moves the regular file src to our pipe dst until it ends.
+func spliceIn(dst, src *os.File) (done bool, err error) {
+	wc, err := dst.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	srcFd := int(src.Fd())
+	moved := false
+	for {
+		var n int64
+		var serr error
+		err := wc.Write(func(fd uintptr) bool {
+			n, serr = unix.Splice(srcFd, nil, int(fd), nil, spliceChunk, 0)
+			return serr != unix.EAGAIN
+		})
+		switch {
+		case err != nil:
+			return true, err
+		case serr == unix.EINVAL && !moved:
+			return false, serr
+		case serr != nil || n == 0:
+			return true, serr
+		}
+		moved = true
+	}
 }
 
 // copyAll copies src to dst (nil: discards) until src ends, calling
 // between(), if given, after every read. A dst that fails is dropped and
 // the rest discarded, so the writer inside is not blocked.
-func copyAll(dst, src *os.File, between func()) error {
+func copyAll(dst io.Writer, src io.Reader, between func()) error {
 	buf := make([]byte, 256<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 && dst != nil {
+		if n > 0 && dst != nil && !isNilFile(dst) {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				dst = nil
 			}
@@ -111,22 +218,40 @@ func copyAll(dst, src *os.File, between func()) error {
 // before the rest is left to whatever inside still holds the pipe.
 const drainQuiet = 100 * time.Millisecond
 
+func isNilFile(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && f == nil
+}
+
 // finish waits, after the exit, until both outputs have been passed on:
 // to their end, or until they stay quiet for drainQuiet.
 func (r *relay) finish() {
 	r.drain.Store(true)
+	if r.stdin != nil {
+		r.stdin.Cancel()
+	}
 	deadline := time.Now().Add(drainQuiet)
 	_ = r.fromOut.SetReadDeadline(deadline)
 	_ = r.fromErr.SetReadDeadline(deadline)
 	r.done.Wait()
 	r.fromOut.Close()
 	r.fromErr.Close()
+	select {
+	case <-r.inDone:
+	case <-time.After(time.Second): // a write stuck on a full pipe
+	}
+	if r.stdin != nil {
+		r.stdin.Close()
+	}
 }
 
 // abandon closes everything without waiting.
 func (r *relay) abandon() {
 	if r == nil {
 		return
+	}
+	if r.stdin != nil {
+		r.stdin.Cancel()
 	}
 	for _, f := range []*os.File{r.childIn, r.childOut, r.childErr, r.toChild, r.fromOut, r.fromErr} {
 		if f != nil {

@@ -63,6 +63,7 @@ func init() {
 		MountTmpfs{}, Bind{}, PivotRoot{}, Hostname{}, CloseFds{},
 		NoNewPrivs{}, ParentDeathSig{}, Dumpable{}, NewSession{}, Chdir{}, Umask{},
 		UserNamespace{}, LoopbackUp{}, StartSpawner{}, Cgroup{},
+		FreshKeyring{}, LandlockScope{}, CapBounds{}, Seccomp{},
 	} {
 		opKinds[op.Kind()] = reflect.TypeOf(op)
 	}

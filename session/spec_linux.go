@@ -113,7 +113,8 @@ func cloneflags(m *Meta) uintptr {
 // confinement is what session m's keeper imposes on every process it
 // starts, whoever asks: a user namespace (the session's own id range for
 // root's sessions, ids the user has already for an ordinary user's), no
-// way to gain privileges, no fd but 0-2.
+// way to gain privileges, no fd but 0-2, a keyring of its own, Landlock
+// scoping, a bounding set and the seccomp filter.
 func confinement(m *Meta, ids *IDRange) []sandbox.Op {
 	userns := sandbox.UserNamespace{}
 	if ids != nil {
@@ -123,6 +124,11 @@ func confinement(m *Meta, ids *IDRange) []sandbox.Op {
 		userns,
 		sandbox.NoNewPrivs{},
 		sandbox.CloseFds{},
+		sandbox.FreshKeyring{},
+		sandbox.LandlockScope{},
+		sandbox.CapBounds{Nested: m.Nested},
+		// Last: it refuses the calls the ones before make.
+		sandbox.Seccomp{Nested: m.Nested},
 	}
 }
 

@@ -1,0 +1,728 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"app/incarnate/internal/testbase"
+)
+
+// The attacks of issue 10, each run for real from inside a session (or
+// against one, from the host), as root and as an ordinary user with and
+// without sub-ids. Each test fails only when the attack got through: it
+// checks what the attack would change on the host, not merely that an
+// error was printed. Where busybox cannot make the syscalls an attack
+// needs, the static probe (internal/testbase/probe) is bound in at
+// /probe.
+
+// probeSession makes session name on the busybox base with the probe
+// bound at /probe and the extra options of new, and returns the probe's
+// host path.
+func (h *harness) probeSession(name string, opts ...string) string {
+	h.t.Helper()
+	probe := testbase.Probe(h.t)
+	args := append([]string{"new", "--base", "bb", "--bind", probe + ":/probe:ro"}, opts...)
+	h.ok(append(args, name)...)
+	return probe
+}
+
+// runWith runs incarnate with extra environment and returns its combined
+// output and exit status.
+func (h *harness) runWith(env []string, args ...string) (string, int) {
+	h.t.Helper()
+	cmd := h.command(args...)
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.CombinedOutput()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		h.t.Fatalf("incarnate %v: %v", args, err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
+// sharedWritable makes a directory under the harness's that every uid may
+// write, for binds the unprivileged users write through.
+func sharedWritable(t *testing.T, h *harness, name string) string {
+	t.Helper()
+	d := filepath.Join(h.dir, name)
+	if err := os.Mkdir(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// runtimeDir is the harness user's runtime directory: XDG_RUNTIME_DIR is
+// unset, so it lies in /tmp, named by the host uid.
+func (h *harness) runtimeDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("incarnate-%d", h.u.uid))
+}
+
+// keeperSocket is where session name's keeper listens (session's
+// socketPath: a hash of the store and the name).
+func (h *harness) keeperSocket(name string) string {
+	sum := fnv.New64a()
+	fmt.Fprintf(sum, "%s\x00%s", h.store, name)
+	return filepath.Join(h.runtimeDir(), fmt.Sprintf("%016x.sock", sum.Sum64()))
+}
+
+// processesStarting lists host pids whose command line starts with s:
+// the probe itself, not the incarnate that names it.
+func processesStarting(s string) []string {
+	var pids []string
+	for _, pid := range processesWith(s) {
+		b, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+		if err == nil && strings.HasPrefix(string(b), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// probeResults reads the probe's "what: result" lines.
+func probeResults(out string) map[string]string {
+	res := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ": "); ok {
+			res[k] = v
+		}
+	}
+	return res
+}
+
+// 1. A root session could kill or freeze any host process through the
+// cgroup hierarchies it mounted. The victims are two host sleeps in
+// cgroups of the test's own; the session is told their names, and tries
+// cgroup2 and the v1 freezer, in place, in new mount and cgroup
+// namespaces, and in a new user namespace besides.
+func TestAttackCgroupEscape(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the victims' cgroups are made by root")
+	}
+	forEachUser(t, func(t *testing.T, h *harness) {
+		name := fmt.Sprintf("incarnate-attack-%d", time.Now().UnixNano())
+		killed := cgroupVictim(t, name+"-kill", "/sys/fs/cgroup/unified")
+		frozen := cgroupVictim(t, name+"-freeze", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/freezer")
+		h.probeSession("s")
+		probeOut, _, _ := h.run("run", "s", "--", "/probe", "cgroup", name)
+		// busybox's unshare has no -C: the probe covers cgroup namespaces,
+		// the shell the plain mounts and unshare -m and -Urm.
+		script := `N=$1
+hit() {
+	for d in $(find "$1" -maxdepth 4 -type d -name "$N-*" 2>/dev/null); do
+		echo "$2 found $d"
+		case $d in
+		*-kill) echo 1 > $d/cgroup.kill && echo "$2 wrote $d/cgroup.kill" ;;
+		*) { echo 1 > $d/cgroup.freeze && echo "$2 wrote $d/cgroup.freeze"; } 2>/dev/null
+		   { echo FROZEN > $d/freezer.state && echo "$2 wrote $d/freezer.state"; } 2>/dev/null ;;
+		esac
+	done 2>/dev/null
+}
+attack() {
+	mkdir -p /tmp/cg2-$1 /tmp/cg1-$1
+	mount -t cgroup2 none /tmp/cg2-$1 2>/dev/null && echo "$1 mounted cgroup2" && hit /tmp/cg2-$1 $1
+	mount -t cgroup -o freezer none /tmp/cg1-$1 2>/dev/null && echo "$1 mounted freezer" && hit /tmp/cg1-$1 $1
+	hit /sys/fs/cgroup $1
+}
+attack "$2"`
+		shOut, _, _ := h.run("run", "s", "--", "sh", "-c",
+			`sh -c "$1" x "$2" direct; unshare -m sh -c "$1" x "$2" unshare-m; unshare -Urm sh -c "$1" x "$2" unshare-Urm; true`,
+			"sh", script, name)
+		t.Logf("from inside:\n%s%s", probeOut, shOut)
+		select {
+		case <-killed.gone:
+			t.Errorf("a host process was killed through cgroup.kill from inside the session")
+		default:
+		}
+		frozen.checkThawed(t)
+	})
+}
+
+type victim struct {
+	cmd  *exec.Cmd
+	dirs []string
+	gone chan struct{}
+}
+
+// cgroupVictim starts a host sleep in a cgroup called name under each of
+// the hierarchies, and ends both when the test does.
+func cgroupVictim(t *testing.T, name string, hierarchies ...string) *victim {
+	t.Helper()
+	v := &victim{cmd: exec.Command("sleep", "1000"), gone: make(chan struct{})}
+	if err := v.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = v.cmd.Wait(); close(v.gone) }()
+	t.Cleanup(func() {
+		v.thaw()
+		_ = v.cmd.Process.Kill()
+		<-v.gone
+		for _, d := range v.dirs {
+			if err := os.Remove(d); err != nil {
+				t.Errorf("remove the victim's cgroup: %v", err)
+			}
+		}
+	})
+	for _, hier := range hierarchies {
+		d := filepath.Join(hier, name)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatalf("make the victim's cgroup: %v", err)
+		}
+		v.dirs = append(v.dirs, d)
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(v.cmd.Process.Pid)), 0); err != nil {
+			t.Fatalf("move the victim into %s: %v", d, err)
+		}
+	}
+	return v
+}
+
+func (v *victim) thaw() {
+	for _, d := range v.dirs {
+		_ = os.WriteFile(filepath.Join(d, "cgroup.freeze"), []byte("0"), 0)
+		_ = os.WriteFile(filepath.Join(d, "freezer.state"), []byte("THAWED"), 0)
+	}
+}
+
+func (v *victim) checkThawed(t *testing.T) {
+	t.Helper()
+	select {
+	case <-v.gone:
+		t.Errorf("a host process was killed from inside the session")
+	default:
+	}
+	for _, d := range v.dirs {
+		if b, err := os.ReadFile(filepath.Join(d, "cgroup.freeze")); err == nil && strings.TrimSpace(string(b)) != "0" {
+			t.Errorf("host cgroup %s: cgroup.freeze is %q after the session ran", d, b)
+		}
+		if b, err := os.ReadFile(filepath.Join(d, "freezer.state")); err == nil && strings.TrimSpace(string(b)) != "THAWED" {
+			t.Errorf("host cgroup %s: freezer.state is %q after the session ran", d, b)
+		}
+	}
+}
+
+// 2. The keeper ran whatever process setup a client sent, and a process
+// inside could reach its socket. Binds that would hand the socket in must
+// be refused; and where a socket gets in regardless (here a hard link the
+// host makes into a writable bind), the keeper must refuse a peer inside
+// the session, in the current wire format and in the earlier one.
+func TestAttackKeeperRequest(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		d := sharedWritable(t, h, "d")
+		h.probeSession("s", "--bind", d+":/mnt/d")
+		h.ok("run", "s", "--", "true") // the runtime dir exists from here on
+
+		t.Run("binds", func(t *testing.T) {
+			for i, bind := range []string{h.runtimeDir() + ":/x", "/tmp:/tmp", "/tmp:/x", h.store + ":/x"} {
+				name := fmt.Sprintf("b%d", i)
+				out, status := h.runWith(nil, "new", "--base", "bb", "--bind", testbase.Probe(t)+":/probe:ro", "--bind", bind, name)
+				if status != 0 {
+					continue
+				}
+				t.Errorf("new --bind %s was accepted:\n%s", bind, out)
+				if !strings.HasPrefix(bind, "/tmp:/tmp") {
+					continue
+				}
+				// The attack of the issue: ask the session's own keeper,
+				// through /tmp, to write a file only it would write.
+				pwned := filepath.Join(d, "pwned-"+name)
+				out, _ = h.runWith(nil, "run", name, "--", "/probe", "keeper", h.keeperSocket(name), "grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' /proc/self/status > "+pwned)
+				t.Logf("the probe inside, through /tmp:\n%s", out)
+				if b, err := os.ReadFile(pwned); err == nil {
+					t.Errorf("through --bind /tmp:/tmp the session's keeper ran a request from inside; its status:\n%s", b)
+				}
+			}
+		})
+
+		t.Run("peer", func(t *testing.T) {
+			pwned := filepath.Join(d, "pwned")
+			cmd := h.command("run", "s", "--", "/probe", "keeper", "/mnt/d/k.sock", "grep -E '^(Uid|CapEff|NoNewPrivs|Seccomp):' /proc/self/status > /mnt/d/pwned")
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The keeper that started the probe listens on the socket now
+			// (one of an earlier run may have left a stale file there).
+			waitFor(t, "the probe to run", func() bool { return len(processesStarting("/probe\x00keeper\x00")) > 0 })
+			link := filepath.Join(d, "k.sock")
+			if err := os.Link(h.keeperSocket("s"), link); err != nil {
+				t.Fatalf("link the keeper's socket into the bind: %v", err)
+			}
+			// Open the socket itself to the session's ids, so that what is
+			// tested is the keeper's check of its peer, not the socket's
+			// mode (the runtime dir stays closed to everyone else).
+			if err := os.Chmod(link, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			t.Logf("the probe inside:\n%s", out.String())
+			if b, err := os.ReadFile(pwned); err == nil {
+				t.Errorf("the keeper ran a request from inside the session; its status:\n%s", b)
+			}
+		})
+	})
+}
+
+// 3. Root inside changed host files it could reach: the device nodes in
+// /dev, the caller's own stdout handed in, and a set-uid file planted in
+// a writable bind.
+func TestAttackHostFiles(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		rw := sharedWritable(t, h, "rw")
+		h.probeSession("s", "--bind", rw+":/mnt/rw")
+
+		t.Run("devices", func(t *testing.T) {
+			type node struct {
+				mode     uint32
+				uid, gid uint32
+			}
+			nodes := map[string]node{}
+			for _, p := range []string{"/dev/zero", "/dev/null"} {
+				var st unix.Stat_t
+				if err := unix.Stat(p, &st); err != nil {
+					t.Fatal(err)
+				}
+				nodes[p] = node{st.Mode, st.Uid, st.Gid}
+			}
+			restore := func() {
+				for p, n := range nodes {
+					_ = unix.Chmod(p, n.mode&0o7777)
+					_ = unix.Chown(p, int(n.uid), int(n.gid))
+				}
+			}
+			t.Cleanup(restore)
+			out, _ := h.runWith(nil, "run", "s", "--", "sh", "-c", "chmod 000 /dev/zero; chown 1:1 /dev/null; ls -ln /dev/zero /dev/null")
+			for p, n := range nodes {
+				var st unix.Stat_t
+				if err := unix.Stat(p, &st); err != nil {
+					t.Fatal(err)
+				}
+				if got := (node{st.Mode, st.Uid, st.Gid}); got != n {
+					t.Errorf("host %s changed from inside: mode %o owner %d:%d, was %o %d:%d\n%s", p, got.mode, got.uid, got.gid, n.mode, n.uid, n.gid, out)
+				}
+			}
+			restore()
+		})
+
+		t.Run("stdout", func(t *testing.T) {
+			// A root-owned host file as the caller's stdout: whoever
+			// chmods it from inside reaches the host's inode.
+			path := filepath.Join(h.dir, "out")
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cmd := h.command("run", "s", "--", "sh", "-c", "chown 0:0 /proc/self/fd/1; chmod 4755 /proc/self/fd/1")
+			cmd.Stdout = f
+			_ = cmd.Run()
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode() != 0o644 {
+				t.Errorf("the host file given as stdout was changed from inside: mode %v, want -rw-r--r--", fi.Mode())
+			}
+		})
+
+		t.Run("setuid-bind", func(t *testing.T) {
+			planted := filepath.Join(rw, "p")
+			defer os.Remove(planted)
+			out, _ := h.runWith(nil, "run", "s", "--", "sh", "-c", "cp /probe /mnt/rw/p && chmod 4755 /mnt/rw/p; ls -ln /mnt/rw/p")
+			var st unix.Stat_t
+			if err := unix.Stat(planted, &st); err != nil {
+				t.Skipf("nothing was planted (%v):\n%s", err, out)
+			}
+			t.Logf("planted: mode %o owner %d", st.Mode&0o7777, st.Uid)
+			run := exec.Command(planted, "euid")
+			run.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			euid, err := run.Output()
+			if err != nil {
+				t.Fatalf("run the planted file as uid 65534: %v", err)
+			}
+			if strings.TrimSpace(string(euid)) == "0" {
+				t.Errorf("a file planted in a writable bind runs as root for host uid 65534 (mode %o, owner %d)", st.Mode&0o7777, st.Uid)
+			}
+		})
+	})
+}
+
+// 4. A process left behind in the session read what the user typed at
+// the host's prompt afterwards, and wrote fake prompts to the terminal:
+// run without -t, and enter with piped input, handed the terminal in.
+func TestAttackTerminal(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		// A holder keeps the session's keeper, and with it what is left
+		// behind, alive after each command.
+		holder := h.command("run", "s", "--", "sleep", "1000")
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+		// The job left behind reads the command's stdin (kept as fd 3:
+		// the stdin of a background job is /dev/null) and then its
+		// stderr, which were the terminal when they were handed in.
+		leftBehind := func(tag string) string {
+			return "exec 3<&0; (sleep 1; cat <&3; cat <&2) > /tmp/stolen-" + tag +
+				" & (sleep 1; echo FAKE-PROMPT-" + tag + "; echo FAKE-PROMPT-" + tag + " >&2) &"
+		}
+		script := filepath.Join(h.dir, "piped")
+		if err := os.WriteFile(script, []byte(leftBehind("enter")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct{ tag, line string }{
+			{"run", h.bin + " run s -- sh -c '" + leftBehind("run") + "'"},
+			{"enter", "cat " + script + " | " + h.bin + " enter s"},
+		} {
+			t.Run(tt.tag, func(t *testing.T) {
+				sh := h.command()
+				sh.Path, sh.Args = "/bin/sh", []string{"/bin/sh", "-i"}
+				s := h.onPty(t, 24, 80, sh)
+				s.send("PS1='outer$ '\r")
+				s.expect("outer$ ")
+				start := time.Now()
+				s.send(tt.line + "; echo " + tt.tag + "-$((1+1))-returned\r")
+				returned := tt.tag + "-2-returned"
+				early := s.await(returned, 3*time.Second)
+				// The job behind starts reading after a second; type at
+				// the host's prompt once it does.
+				time.Sleep(time.Until(start.Add(1500 * time.Millisecond)))
+				for range 3 {
+					s.send("echo typed-after\r")
+					time.Sleep(100 * time.Millisecond)
+				}
+				if !early {
+					if !s.await(returned, 10*time.Second) {
+						t.Fatalf("%s did not return, even once lines were typed; the screen shows:\n%s", tt.tag, s.text())
+					}
+					t.Errorf("%s returned only once lines were typed: it kept reading the terminal after the command ended", tt.tag)
+				}
+				time.Sleep(time.Second)
+				if screen := s.text(); strings.Contains(screen, "FAKE-PROMPT") {
+					t.Errorf("a process left in the session wrote to the host's terminal after %s returned:\n%s", tt.tag, screen)
+				}
+				stolen, _ := h.runWith(nil, "run", "s", "--", "cat", "/tmp/stolen-"+tt.tag)
+				if strings.Contains(stolen, "typed-after") {
+					t.Errorf("a process left in the session read what was typed at the host's terminal after %s: %q", tt.tag, stolen)
+				}
+				h.runWith(nil, "run", "s", "--", "sh", "-c", "pkill cat")
+			})
+		}
+		h.runWith(nil, "stop", "--grace", "100ms", "s")
+	})
+}
+
+// await is expect that reports a timeout instead of failing.
+func (s *screen) await(want string, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		i := strings.Index(s.out.String(), want)
+		if i >= 0 {
+			s.out.Next(i + len(want))
+		}
+		s.mu.Unlock()
+		if i >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// 5. The caller's session keyring could be read and cleared from inside.
+// The probe on the host plays the login session: a named session keyring
+// with a secret, in which it runs incarnate; the probe inside reads and
+// clears what it can.
+func TestAttackKeyring(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		probe := h.probeSession("s")
+		desc := fmt.Sprintf("attack-%d", time.Now().UnixNano())
+		secret := "keyring-secret-" + desc
+		cmd := h.command()
+		cmd.Path = probe
+		cmd.Args = []string{cmd.Path, "keyring-host", desc, secret, h.bin, "run", "s", "--", "/probe", "keyring-steal", desc}
+		b, err := cmd.CombinedOutput()
+		out := string(b)
+		t.Logf("probe on the host, and inside:\n%s", out)
+		if err != nil && !strings.Contains(out, "host-key:") {
+			t.Fatalf("the host side of the probe failed: %v", err)
+		}
+		if strings.Contains(out, secret) {
+			t.Errorf("the payload of the caller's session key was read from inside")
+		}
+		if !strings.Contains(out, "host-key: intact\n") {
+			t.Errorf("the caller's session key was changed or unlinked from inside")
+		}
+	})
+}
+
+// 6. Host abstract unix sockets were reachable, and a root session looked
+// like real uid 0 to them. The host service here hands its secret to a
+// peer whose SO_PEERCRED uid is 0. Where the kernel has Landlock's scopes
+// (ABI 6), the connect itself must fail; with --net none it always must.
+func TestAttackAbstractSocket(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		name := fmt.Sprintf("incarnate-attack-%d", time.Now().UnixNano())
+		svc := listenAbstract(t, name)
+		h.probeSession("s")
+		h.probeSession("offline", "--net", "none")
+
+		out, _ := h.runWith(nil, "run", "s", "--", "/probe", "abstract", name)
+		accepted, secrets := svc.counts()
+		t.Logf("inside: %s(the host service accepted %d, handed the secret to %d)", out, accepted, secrets)
+		if secrets > 0 || strings.Contains(out, "SECRET") {
+			t.Errorf("a host service that trusts SO_PEERCRED uid 0 handed its secret to the session")
+		}
+		if abi := landlockABI(); abi >= 6 && (accepted > 0 || probeResults(out)["connect"] == "ok") {
+			t.Errorf("the session reached a host abstract socket although the kernel has Landlock ABI %d", abi)
+		}
+
+		out, _ = h.runWith(nil, "run", "offline", "--", "/probe", "abstract", name)
+		if after, _ := svc.counts(); after > accepted || probeResults(out)["connect"] == "ok" {
+			t.Errorf("a --net none session reached a host abstract socket: %s", out)
+		}
+	})
+}
+
+type abstractService struct {
+	mu               sync.Mutex
+	accepted, secret int
+}
+
+func (s *abstractService) counts() (int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted, s.secret
+}
+
+// listenAbstract serves @name: "SECRET" to a peer of uid 0, "hello" to
+// anyone else.
+func listenAbstract(t *testing.T, name string) *abstractService {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: "@" + name, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &abstractService{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			var cred *unix.Ucred
+			if raw, err := c.SyscallConn(); err == nil {
+				_ = raw.Control(func(fd uintptr) { cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+			}
+			svc.mu.Lock()
+			svc.accepted++
+			reply := "hello"
+			if cred != nil && cred.Uid == 0 {
+				reply = "SECRET"
+				svc.secret++
+			}
+			svc.mu.Unlock()
+			_, _ = c.Write([]byte(reply))
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return svc
+}
+
+// landlockABI is the kernel's Landlock ABI version, 0 without Landlock.
+func landlockABI() int {
+	abi, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if e != 0 {
+		return 0
+	}
+	return int(abi)
+}
+
+// 7. There was no seccomp filter: every process had full capabilities in
+// namespaces of its own, and the kernel surface of io_uring, bpf, keyctl,
+// userfaultfd, new namespaces and new mounts. A --nested session may make
+// namespaces, and nothing more.
+func TestAttackSeccomp(t *testing.T) {
+	refused := []string{"io_uring_setup", "bpf", "userfaultfd", "perf_event_open", "kexec_load", "init_module",
+		"open_by_handle_at", "keyctl"}
+	namespaces := []string{"clone-newuser", "unshare-newuser", "unshare-newns", "unshare-newnet", "fsopen", "mount"}
+	check := func(t *testing.T, out string, nested bool) {
+		t.Helper()
+		res := probeResults(out)
+		want := refused
+		if !nested {
+			want = append(append([]string{}, refused...), namespaces...)
+			if res["clone3"] != "ENOSYS" {
+				t.Errorf("clone3 answered %q inside, want ENOSYS so that libc falls back to clone", res["clone3"])
+			}
+		}
+		for _, call := range want {
+			if r, ok := res[call]; !ok || r == "ok" {
+				t.Errorf("%s inside: %q, want it refused", call, r)
+			}
+		}
+		if res["Seccomp"] != "2" || res["NoNewPrivs"] != "1" {
+			t.Errorf("inside, /proc/self/status says Seccomp %q and NoNewPrivs %q, want 2 and 1", res["Seccomp"], res["NoNewPrivs"])
+		}
+	}
+	forEachUser(t, func(t *testing.T, h *harness) {
+		t.Run("default", func(t *testing.T) {
+			h.probeSession("s")
+			out, _ := h.runWith(nil, "run", "s", "--", "/probe", "syscalls")
+			t.Logf("inside:\n%s", out)
+			check(t, out, false)
+			if out, status := h.runWith(nil, "run", "s", "--", "unshare", "-U", "true"); status == 0 {
+				t.Errorf("busybox unshare -U made a user namespace inside: %s", out)
+			}
+		})
+		t.Run("nested", func(t *testing.T) {
+			h.probeSession("n", "--nested")
+			out, _ := h.runWith(nil, "run", "n", "--", "/probe", "syscalls")
+			t.Logf("inside a --nested session:\n%s", out)
+			check(t, out, true)
+			res := probeResults(out)
+			for _, call := range []string{"clone-newuser", "unshare-newuser"} {
+				if res[call] != "ok" {
+					t.Errorf("%s in a --nested session: %q, want ok", call, res[call])
+				}
+			}
+			if out, status := h.runWith(nil, "run", "n", "--", "unshare", "-U", "true"); status != 0 {
+				t.Errorf("busybox unshare -U in a --nested session: exit %d: %s", status, out)
+			}
+		})
+	})
+}
+
+// 8. The caller's whole environment went in. Only the allowlist passes by
+// default; --env adds a name or a NAME=VALUE, on run and on new.
+func TestAttackEnvironment(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		callers := []string{"SECRET_TOKEN=xyz", "SSH_AUTH_SOCK=/tmp/agent"}
+		out, status := h.runWith(callers, "run", "s", "--", "env")
+		if status != 0 {
+			t.Fatalf("run env: exit %d: %s", status, out)
+		}
+		for _, name := range []string{"SECRET_TOKEN", "SSH_AUTH_SOCK", "INCARNATE_ROOT"} {
+			if strings.Contains(out, name+"=") {
+				t.Errorf("the caller's %s went into the session:\n%s", name, out)
+			}
+		}
+		for _, tt := range []struct {
+			name, want string
+			args       []string
+		}{
+			{"run --env NAME", "SECRET_TOKEN=xyz", []string{"run", "--env", "SECRET_TOKEN", "s", "--", "env"}},
+			{"run --env NAME=VALUE", "A=b", []string{"run", "--env", "A=b", "s", "--", "env"}},
+			{"new --env NAME=VALUE", "K=v", []string{"run", "s2", "--", "env"}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				if tt.args[1] == "s2" {
+					if out, status := h.runWith(nil, "new", "--base", "bb", "--env", "K=v", "s2"); status != 0 {
+						t.Fatalf("new --env K=v: exit %d: %s", status, out)
+					}
+				}
+				out, _ := h.runWith(callers, tt.args...)
+				if !hasLine(out, tt.want) {
+					t.Errorf("%s: want the line %s inside, got:\n%s", tt.name, tt.want, out)
+				}
+			})
+		}
+	})
+}
+
+func hasLine(out, line string) bool {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if sc.Text() == line {
+			return true
+		}
+	}
+	return false
+}
+
+// 9. --bind accepted the store, the runtime dir, and the targets the
+// sandbox mounts itself. Where the store goes in, root inside rewrites
+// the base layer every session stands on.
+func TestAttackBinds(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		src := filepath.Join(h.dir, "src-bind")
+		if err := os.Mkdir(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(h.dir, "store-link")
+		if err := os.Symlink(h.store, link); err != nil {
+			t.Fatal(err)
+		}
+		h.ok("new", "--base", "bb", "warm")
+		h.ok("run", "warm", "--", "true") // the runtime dir exists from here on
+		layer := onlyLayer(t, h)
+		before := treeDigest(t, layer)
+		for i, bind := range []string{
+			src + ":/proc", "/proc:/proc", src + ":/dev", "/dev:/dev", src + ":/dev/shm", src + ":/sys", "/sys:/sys",
+			src + ":/proc/sys", src + ":/sys/fs/cgroup",
+			h.store + ":/x", h.dir + ":/x", link + ":/x", h.store + "/layers:/x", h.runtimeDir() + ":/x",
+		} {
+			name := fmt.Sprintf("b%d", i)
+			out, status := h.runWith(nil, "new", "--base", "bb", "--bind", bind, name)
+			if status != 0 {
+				continue
+			}
+			t.Errorf("new --bind %s was accepted:\n%s", bind, out)
+			if strings.HasSuffix(bind, ":/x") {
+				out, _ := h.runWith(nil, "run", name, "--", "sh", "-c",
+					`find /x/ -path '*layers*' -name os-release -exec sh -c 'echo pwned > "$1"' _ {} \; ; echo done`)
+				t.Logf("writing into the layers through it: %s", out)
+			}
+		}
+		if after := treeDigest(t, layer); after != before {
+			t.Errorf("the base layer was rewritten from inside a session")
+		}
+	})
+}
+
+// A look from inside: root inside is nobody on the host, and the filter
+// and no_new_privs are in place.
+func TestAttackLookFromInside(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		out := h.ok("run", "s", "--", "sh", "-c", "id -u; cat /proc/self/uid_map; grep -E 'Cap|Seccomp|NoNewPrivs' /proc/self/status")
+		t.Logf("inside:\n%s", out)
+		lines := strings.Split(out, "\n")
+		if lines[0] != "0" {
+			t.Errorf("id -u inside: %q, want 0", lines[0])
+		}
+		for _, l := range lines[1:] {
+			f := strings.Fields(l)
+			if len(f) != 3 || strings.Contains(l, ":") {
+				continue
+			}
+			inside, _ := strconv.ParseUint(f[0], 10, 32)
+			outside, _ := strconv.ParseUint(f[1], 10, 32)
+			count, _ := strconv.ParseUint(f[2], 10, 32)
+			// The map is of the parent namespace's ids: for an ordinary
+			// user that is the user's own namespace, for root the host's.
+			if h.u.uid == 0 && inside == 0 && (outside < 524288 || count > 65536) {
+				t.Errorf("root's session maps 0 inside to %d (%d ids), want a range of its own at 524288 or above: %q", outside, count, l)
+			}
+		}
+	})
+}
