@@ -32,8 +32,9 @@ test-short: lint
 	$(GO) test -count=1 -short ./...
 
 # Ratios against baselines measured in the same run (see cli/bench_linux_test.go).
+# BEFORE=FILE times another build of incarnate beside this one (run figures).
 bench: build
-	INCARNATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^$$' -bench . -benchtime 200x ./...
+	INCARNATE_BIN=$(CURDIR)/$(BIN) INCARNATE_BEFORE_BIN=$(BEFORE) $(GO) test -count=1 -run '^$$' -bench . -benchtime 200x ./...
 
 lint:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi

@@ -80,6 +80,17 @@ umount -l /.oldroot && exec /bin/true`
 	})}
 }
 
+// beforeBin is another build of incarnate (INCARNATE_BEFORE_BIN, `make
+// bench BEFORE=FILE`) timed beside this one, for a change's figures before
+// and after in one run. It works on the same store, in sessions of its own.
+func beforeBin() string { return os.Getenv("INCARNATE_BEFORE_BIN") }
+
+// withBin is cmd run by another binary.
+func withBin(cmd *exec.Cmd, bin string) *exec.Cmd {
+	cmd.Path, cmd.Args[0] = bin, bin
+	return cmd
+}
+
 func bare() variant {
 	return variant{"bare", timed(func() *exec.Cmd { return exec.Command("/bin/true") })}
 }
@@ -138,7 +149,18 @@ func BenchmarkRunTrueCold(b *testing.B) {
 		return d
 	}}
 	shell, bareV := s.shell(), bare()
-	measure(b, cold, s.bwrap(), &shell, &bareV)
+	var before *variant
+	if bin := beforeBin(); bin != "" {
+		s.h.ok("new", "--base", "bb", "bench-before")
+		before = &variant{"before", func(b *testing.B) time.Duration {
+			d := timed(func() *exec.Cmd { return withBin(s.h.command("run", "bench-before", "--", "/bin/true"), bin) })(b)
+			for !sessionFree(s.h, "bench-before") {
+				time.Sleep(time.Millisecond)
+			}
+			return d
+		}}
+	}
+	measure(b, cold, s.bwrap(), &shell, &bareV, before)
 }
 
 // BenchmarkRunTrueWarm times the same command while a shell is inside: the
@@ -153,7 +175,19 @@ func BenchmarkRunTrueWarm(b *testing.B) {
 	for s.h.ok("run", "bench", "--", "true") != "" {
 	}
 	warm := variant{"incarnate", timed(func() *exec.Cmd { return s.h.command("run", "bench", "--", "/bin/true") })}
-	measure(b, warm, s.bwrap())
+	var before *variant
+	if bin := beforeBin(); bin != "" {
+		s.h.ok("new", "--base", "bb", "bench-before")
+		holder := withBin(s.h.command("run", "bench-before", "--", "sleep", "100000"), bin)
+		if err := holder.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+		for withBin(s.h.command("run", "bench-before", "--", "true"), bin).Run() != nil {
+		}
+		before = &variant{"before", timed(func() *exec.Cmd { return withBin(s.h.command("run", "bench-before", "--", "/bin/true"), bin) })}
+	}
+	measure(b, warm, s.bwrap(), before)
 }
 
 // BenchmarkEnterToPrompt times `incarnate enter` until the first byte of

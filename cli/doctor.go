@@ -71,6 +71,8 @@ func doctorChecks() []check {
 		{"overlay in a user namespace", rootless, checkOverlayInUserNS},
 		{"idmapped mounts", asRoot, checkIdmap},
 		{"cgroup", never, checkCgroup},
+		{"seccomp", always, checkSeccomp},
+		{"landlock", never, checkLandlock},
 		{"sub-ids", never, checkSubIDs},
 		{"host base", never, checkHostBase},
 	}

@@ -33,3 +33,24 @@ func checkCgroup(*doctorEnv) result {
 	}
 	return good("each session gets its own cgroup (%s), pids.max %d unless --pids", mode, sandbox.DefaultPidsMax)
 }
+
+func checkLandlock(*doctorEnv) result {
+	abi := sandbox.LandlockABI()
+	if abi < 6 {
+		detail := "Landlock is off in this kernel"
+		if abi > 0 {
+			detail = fmt.Sprintf("Landlock ABI %d lacks scoping (ABI 6, Linux 6.12)", abi)
+		}
+		return bad(warn, detail+": a session can reach the host's abstract unix sockets and signal processes outside it that its ids may signal",
+			"use Linux 6.12 or later with lsm=landlock; meanwhile `incarnate new --net none` closes the socket route")
+	}
+	return good("Landlock ABI %d: sessions reach no abstract unix socket and signal no process outside them", abi)
+}
+
+func checkSeccomp(*doctorEnv) result {
+	if err := sandbox.SeccompSupported(); err != nil {
+		return bad(fail, fmt.Sprintf("the kernel takes no seccomp filter (%v), and sessions do not start without one", err),
+			"use a kernel built with CONFIG_SECCOMP_FILTER (every distribution kernel is)")
+	}
+	return good("every session process runs under the default filter (no new namespaces without --nested, no bpf, io_uring, userfaultfd, keyctl, kexec, modules)")
+}

@@ -164,3 +164,20 @@ func (o *Options) Summary() string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// Limits says what holds session o's processes: its pids limit (the
+// default unless set), memory limit and nesting.
+func (o *Options) Limits() string {
+	pids := o.Pids
+	if pids == 0 {
+		pids = sandbox.DefaultPidsMax
+	}
+	s := fmt.Sprintf("pids %d", pids)
+	if o.Memory > 0 {
+		s += " mem " + sandbox.FormatSize(o.Memory)
+	}
+	if o.Nested {
+		s += " nested"
+	}
+	return s
+}

@@ -67,7 +67,7 @@ func (d *detail) View(r *row, w, h int) string {
 		}
 		binds = strings.Join(bs, " ")
 	}
-	lines = append(lines, fit(label("net", net)+"  "+label("hostname", host)+"  "+label("binds", binds)+"  "+label("limits", m.Summary()), w))
+	lines = append(lines, fit(label("net", net)+"  "+label("hostname", host)+"  "+label("binds", binds)+"  "+label("limits", m.Limits()), w))
 	dm, ok := d.diffs[keyOf(r)]
 	switch {
 	case !ok:

@@ -284,7 +284,8 @@ func TestNewDialogCreates(t *testing.T) {
 	for range len("relative:/x") {
 		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
 	}
-	tm.Type("/tmp:/mnt/host-tmp:ro")
+	shared := t.TempDir() // not /tmp itself, which holds the runtime dir
+	tm.Type(shared + ":/mnt/host-tmp:ro")
 	tm.Send(press("enter"))
 	waitFor(t, tm, "created fresh on bb")
 	waitScreen(t, m, "fresh chosen", func(s string) bool { return strings.Contains(s, "›fresh") })
@@ -292,8 +293,8 @@ func TestNewDialogCreates(t *testing.T) {
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 	meta, err := st.Get("fresh")
 	if err != nil || meta.Base != "bb" || meta.Net != "none" || meta.Hostname != "lab1" ||
-		len(meta.Binds) != 1 || meta.Binds[0] != (session.BindMount{Src: "/tmp", Dst: "/mnt/host-tmp", ReadOnly: true}) {
-		t.Fatalf("fresh: %+v, %v; want it on bb with no network, host name lab1 and /tmp bound read-only", meta, err)
+		len(meta.Binds) != 1 || meta.Binds[0] != (session.BindMount{Src: shared, Dst: "/mnt/host-tmp", ReadOnly: true}) {
+		t.Fatalf("fresh: %+v, %v; want it on bb with no network, host name lab1 and %s bound read-only", meta, err, shared)
 	}
 }
 
