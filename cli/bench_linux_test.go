@@ -244,3 +244,48 @@ func toPrompt(b *testing.B, cmd *exec.Cmd) time.Duration {
 	_ = cmd.Wait()
 	return d
 }
+
+// BenchmarkRelay1G times 1 GiB through `run S -- cat` without a terminal,
+// its streams relayed through pipes, against the same 1 GiB through a
+// plain `cat | cat` pipeline. Run it with a small count: -benchtime 5x.
+func BenchmarkRelay1G(b *testing.B) {
+	s := newBench(b)
+	src := filepath.Join(s.h.dir, "1g")
+	f, err := os.Create(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte("incarnate relay "), 1<<16) // 1 MiB
+	for i := 0; i < 1024; i++ {
+		if _, err := f.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f.Close()
+	defer os.Remove(src)
+	// A shell inside keeps the keeper up: the stream is what is timed.
+	holder := s.h.command("run", "bench", "--", "sleep", "100000")
+	if err := holder.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+	streamed := func(mk func() *exec.Cmd) func(b *testing.B) time.Duration {
+		return func(b *testing.B) time.Duration {
+			in, err := os.Open(src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer in.Close()
+			cmd := mk()
+			cmd.Stdin = in // stdout and stderr: /dev/null
+			start := time.Now()
+			if err := cmd.Run(); err != nil {
+				b.Fatalf("%v: %v", cmd.Args, err)
+			}
+			return time.Since(start)
+		}
+	}
+	relay := variant{"incarnate", streamed(func() *exec.Cmd { return s.h.command("run", "bench", "--", "cat") })}
+	pipe := variant{"pipe", streamed(func() *exec.Cmd { return exec.Command("sh", "-c", "cat | cat") })}
+	measure(b, relay, &pipe)
+}

@@ -242,6 +242,7 @@ func (r *relay) finish() {
 	}
 	if r.stdin != nil {
 		r.stdin.Close()
+		r.stdin = nil
 	}
 }
 

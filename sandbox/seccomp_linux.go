@@ -4,69 +4,100 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"unsafe"
 
-	seccomp "github.com/elastic/go-seccomp-bpf"
-	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
-// Offsets in struct seccomp_data.
-const seccompDataArch = 4
+// Offsets in struct seccomp_data. Arguments are 64 bits wide, their low
+// word first on the little-endian machines the filter is built for.
+const (
+	seccompDataNr   = 0
+	seccompDataArch = 4
+	seccompDataArgs = 16
+)
 
-// seccompProgram assembles the session's filter (seccomp_policy.go).
+// seccompProgram assembles the session's filter (seccomp_policy.go) with
+// x/net/bpf's instruction types. Its shape:
 //
-// go-seccomp-bpf assembles the rules, with the x32 check amd64 needs, but
-// it sends a syscall of a foreign architecture to the policy's default
-// action, which is allow here: a process could make any denied call
-// through int 0x80 as i386, where the native numbers mean nothing. So the
-// program gets its own architecture check in front, which only the
-// native ABI passes, and the library's own check then always holds.
+//	arch != native ABI        -> ENOSYS (i386 through int 0x80, arm32:
+//	                             native numbers mean other calls there)
+//	nr has the x32 bit        -> ENOSYS
+//	for each rule, each call:  nr == call and its conditions hold -> errno
+//	                          -> allow
+//
+// Built here rather than with a seccomp library: the one that fits
+// (elastic/go-seccomp-bpf) builds syscall tables of every architecture at
+// init, a millisecond on every start of incarnate, and it sent foreign
+// ABIs to the default action.
 func seccompProgram(nested bool) ([]bpf.Instruction, error) {
-	native, err := arch.GetInfo("")
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
+	ret := func(e syscall.Errno) bpf.Instruction {
+		return bpf.RetConstant{Val: uint32(unix.SECCOMP_RET_ERRNO) | uint32(e)}
 	}
-	policy := seccomp.Policy{DefaultAction: seccomp.ActionAllow}
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: seccompDataArch, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: auditArchNative, SkipTrue: 1},
+		ret(seccompForeignArchErrno),
+		bpf.LoadAbsolute{Off: seccompDataNr, Size: 4},
+	}
+	if x32Bit != 0 {
+		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipFalse: 1}, ret(seccompForeignArchErrno))
+	}
+	numbers := syscallNumbers()
 	for _, r := range seccompRules(nested) {
-		g := seccomp.SyscallGroup{Action: seccomp.ActionErrno | seccomp.Action(r.errno)}
+		block := ruleBlock(r, ret(r.errno))
+		if len(block) > 255 {
+			return nil, fmt.Errorf("seccomp: the rule for %v is too long", r.names)
+		}
 		for _, name := range r.names {
-			if _, ok := native.SyscallNames[name]; !ok {
+			nr, ok := numbers[name]
+			if !ok {
 				continue // not a syscall here, so nothing can call it
 			}
-			if len(r.when) == 0 {
-				g.Names = append(g.Names, name)
-				continue
-			}
-			for _, alt := range r.when {
-				g.NamesWithCondtions = append(g.NamesWithCondtions, seccomp.NameWithConditions{Name: name, Conditions: seccompConditions(alt)})
-			}
+			prog = append(prog,
+				bpf.LoadAbsolute{Off: seccompDataNr, Size: 4},
+				bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: uint8(len(block))})
+			prog = append(prog, block...)
 		}
-		policy.Syscalls = append(policy.Syscalls, g)
 	}
-	body, err := policy.Assemble()
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: assemble policy: %w", err)
-	}
-	guard := []bpf.Instruction{
-		bpf.LoadAbsolute{Off: seccompDataArch, Size: 4},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(native.ID), SkipTrue: 1},
-		bpf.RetConstant{Val: uint32(seccomp.ActionErrno) | uint32(seccompForeignArchErrno)},
-	}
-	return append(guard, body...), nil
+	return append(prog, bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW}), nil
 }
 
-func seccompConditions(tests []seccompArgTest) seccomp.ArgumentConditions {
-	conds := make(seccomp.ArgumentConditions, 0, len(tests))
-	for _, t := range tests {
-		op := seccomp.NotEqual
-		if t.op == argBitsSet {
-			op = seccomp.BitsSet
-		}
-		conds = append(conds, seccomp.Condition{Argument: t.arg, Operation: op, Value: t.val})
+// ruleBlock is what follows a match of r's call number: deny, or deny
+// when every test of one of its alternatives holds, else fall through
+// past the block.
+func ruleBlock(r seccompRule, deny bpf.Instruction) []bpf.Instruction {
+	if len(r.when) == 0 {
+		return []bpf.Instruction{deny}
 	}
-	return conds
+	var block []bpf.Instruction
+	for _, alt := range r.when {
+		// Built from the end: each test's failure skips what follows it
+		// in this alternative, the deny included.
+		tail := []bpf.Instruction{deny}
+		for i := len(alt) - 1; i >= 0; i-- {
+			tail = append(argTest(alt[i], len(tail)), tail...)
+		}
+		block = append(block, tail...)
+	}
+	return block
+}
+
+// argTest checks one 64-bit argument in two words, going on when it holds
+// and skipping fail instructions past itself when it does not.
+func argTest(t seccompArgTest, fail int) []bpf.Instruction {
+	lo := bpf.LoadAbsolute{Off: seccompDataArgs + 8*t.arg, Size: 4}
+	hi := bpf.LoadAbsolute{Off: seccompDataArgs + 8*t.arg + 4, Size: 4}
+	vlo, vhi := uint32(t.val), uint32(t.val>>32)
+	if t.op == argBitsSet { // holds if either word shares a bit
+		return []bpf.Instruction{lo, bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: vlo, SkipTrue: 2},
+			hi, bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: vhi, SkipFalse: uint8(fail)}}
+	}
+	// argNotEqual: holds if either word differs.
+	return []bpf.Instruction{lo, bpf.JumpIf{Cond: bpf.JumpEqual, Val: vlo, SkipFalse: 2},
+		hi, bpf.JumpIf{Cond: bpf.JumpEqual, Val: vhi, SkipTrue: uint8(fail)}}
 }
 
 // installSeccomp loads the session's filter on every thread of the
@@ -117,9 +148,6 @@ func SeccompSupported() error {
 	_, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0, uintptr(unsafe.Pointer(&action)))
 	if e != 0 {
 		return os.NewSyscallError("seccomp(SECCOMP_GET_ACTION_AVAIL, SECCOMP_RET_ERRNO)", e)
-	}
-	if _, err := arch.GetInfo(""); err != nil {
-		return fmt.Errorf("seccomp: %w", err)
 	}
 	return nil
 }

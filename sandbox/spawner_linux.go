@@ -60,6 +60,18 @@ func runSpawner() int {
 	if err != nil {
 		return StatusStage
 	}
+	// Installing signal handlers takes a millisecond: beside the wait.
+	sigchld := make(chan os.Signal, 1)
+	notified := make(chan struct{})
+	go func() {
+		signal.Notify(sigchld, unix.SIGCHLD)
+		// The keeper's stop signals reach the spawner too (kill(-1) from
+		// PID 1); it stays to report the exits, and goes with its last
+		// child. Caught, not ignored: an ignored signal would stay
+		// ignored in every process it starts.
+		signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGHUP, unix.SIGINT)
+		close(notified)
+	}()
 	// Running, with everything it needs loaded: the keeper may pivot now.
 	if err := conn.send(spawnerReply{}); err != nil {
 		return StatusStage
@@ -70,13 +82,7 @@ func runSpawner() int {
 	if err != nil {
 		return StatusStage
 	}
-	sigchld := make(chan os.Signal, 1)
-	signal.Notify(sigchld, unix.SIGCHLD)
-	// The keeper's stop signals reach the spawner too (kill(-1) from PID
-	// 1); it stays to report the exits, and goes with its last child.
-	// Caught, not ignored: an ignored signal would stay ignored in every
-	// process it starts.
-	signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGHUP, unix.SIGINT)
+	<-notified
 	ops, err := fromWire(msg.Confine)
 	if err != nil {
 		_ = conn.send(spawnerReply{Error: &OpError{Op: "spawner", Msg: err.Error(), Status: StatusStage}})
