@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,6 +49,10 @@ type keeper struct {
 	spawned   bool
 	stopOnce  sync.Once
 	cgroup    *SessionCgroup // the session's, when it has one
+	// devpts is the session's devpts instance, held open from the moment
+	// it is mounted: the keeper makes its ptys there, never through a
+	// path in the session, which would point it anywhere.
+	devpts int
 	// replies counts exit statuses not yet sent to their clients: the
 	// keeper must not exit under them.
 	replies sync.WaitGroup
@@ -75,7 +78,11 @@ func runKeeper(specR, errW *os.File) int {
 	if rec != nil {
 		return fail(errW, rec)
 	}
-	k := &keeper{jobs: make(chan *job), pending: map[uint64]*job{}, children: map[int]*job{}}
+	k := &keeper{jobs: make(chan *job), pending: map[uint64]*job{}, children: map[int]*job{}, devpts: -1}
+	// A terminal's signals must never end PID 1 (it has no terminal, but
+	// nothing is lost by being sure); caught rather than ignored, as an
+	// ignored signal would stay so in the spawner it execs.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGQUIT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU)
 	st := &state{parentGone: func() bool { return peerClosed(errFd) }, keeper: k, process: spec.Process}
 	defer k.closeCgroup()
 	if rec := applyAll(spec.Root, st); rec != nil {
@@ -373,21 +380,61 @@ func (k *keeper) streams(j *job) ([]int, *OpError) {
 		}
 		return j.stdio, nil
 	}
-	master, slave, err := pty.Open()
+	master, slave, err := k.openPty(j.req.Rows, j.req.Cols)
 	if err != nil {
-		return nil, toOpError(NewSession{}, step("open pty", "/dev/ptmx", err))
-	}
-	defer slave.Close()
-	if j.req.Rows > 0 && j.req.Cols > 0 {
-		_ = pty.Setsize(master, &pty.Winsize{Rows: j.req.Rows, Cols: j.req.Cols})
-	}
-	fd, err := unix.Dup(int(slave.Fd()))
-	if err != nil {
-		master.Close()
-		return nil, toOpError(NewSession{}, step("dup", "pty", err))
+		return nil, toOpError(NewSession{}, err)
 	}
 	j.master = master
-	return []int{fd, fd, fd}, nil
+	return []int{slave, slave, slave}, nil
+}
+
+// holdDevpts opens the devpts instance just mounted at target.
+func (k *keeper) holdDevpts(st *state, target string) error {
+	p, done, err := st.existing(target)
+	if err != nil {
+		return err
+	}
+	if done == nil {
+		return step("open", target, unix.ENOENT)
+	}
+	defer done()
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return step("open", target, err)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil || sfs.Type != unix.DEVPTS_SUPER_MAGIC {
+		unix.Close(fd)
+		return step("open", target, errors.New("not the devpts just mounted"))
+	}
+	k.devpts = fd
+	return nil
+}
+
+// openPty makes a pty in the session's devpts: the master from its ptmx,
+// the slave from the master (TIOCGPTPEER), neither by a path inside the
+// session and neither as the keeper's terminal.
+func (k *keeper) openPty(rows, cols uint16) (*os.File, int, error) {
+	if k.devpts < 0 {
+		return nil, -1, step("open pty", "/dev/pts", errors.New("the session has no devpts of its own"))
+	}
+	m, err := unix.Openat(k.devpts, "ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, -1, step("open pty", "/dev/pts/ptmx", err)
+	}
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(m)
+		return nil, -1, step("unlock pty", "/dev/pts/ptmx", err)
+	}
+	if rows > 0 && cols > 0 {
+		_ = unix.IoctlSetWinsize(m, unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+	}
+	s, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(m), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		unix.Close(m)
+		return nil, -1, step("open pty peer", "/dev/pts/ptmx", errno)
+	}
+	return os.NewFile(uintptr(m), "ptmx"), int(s), nil
 }
 
 // reap collects every exited process: the spawner, and the orphans PID 1

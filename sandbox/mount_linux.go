@@ -206,6 +206,11 @@ func (o MountDev) apply(st *state) error {
 	}); err != nil {
 		return step("mount devpts", o.Target+"/pts", err)
 	}
+	if st.keeper != nil {
+		if err := st.keeper.holdDevpts(st, o.Target+"/pts"); err != nil {
+			return err
+		}
+	}
 	if err := st.mountAt(o.Target+"/shm", func(p string) error { return mountTmpfs(p, o.Target+"/shm", 0o1777) }); err != nil {
 		return err
 	}
