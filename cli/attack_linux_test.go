@@ -726,3 +726,36 @@ func TestAttackLookFromInside(t *testing.T) {
 		}
 	})
 }
+
+// The keeper, the machine's root, made each terminal through the
+// session's /dev/ptmx, which the session may replace: with a symlink to
+// a fifo (or any host path reached through the keeper's own fds), the
+// keeper opened it; with one to a pty slave of the session's, it took
+// that terminal as its own, and a ^\ on it killed PID 1. Both through a
+// `run -t` after the swap: it must work, open nothing of the session's,
+// and leave the keeper without a terminal.
+func TestAttackPtmxSwap(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		holder := h.command("run", "s", "--", "sleep", "1000")
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+		// A reader that reports an open of the fifo for writing.
+		h.ok("run", "s", "--", "sh", "-c", `mkfifo /tmp/f && rm -f /dev/ptmx && ln -s /tmp/f /dev/ptmx &&
+			(cat /tmp/f > /dev/null; echo opened > /tmp/opened) > /dev/null 2>&1 &`)
+		s := h.onPty(t, 24, 80, h.command("run", "-t", "s", "--", "sh", "-c", "echo tty=$(tty)"))
+		if !s.await("tty=/dev/pts/", 10*time.Second) {
+			t.Fatalf("run -t after /dev/ptmx was swapped for a fifo; the screen shows:\n%s", s.text())
+		}
+		out := h.ok("run", "s", "--", "sh", "-c", "cat /tmp/opened 2>/dev/null; echo tty_nr=$(cut -d' ' -f7 /proc/1/stat)")
+		if strings.Contains(out, "opened") {
+			t.Errorf("the keeper opened the fifo the session put at /dev/ptmx")
+		}
+		if !strings.Contains(out, "tty_nr=0\n") {
+			t.Errorf("the keeper has a controlling terminal: %q", out)
+		}
+		h.runWith(nil, "stop", "--grace", "100ms", "s")
+	})
+}
