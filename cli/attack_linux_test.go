@@ -759,3 +759,33 @@ func TestAttackPtmxSwap(t *testing.T) {
 		h.runWith(nil, "stop", "--grace", "100ms", "s")
 	})
 }
+
+// Root's sessions now run as an id range of their own, through idmapped
+// layers: an upper dir written before (ids as the session saw them, root
+// as 0) must look the same from inside, and what is written now must land
+// with the ids the session sees, not the range's.
+func TestRootSessionKeepsItsIDs(t *testing.T) {
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	upper := filepath.Join(h.store, "sessions", "s", "upper")
+	old := filepath.Join(upper, "old")
+	if err := os.WriteFile(old, []byte("from before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(old, 1000, 1001); err != nil {
+		t.Fatal(err)
+	}
+	out := h.ok("run", "s", "--", "sh", "-c", "stat -c '%u %g' /old /bin/busybox; id -u; echo new > /new; chown 7:8 /old")
+	if want := "1000 1001\n0 0\n0\n"; out != want {
+		t.Errorf("inside: %q, want %q", out, want)
+	}
+	for file, want := range map[string][2]uint32{"old": {7, 8}, "new": {0, 0}} {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(upper, file), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != want[0] || st.Gid != want[1] {
+			t.Errorf("upper/%s is %d:%d on disk, want %d:%d (the ids the session sees)", file, st.Uid, st.Gid, want[0], want[1])
+		}
+	}
+}
