@@ -53,6 +53,13 @@ func newRelay(in, out, errs *os.File) (*relay, error) {
 		r.abandon()
 		return nil, err
 	}
+	// Large pipes: a stream then moves in a sixteenth of the wake-ups of
+	// the default 64 KiB. Best effort (the limit is fs.pipe-max-size).
+	for _, f := range []*os.File{r.toChild, r.fromOut} {
+		if rc, err := f.SyscallConn(); err == nil { // not Fd(): it makes the pipe blocking
+			_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, spliceChunk) })
+		}
+	}
 	return r, nil
 }
 
