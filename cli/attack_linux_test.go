@@ -370,11 +370,7 @@ func TestAttackTerminal(t *testing.T) {
 		h.ok("new", "--base", "bb", "s")
 		// A holder keeps the session's keeper, and with it what is left
 		// behind, alive after each command.
-		holder := h.command("run", "s", "--", "sleep", "1000")
-		if err := holder.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+		h.holdKeeper(t, "s")
 		// The job left behind reads the command's stdin (kept as fd 3:
 		// the stdin of a background job is /dev/null) and then its
 		// stderr, which were the terminal when they were handed in.
@@ -737,11 +733,7 @@ func TestAttackLookFromInside(t *testing.T) {
 func TestAttackPtmxSwap(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
 		h.ok("new", "--base", "bb", "s")
-		holder := h.command("run", "s", "--", "sleep", "1000")
-		if err := holder.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+		h.holdKeeper(t, "s")
 		// A reader that reports an open of the fifo for writing.
 		h.ok("run", "s", "--", "sh", "-c", `mkfifo /tmp/f && rm -f /dev/ptmx && ln -s /tmp/f /dev/ptmx &&
 			(cat /tmp/f > /dev/null; echo opened > /tmp/opened) > /dev/null 2>&1 &`)
@@ -788,4 +780,14 @@ func TestRootSessionKeepsItsIDs(t *testing.T) {
 			t.Errorf("upper/%s is %d:%d on disk, want %d:%d (the ids the session sees)", file, st.Uid, st.Gid, want[0], want[1])
 		}
 	}
+}
+
+// holdKeeper keeps session name's keeper, and what is left behind in the
+// session, alive until the test ends.
+func (h *harness) holdKeeper(t *testing.T, name string) {
+	holder := h.command("run", name, "--", "sleep", "1000")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
 }

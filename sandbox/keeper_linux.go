@@ -440,19 +440,11 @@ func (k *keeper) openPty(rows, cols uint16) (*os.File, int, error) {
 // reap collects every exited process: the spawner, and the orphans PID 1
 // inherits, which are simply let go.
 func (k *keeper) reap() {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || pid <= 0 {
-			return
-		}
+	reapExited(func(pid int, _ unix.WaitStatus) {
 		if pid == k.spPid {
 			k.spawner.Close()
 		}
-	}
+	})
 }
 
 // stop ends everything in the namespace: kill(-1) from PID 1 reaches every

@@ -140,7 +140,7 @@ func spliceOut(dst, src *os.File, between func()) (done bool, err error) {
 				// Our pipe being non-blocking makes the whole splice so:
 				// EAGAIN with data waiting means dst is full, and only
 				// dst can say when that ends.
-				n, serr = unix.Splice(int(fd), nil, dstFd, nil, spliceChunk, 0)
+				n, serr = splice(int(fd), dstFd)
 				if serr != unix.EAGAIN || !hasData(int(fd)) {
 					return serr != unix.EAGAIN
 				}
@@ -164,6 +164,12 @@ func spliceOut(dst, src *os.File, between func()) (done bool, err error) {
 	}
 }
 
+// splice moves up to spliceChunk bytes from in to out.
+func splice(in, out int) (int64, error) {
+	n, err := unix.Splice(in, nil, out, nil, spliceChunk, 0)
+	return int64(n), err
+}
+
 // hasData reports whether the pipe fd has bytes to read.
 func hasData(fd int) bool {
 	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
@@ -182,7 +188,7 @@ func spliceIn(dst, src *os.File) (done bool, err error) {
 		var n int64
 		var serr error
 		err := wc.Write(func(fd uintptr) bool {
-			n, serr = unix.Splice(srcFd, nil, int(fd), nil, spliceChunk, 0)
+			n, serr = splice(srcFd, int(fd))
 			return serr != unix.EAGAIN
 		})
 		switch {

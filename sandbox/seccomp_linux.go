@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -46,6 +47,9 @@ func seccompProgram(nested bool) ([]bpf.Instruction, error) {
 		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipFalse: 1}, ret(seccompForeignArchErrno))
 	}
 	numbers := syscallNumbers()
+	if numbers == nil {
+		return nil, fmt.Errorf("seccomp: no policy for %s yet", runtime.GOARCH)
+	}
 	for _, r := range seccompRules(nested) {
 		block := ruleBlock(r, ret(r.errno))
 		if len(block) > 255 {

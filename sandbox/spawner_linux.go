@@ -180,6 +180,12 @@ func startJob(j spawnerJobFds, again []Op) spawnerReply {
 // reapChildren collects every child that has exited.
 func reapChildren() []exited {
 	var out []exited
+	reapExited(func(pid int, ws unix.WaitStatus) { out = append(out, exited{Pid: pid, Code: ExitCode(ws)}) })
+	return out
+}
+
+// reapExited collects, without waiting, every child that has exited.
+func reapExited(fn func(pid int, ws unix.WaitStatus)) {
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -187,9 +193,9 @@ func reapChildren() []exited {
 			continue
 		}
 		if err != nil || pid <= 0 {
-			return out
+			return
 		}
-		out = append(out, exited{Pid: pid, Code: ExitCode(ws)})
+		fn(pid, ws)
 	}
 }
 
