@@ -183,7 +183,7 @@ func (s *Store) unpack(kind sourceKind, compression, src, dst string, o ImportOp
 func copyDir(src, dst string, o ImportOptions) error {
 	p := progress.New(o.Progress, "copying "+src, 0)
 	defer p.Finish()
-	return fsutil.CopyTree(src, dst, p.Add)
+	return fsutil.CopyForeignTree(src, dst, p.Add)
 }
 
 func importRootfs(src, dst string, o ImportOptions, xo extractOptions) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
 
 	"app/incarnate/internal/testbase"
 )
@@ -340,4 +341,42 @@ func TestSweepOrphans(t *testing.T) {
 		t.Errorf("after the importer died, layers %v; want only %s", got, named)
 	}
 	assertEmpty(t, filepath.Join(s.Root, "tmp"))
+}
+
+// A directory to import may carry overlayfs's own xattrs: an opaque
+// marker that would hide the layers below, a redirect. They are someone
+// else's and must not reach the layer (tar imports filter them too).
+func TestDirectoryImportDropsOverlayXattrs(t *testing.T) {
+	src := t.TempDir()
+	d := filepath.Join(src, "etc")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(d, "hosts"), []byte("x\n"))
+	planted := []string{"user.overlay.opaque", "user.overlay.redirect"}
+	if os.Geteuid() == 0 {
+		planted = append(planted, "trusted.overlay.opaque", "trusted.overlay.redirect")
+	}
+	for _, name := range planted {
+		if err := unix.Lsetxattr(d, name, []byte("y"), 0); err != nil {
+			t.Skipf("%s cannot be set here: %v", name, err)
+		}
+	}
+	if err := unix.Lsetxattr(d, "user.kept", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	b, err := s.Import("b", src, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := filepath.Join(s.LayerDir(b.Layers[0]), "etc")
+	for _, name := range planted {
+		if _, err := unix.Lgetxattr(got, name, nil); err == nil {
+			t.Errorf("the imported layer's etc carries %s", name)
+		}
+	}
+	if _, err := unix.Lgetxattr(got, "user.kept", nil); err != nil {
+		t.Errorf("user.kept was dropped too: %v", err)
+	}
 }

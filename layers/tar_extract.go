@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"app/incarnate/internal/fsutil"
 )
 
 // extractOptions say what an unpack may do besides making files.
@@ -328,7 +330,7 @@ func (x *extractor) setMeta(fd int, hdr *tar.Header) error {
 // dirs as its own whiteout, opaque and redirect markers, so an archive
 // never gets to set those. An ordinary user can only set user.*.
 func (x *extractor) xattrAllowed(name string) bool {
-	if strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") {
+	if fsutil.IsOverlayXattr(name) {
 		return false
 	}
 	return x.privileged || strings.HasPrefix(name, "user.")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -26,7 +27,26 @@ import (
 // cache is the limit of a big copy, and with two workers 1 GiB of files
 // copied in about three quarters of cp's time on a two-core machine.
 func CopyTree(src, dst string, copied func(n int)) error {
+	return copyTree(newTreeCopier(copied), src, dst)
+}
+
+// CopyForeignTree is CopyTree for a tree incarnate did not make (a
+// directory being imported): overlay's own xattrs there are someone
+// else's markers, which the overlay would take for its whiteouts, opaque
+// dirs and redirects, so they are left out.
+func CopyForeignTree(src, dst string, copied func(n int)) error {
 	c := newTreeCopier(copied)
+	c.drop = IsOverlayXattr
+	return copyTree(c, src, dst)
+}
+
+// IsOverlayXattr reports whether name is one of overlayfs's own: trusted.*
+// as root mounts it, user.* in a user namespace (userxattr).
+func IsOverlayXattr(name string) bool {
+	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
+}
+
+func copyTree(c *treeCopier, src, dst string) error {
 	var st unix.Stat_t
 	err := unix.Lstat(src, &st)
 	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -61,6 +81,8 @@ type treeCopier struct {
 	inheritsACLs bool
 	linked       map[[2]uint64]string // first copy of each multiply-linked inode
 	dirs         []copyJob            // directories, in the order they were made
+	// drop, when set, names the xattrs left out of the copy.
+	drop func(name string) bool
 }
 
 type copyJob struct {
@@ -319,7 +341,7 @@ func (c *treeCopier) setMeta(j copyJob) error {
 		}
 		mode &^= unix.S_ISUID | unix.S_ISGID
 	}
-	if err := copyXattrs(j.src, path, c.inheritsACLs); err != nil {
+	if err := copyXattrs(j.src, path, c.inheritsACLs, c.drop); err != nil {
 		return err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
@@ -348,13 +370,16 @@ var aclNames = []string{"system.posix_acl_access", "system.posix_acl_default"}
 // to dst. Those of namespaces the caller may not write (trusted.* as an
 // ordinary user) are left out, as cp -a leaves them. With inherited, ACLs
 // dst has and src lacks are removed.
-func copyXattrs(src, dst string, inherited bool) error {
+func copyXattrs(src, dst string, inherited bool, drop func(string) bool) error {
 	names, err := ListXattrs(src)
 	if err != nil {
 		return err
 	}
 	var buf []byte
 	for _, name := range names {
+		if drop != nil && drop(name) {
+			continue
+		}
 		buf, err = GetXattr(src, name, buf)
 		if err != nil {
 			return err
