@@ -791,3 +791,49 @@ func (h *harness) holdKeeper(t *testing.T, name string) {
 	}
 	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
 }
+
+// Anyone can make /tmp/incarnate-UID for someone else (for root, whom
+// sudo users run as): incarnate refused it, safely, and then stopped
+// working for that user. It must go on in a private directory of its
+// own, say so once, and leave the planted one alone.
+func TestAttackRuntimeDirTaken(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		usual := h.runtimeDir()
+		if _, err := os.Lstat(usual); err == nil {
+			// Set aside what earlier tests left, and put it back after.
+			aside := usual + ".aside"
+			if err := os.Rename(usual, aside); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(usual); os.Rename(aside, usual) })
+		} else {
+			t.Cleanup(func() { os.RemoveAll(usual) })
+		}
+		other := 4242 // the attacker: not the harness user
+		if err := os.Mkdir(usual, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(usual, other, other); err != nil {
+			t.Fatal(err)
+		}
+		said := ""
+		for _, args := range [][]string{{"new", "--base", "bb", "s"}, {"run", "s", "--", "true"}, {"run", "s", "--", "true"}} {
+			_, errOut, status := h.run(args...)
+			if status != 0 {
+				t.Fatalf("%v with %s taken: exit %d, %s", args, usual, status, errOut)
+			}
+			said += errOut
+		}
+		if n := strings.Count(said, "private runtime directory"); n != 1 {
+			t.Errorf("the private runtime directory was told of %d times, want once: %q", n, said)
+		}
+		if out, _, _ := h.run("doctor"); !strings.Contains(out, "belongs to someone else") {
+			t.Errorf("doctor says nothing of it:\n%s", out)
+		}
+		ents, _ := os.ReadDir(usual)
+		var st syscall.Stat_t
+		if err := syscall.Stat(usual, &st); err != nil || len(ents) != 0 || int(st.Uid) != other {
+			t.Errorf("the planted %s was touched: %d entries, owner %d, %v", usual, len(ents), st.Uid, err)
+		}
+	})
+}

@@ -67,6 +67,7 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 // Main runs the command line and returns the process exit status.
 func Main(args []string, stdin, stdout, stderr *os.File) int {
 	c := &ctx{stdin: stdin, stdout: stdout, stderr: stderr}
+	session.Notice = func(msg string) { fmt.Fprintln(stderr, "incarnate: "+msg) }
 	err := dispatch(c, args)
 	return report(stderr, err)
 }

@@ -69,6 +69,7 @@ func doctorChecks() []check {
 		{"store", always, checkStore},
 		{"overlay as root", asRoot, checkOverlayAsRoot},
 		{"overlay in a user namespace", rootless, checkOverlayInUserNS},
+		{"runtime dir", always, checkRuntimeDir},
 		{"idmapped mounts", asRoot, checkIdmap},
 		{"cgroup", never, checkCgroup},
 		{"seccomp", always, checkSeccomp},

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"app/incarnate/sandbox"
+	"app/incarnate/session"
 )
 
 // The confinement checks: what a session's processes are held by here,
@@ -53,4 +54,24 @@ func checkSeccomp(*doctorEnv) result {
 			"use a kernel built with CONFIG_SECCOMP_FILTER (every distribution kernel is)")
 	}
 	return good("every session process runs under the default filter (no new namespaces without --nested, no bpf, io_uring, userfaultfd, keyctl, kexec, modules)")
+}
+
+func checkRuntimeDir(e *doctorEnv) result {
+	if e.store == "" {
+		return result{verdict: skip}
+	}
+	st, err := session.OpenOutsideUserNS(e.store)
+	if err != nil {
+		return result{verdict: skip}
+	}
+	dir, err := st.RuntimeDir()
+	if err != nil {
+		return bad(fail, fmt.Sprintf("no runtime directory for the keepers' sockets: %v", err),
+			"set XDG_RUNTIME_DIR to a directory only you can enter")
+	}
+	if filepath.Base(dir) == "incarnate" || filepath.Base(dir) == fmt.Sprintf("incarnate-%d", sandbox.HostUID()) {
+		return good("keepers listen in %s", dir)
+	}
+	return bad(warn, fmt.Sprintf("the usual runtime directory belongs to someone else, so keepers listen in the private %s", dir),
+		"remove the other one if it is stale, or set XDG_RUNTIME_DIR (a systemd login session sets it)")
 }

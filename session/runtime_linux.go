@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"app/incarnate/internal/fsutil"
 	"app/incarnate/sandbox"
 )
 
@@ -15,7 +16,7 @@ import (
 // runtime directory, named by a hash of the store and the session so the
 // path stays short (a unix socket path has 108 bytes) whatever the names.
 func (s *Store) socketPath(name string) (string, error) {
-	s.runtimeOnce.Do(func() { s.runtime, s.runtimeErr = runtimeDir() })
+	s.runtimeOnce.Do(func() { s.runtime, s.runtimeErr = s.runtimeDir() })
 	if s.runtimeErr != nil {
 		return "", s.runtimeErr
 	}
@@ -25,11 +26,13 @@ func (s *Store) socketPath(name string) (string, error) {
 	return filepath.Join(dir, fmt.Sprintf("%016x.sock", h.Sum64())), nil
 }
 
-// runtimeDir is $XDG_RUNTIME_DIR/incarnate, or a private directory in
-// the temp dir when that is unset. It must belong to the user and be
-// closed to everyone else: whoever can write there could stand in for a
-// keeper.
-func runtimeDir() (string, error) {
+// runtimeDir is $XDG_RUNTIME_DIR/incarnate, or /tmp/incarnate-UID when
+// that is unset. It must belong to the user and be closed to everyone
+// else: whoever can write there could stand in for a keeper. Anyone can
+// make /tmp/incarnate-UID first, for someone else; then a private
+// directory of the user's, with a name nobody can guess, takes its place,
+// and the store remembers which (run-dir), so every command finds it.
+func (s *Store) runtimeDir() (string, error) {
 	base := os.Getenv("XDG_RUNTIME_DIR")
 	name := "incarnate"
 	if base == "" {
@@ -39,12 +42,49 @@ func runtimeDir() (string, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
 		return "", err
 	}
+	taken := privateDir(dir)
+	if taken == nil {
+		return dir, nil
+	}
+	record := filepath.Join(s.Root, "run-dir.json")
+	var known struct {
+		Dir string `json:"dir"`
+	}
+	if fsutil.ReadJSON(record, &known) == nil && filepath.IsAbs(known.Dir) && privateDir(known.Dir) == nil {
+		return known.Dir, nil
+	}
+	alt, err := os.MkdirTemp(os.TempDir(), name+"-")
+	if err != nil {
+		return "", fmt.Errorf("%v, and no private one could be made instead: %w", taken, err)
+	}
+	known.Dir = alt
+	if err := fsutil.WriteJSON(record, known); err != nil {
+		os.Remove(alt)
+		return "", err
+	}
+	Notice(fmt.Sprintf("%v: using the private runtime directory %s instead (see `incarnate doctor`)", taken, alt))
+	return alt, nil
+}
+
+// privateDir says why dir is not a directory of the caller's that only
+// the caller can enter, or nil.
+func privateDir(dir string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(dir, &st); err != nil {
-		return "", &os.PathError{Op: "lstat", Path: dir, Err: err}
+		return &os.PathError{Op: "lstat", Path: dir, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() || st.Mode&0o077 != 0 {
-		return "", fmt.Errorf("runtime directory %q is not a private directory of yours; remove it or set XDG_RUNTIME_DIR", dir)
+		return fmt.Errorf("runtime directory %q is not a private directory of yours", dir)
 	}
-	return dir, nil
+	return nil
+}
+
+// Notice tells the user something once, out of band of a command's
+// output; the CLI and the interface set it.
+var Notice = func(string) {}
+
+// RuntimeDir is where session sockets live for this store, for doctor.
+func (s *Store) RuntimeDir() (string, error) {
+	sock, err := s.socketPath("x")
+	return filepath.Dir(sock), err
 }
