@@ -837,3 +837,51 @@ func TestAttackRuntimeDirTaken(t *testing.T) {
 		}
 	})
 }
+
+// Keeper sockets were never unlinked and piled up in the runtime dir. A
+// keeper removes its own as it goes, and a keeper's start sweeps those of
+// keepers that died before they could (older than a minute, answering no
+// one), leaving a fresh one, which may be a keeper's about to listen.
+func TestKeeperSocketsGo(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		stale := filepath.Join(h.runtimeDir(), "0000000000000000.sock")
+		fresh := filepath.Join(h.runtimeDir(), "0000000000000001.sock")
+		for _, p := range []string{stale, fresh} {
+			bound(t, p, h.u)
+		}
+		old := time.Now().Add(-2 * time.Minute)
+		if err := os.Chtimes(stale, old, old); err != nil {
+			t.Fatal(err)
+		}
+		h.ok("run", "s", "--", "sleep", "0.3") // time for the sweep
+		waitFor(t, "the session to be free", func() bool { return sessionFree(h, "s") })
+		if _, err := os.Lstat(h.keeperSocket("s")); err == nil {
+			t.Errorf("the keeper left its socket %s behind", h.keeperSocket("s"))
+		}
+		if _, err := os.Lstat(stale); err == nil {
+			t.Errorf("the stale socket %s was not swept", stale)
+		}
+		if _, err := os.Lstat(fresh); err != nil {
+			t.Errorf("a fresh socket was swept: %v", err)
+		}
+		os.Remove(fresh)
+	})
+}
+
+// bound leaves a unix socket file at path that nobody listens on, owned
+// by u, as a killed keeper leaves one.
+func bound(t *testing.T, path string, u user) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_SEQPACKET, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(path, u.uid, u.gid); err != nil {
+		t.Fatal(err)
+	}
+}

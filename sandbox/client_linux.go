@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -33,7 +34,7 @@ type KeeperConfig struct {
 // StartKeeper starts a keeper and returns once its root is built and it
 // listens, or with the *OpError of the op that failed.
 func StartKeeper(cfg KeeperConfig) error {
-	spec := Spec{Root: cfg.Root, Process: cfg.Process}
+	spec := Spec{Root: cfg.Root, Process: cfg.Process, Socket: filepath.Base(cfg.Socket)}
 	if err := spec.validateOps(); err != nil {
 		return err
 	}
@@ -62,10 +63,18 @@ func StartKeeper(cfg KeeperConfig) error {
 	mapCallerToRoot(attr, cfg.Rootless)
 	// No parent-death signal: the keeper outlives the client that started
 	// it whenever another one has joined.
-	files := []uintptr{null.Fd(), null.Fd(), null.Fd(), specR.Fd(), errW.Fd(), ln.Fd(), cfg.Lock.Fd()}
-	if cfg.RangeLock != nil {
-		files = append(files, cfg.RangeLock.Fd()) // rangeFd
+	// The socket's directory, by fd: the keeper unlinks its socket there
+	// on its way out, when no path of the host's is in its reach.
+	sockDir, err := os.Open(filepath.Dir(cfg.Socket))
+	if err != nil {
+		return err
 	}
+	defer sockDir.Close()
+	rangeLock := null
+	if cfg.RangeLock != nil {
+		rangeLock = cfg.RangeLock
+	}
+	files := []uintptr{null.Fd(), null.Fd(), null.Fd(), specR.Fd(), errW.Fd(), ln.Fd(), cfg.Lock.Fd(), rangeLock.Fd(), sockDir.Fd()}
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{keeperArg0}, &syscall.ProcAttr{
 		Env: []string{}, Files: files, Sys: attr,
 	})

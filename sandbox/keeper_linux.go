@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,6 +29,7 @@ const (
 	listenFd   = 5 // the socket clients connect to, made by the starter
 	lockFd     = 6 // the session's lock, held for the keeper's lifetime
 	rangeFd    = 7 // the lock of the session's id range, when it has one
+	sockDirFd  = 8 // the directory of the socket, to unlink it at the end
 )
 
 // keeperIdle is how long a keeper that never started anything waits for
@@ -102,6 +104,11 @@ func runKeeper(specR, errW *os.File) int {
 	k.loop()
 	// No new clients from here on: one that connected meanwhile sees the
 	// connection closed and starts a new keeper once this one is gone.
+	// The socket goes too, while the session's lock is still held, so no
+	// new keeper's can be in its place yet.
+	if strings.Trim(spec.Socket, "./") != "" && !strings.Contains(spec.Socket, "/") {
+		_ = unix.Unlinkat(sockDirFd, spec.Socket, 0)
+	}
 	ln.Close()
 	waitTimeout(&k.replies, 2*time.Second)
 	return 0

@@ -17,6 +17,9 @@ type Spec struct {
 	Process []Op
 	Argv    []string
 	Env     []string
+	// Socket is a keeper's socket, by its name in the directory the
+	// keeper holds (sockDirFd), unlinked when the keeper is done.
+	Socket string
 }
 
 // Validate checks every op and the target before a child is started.
@@ -52,6 +55,7 @@ type wireSpec struct {
 	Process []wireOp `json:"process"`
 	Argv    []string `json:"argv"`
 	Env     []string `json:"env"`
+	Socket  string   `json:"socket,omitempty"`
 }
 
 // opKinds maps each Kind the stage understands to its Go type.
@@ -71,7 +75,7 @@ func init() {
 
 // MarshalJSON encodes the spec in its wire form.
 func (s Spec) MarshalJSON() ([]byte, error) {
-	w := wireSpec{Argv: s.Argv, Env: s.Env}
+	w := wireSpec{Argv: s.Argv, Env: s.Env, Socket: s.Socket}
 	var err error
 	if w.Root, err = toWire(s.Root); err != nil {
 		return nil, err
@@ -95,7 +99,7 @@ func (s *Spec) UnmarshalJSON(b []byte) error {
 	if s.Process, err = fromWire(w.Process); err != nil {
 		return err
 	}
-	s.Argv, s.Env = w.Argv, w.Env
+	s.Argv, s.Env, s.Socket = w.Argv, w.Env, w.Socket
 	return nil
 }
 

@@ -50,7 +50,7 @@ func RunStage() {
 	if os.Args[0] == keeperArg0 {
 		// Held, never passed on: the spawner and what it starts must not
 		// get the listening socket or the locks.
-		for _, fd := range []int{listenFd, lockFd, rangeFd} {
+		for _, fd := range []int{listenFd, lockFd, rangeFd, sockDirFd} {
 			unix.CloseOnExec(fd)
 		}
 		os.Exit(runKeeper(specR, errW))

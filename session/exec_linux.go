@@ -131,10 +131,15 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 	if err != nil {
 		return err
 	}
-	return sandbox.StartKeeper(sandbox.KeeperConfig{
+	err = sandbox.StartKeeper(sandbox.KeeperConfig{
 		Root: ops, Process: confinement(m, ids), Cloneflags: cloneflags(m), Rootless: m.UserXattr,
 		Socket: sock, Lock: lk.f, RangeLock: rangeLock,
 	})
+	if err == nil {
+		// Beside the session's start, on the other core: best effort.
+		go s.sweepSockets()
+	}
+	return err
 }
 
 // Run runs a command in session name with plain streams, passing on the

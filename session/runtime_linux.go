@@ -1,10 +1,14 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -87,4 +91,36 @@ var Notice = func(string) {}
 func (s *Store) RuntimeDir() (string, error) {
 	sock, err := s.socketPath("x")
 	return filepath.Dir(sock), err
+}
+
+// staleAfter is how old a socket nobody answers on must be to be swept:
+// a keeper's starter binds and listens at once, so one between the two
+// is never that old.
+const staleAfter = time.Minute
+
+// sweepSockets removes the sockets of keepers that died without removing
+// their own (killed, or from before keepers did).
+func (s *Store) sweepSockets() {
+	dir, err := s.RuntimeDir()
+	if err != nil {
+		return
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Type()&fs.ModeSocket == 0 || !strings.HasSuffix(e.Name(), ".sock") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleAfter {
+			continue
+		}
+		if conn, err := sandbox.Dial(path); err == nil {
+			conn.Close()
+		} else if errors.Is(err, sandbox.ErrNoKeeper) {
+			_ = os.Remove(path)
+		}
+	}
 }
