@@ -885,3 +885,31 @@ func bound(t *testing.T, path string, u user) {
 		t.Fatal(err)
 	}
 }
+
+// diff quoted C0 bytes but printed C1 controls (U+009B is a CSI) and bidi
+// overrides as they were; errors printed raw paths.
+func TestDiffShowsControlsEscaped(t *testing.T) {
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	upper := filepath.Join(h.store, "sessions", "s", "upper")
+	for _, name := range []string{"csi\u009b2J", "rlo\u202etxt.exe", "osc\x1b]0;pwned\x07", "plain"} {
+		if err := os.WriteFile(filepath.Join(upper, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := h.ok("diff", "s")
+	for _, raw := range []string{"\u009b", "\u202e", "\x1b", "\x07"} {
+		if strings.Contains(out, raw) {
+			t.Errorf("diff printed %q as it is:\n%q", raw, out)
+		}
+	}
+	for _, want := range []string{`A "/csi\u009b2J"`, `A "/rlo\u202etxt.exe"`, "A /plain\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diff does not show %s:\n%s", want, out)
+		}
+	}
+	_, errOut, _ := h.run("run", "--cwd", "/no\u009bwhere", "s", "--", "true")
+	if strings.Contains(errOut, "\u009b") {
+		t.Errorf("an error printed the path as it is: %q", errOut)
+	}
+}

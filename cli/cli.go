@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"app/incarnate/internal/termtext"
 	"app/incarnate/layers"
 	"app/incarnate/sandbox"
 	"app/incarnate/session"
@@ -67,7 +68,7 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 // Main runs the command line and returns the process exit status.
 func Main(args []string, stdin, stdout, stderr *os.File) int {
 	c := &ctx{stdin: stdin, stdout: stdout, stderr: stderr}
-	session.Notice = func(msg string) { fmt.Fprintln(stderr, "incarnate: "+msg) }
+	session.Notice = func(msg string) { fmt.Fprintln(stderr, "incarnate: "+termtext.VisibleText(msg)) }
 	err := dispatch(c, args)
 	return report(stderr, err)
 }
@@ -164,7 +165,8 @@ func report(w io.Writer, err error) int {
 	if errors.As(err, &st) {
 		return int(st)
 	}
-	fmt.Fprintf(w, "incarnate: %v\n", err)
+	// Errors name paths a session or an image chose: shown, not obeyed.
+	fmt.Fprintf(w, "incarnate: %s\n", termtext.VisibleText(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, layers.ErrInvalidName) {
 		return 2

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
+	"strings"
 
 	"golang.org/x/term"
 
+	"app/incarnate/internal/termtext"
 	"app/incarnate/session"
 )
 
@@ -51,8 +52,11 @@ func cmdDiff(c *ctx, args []string) error {
 }
 
 // writeChange prints "A /path", with "/" after a replaced directory. A
-// path that would break the one-change-a-line format (a newline, other
-// control bytes, invalid UTF-8) is printed Go-quoted.
+// path that would break the one-change-a-line format or reach the
+// terminal as something else (a newline, any control or format character,
+// C1 and bidi controls included, invalid UTF-8) is printed Go-quoted, as
+// is one with a quote or backslash, so that a quoted path is never
+// mistaken for a plain one.
 func writeChange(w *bufio.Writer, ch session.Change) {
 	p := ch.Path
 	if ch.Kind == session.Replaced && p != "/" {
@@ -68,12 +72,7 @@ func writeChange(w *bufio.Writer, ch session.Change) {
 }
 
 func needsQuote(p string) bool {
-	for i := 0; i < len(p); i++ {
-		if p[i] < 0x20 || p[i] == 0x7f {
-			return true
-		}
-	}
-	return !utf8.ValidString(p)
+	return !termtext.Safe(p) || strings.ContainsAny(p, `"\`)
 }
 
 func cmdExport(c *ctx, args []string) error {

@@ -11,6 +11,8 @@ import (
 
 	"app/incarnate/internal/progress"
 	"app/incarnate/layers"
+
+	"app/incarnate/internal/termtext"
 )
 
 // basesView is b: the bases, with import and remove.
@@ -82,7 +84,7 @@ func (v *basesView) update(msg tea.KeyMsg, m *Model) (back bool, cmd tea.Cmd) {
 func (v *basesView) View() string {
 	st := v.c.styles
 	if v.err != nil {
-		return st.Status.Error.Render("bases: " + v.err.Error())
+		return st.Status.Error.Render("bases: " + termtext.Visible(v.err.Error()))
 	}
 	if v.bases == nil {
 		return st.Muted.Render("reading bases…")
@@ -113,7 +115,7 @@ func (v *basesView) View() string {
 		if i == v.scroll.cursor {
 			mark = "›"
 		}
-		l := line(mark, bs.Name, fmt.Sprint(len(bs.LayerIDs())), size, fmt.Sprint(len(v.users[bs.Name])), created, bs.Source)
+		l := line(mark, bs.Name, fmt.Sprint(len(bs.LayerIDs())), size, fmt.Sprint(len(v.users[bs.Name])), created, termtext.Visible(bs.Source))
 		if i == v.scroll.cursor {
 			l = st.List.Selected.Render(l)
 		} else {

@@ -6,6 +6,8 @@ import (
 
 	"app/incarnate/layers"
 	"app/incarnate/session"
+
+	"app/incarnate/internal/termtext"
 )
 
 // detail is the pane under the list: the chosen session's base, layers,
@@ -73,7 +75,7 @@ func (d *detail) View(r *row, w, h int) string {
 	case !ok:
 		lines = append(lines, st.Muted.Render("reading changes…"))
 	case dm.err != nil:
-		lines = append(lines, fit(st.Status.Error.Render("diff: "+dm.err.Error()), w))
+		lines = append(lines, fit(st.Status.Error.Render("diff: "+termtext.Visible(dm.err.Error())), w))
 	case len(dm.changes) == 0:
 		lines = append(lines, st.Muted.Render("no changes over the base"))
 	default:
@@ -94,5 +96,5 @@ func (d *detail) View(r *row, w, h int) string {
 
 // changeLine is one path of a diff, its letter and path coloured.
 func changeLine(c *common, ch session.Change, w int) string {
-	return kindStyle(c.styles, ch.Kind).Render(fit(ch.Kind.Letter()+" "+ch.Path, w))
+	return kindStyle(c.styles, ch.Kind).Render(fit(ch.Kind.Letter()+" "+termtext.Visible(ch.Path), w))
 }

@@ -9,6 +9,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"app/incarnate/session"
+
+	"app/incarnate/internal/termtext"
 )
 
 // diffView is D: every path a session changed, coloured by kind, and on
@@ -98,7 +100,7 @@ func (d *diffView) View() string {
 		b.WriteString(st.Muted.Render("reading what " + d.name + " changed…"))
 		return b.String()
 	case d.err != nil:
-		b.WriteString(st.Status.Error.Render("diff of " + d.name + ": " + d.err.Error()))
+		b.WriteString(st.Status.Error.Render("diff of " + d.name + ": " + termtext.Visible(d.err.Error())))
 		return b.String()
 	}
 	counts := map[session.Kind]int{}
@@ -124,7 +126,7 @@ func (d *diffView) View() string {
 		if i == d.scroll.cursor {
 			mark = "›"
 		}
-		line := fit(mark+ch.Kind.Letter()+" "+ch.Path, d.w)
+		line := fit(mark+ch.Kind.Letter()+" "+termtext.Visible(ch.Path), d.w)
 		if i == d.scroll.cursor {
 			line = st.List.Selected.Render(line)
 		} else {
@@ -137,14 +139,14 @@ func (d *diffView) View() string {
 
 func (d *diffView) previewView() string {
 	st := d.c.styles
-	head := st.Detail.Name.Render(d.want) + st.Muted.Render("  (as "+d.name+" has it; esc goes back)")
+	head := st.Detail.Name.Render(termtext.Visible(d.want)) + st.Muted.Render("  (as "+d.name+" has it; esc goes back)")
 	switch {
 	case d.preview == nil:
 		return head + "\n" + st.Muted.Render("reading…")
 	case d.preview.err != nil:
-		return head + "\n" + st.Status.Error.Render(d.preview.err.Error())
+		return head + "\n" + st.Status.Error.Render(termtext.Visible(d.preview.err.Error()))
 	}
-	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(d.preview.text, "\t", "    "), "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(termtext.VisibleText(strings.ReplaceAll(d.preview.text, "\t", "    ")), "\n"), "\n")
 	d.pscroll = min(d.pscroll, max(0, len(lines)-1))
 	lines = lines[d.pscroll:]
 	if len(lines) > d.h-1 {

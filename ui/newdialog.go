@@ -11,6 +11,8 @@ import (
 	"app/incarnate/layers"
 	"app/incarnate/sandbox"
 	"app/incarnate/session"
+
+	"app/incarnate/internal/termtext"
 )
 
 // newDialog makes a session: a name checked as it is typed, a base
@@ -201,7 +203,7 @@ func (d *newDialog) view(w int) string {
 		if b := d.bases[d.base]; b.Builtin() && sandbox.Rootless() {
 			body = append(body, "  "+st.Dialog.Error.Render("the host base needs root; import a base of your own"))
 		} else if b.Source != "" {
-			body = append(body, "  "+st.Muted.Render("from "+b.Source))
+			body = append(body, "  "+st.Muted.Render("from "+termtext.Visible(b.Source)))
 		}
 	}
 	check := "[ ]"

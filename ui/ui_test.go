@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -522,4 +523,56 @@ func TestNewDialogHostNameError(t *testing.T) {
 		host, errAt, binds := strings.Index(s, "Host name"), strings.Index(s, "✗"), strings.Index(s, "Binds from the host")
 		return host >= 0 && errAt > host && binds > errAt
 	})
+}
+
+// Names and contents a session chose reach the screen shown, never
+// obeyed: every C0 control, DEL, every C1 control and the bidi controls,
+// in file names (the detail pane, the diff view) and in a file's content
+// (its preview), must come out as escapes. Before, opening the interface
+// wrote a file name's OSC 52 clipboard write to the terminal as it was.
+func TestHostileNamesReachNoTerminal(t *testing.T) {
+	var hostile []rune
+	for r := rune(1); r < 0x20; r++ {
+		hostile = append(hostile, r)
+	}
+	hostile = append(hostile, 0x7f)
+	for r := rune(0x80); r < 0xa0; r++ {
+		hostile = append(hostile, r)
+	}
+	hostile = append(hostile, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069)
+	files := map[string]string{"etc/motd": "\x1b]52;c;Y3VybCB4IHwgc2g=\x07" + string(hostile)}
+	for _, r := range hostile {
+		files["n"+string(r)+"x"] = "x\n"
+	}
+	st := newStore(t)
+	addSession(t, st, "evil", files)
+	m, tm := openList(t, st)
+	bad := func(view string) string {
+		for _, r := range view {
+			if (r < 0x20 && r != '\n') || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+				return fmt.Sprintf("%U", r)
+			}
+		}
+		return ""
+	}
+	look := func(what string) {
+		t.Helper()
+		if r := bad(inspect(m, func(m *Model) string { return m.View() })); r != "" {
+			t.Errorf("%s put %s on the screen as it is", what, r)
+		}
+	}
+	waitScreen(t, m, "the changes", func(s string) bool { return strings.Contains(s, `\x1b`) || strings.Contains(s, "A /n") })
+	look("the detail pane")
+	tm.Send(press("D"))
+	waitFor(t, tm, "paths changed in evil")
+	look("the diff view")
+	tm.Send(press("g"))
+	for i := 0; i < 100 && selectedChange(m) != "/etc/motd"; i++ {
+		tm.Send(press("down"))
+	}
+	tm.Send(press("enter"))
+	waitScreen(t, m, "the preview", func(s string) bool { return strings.Contains(s, "]52;c;") })
+	look("the preview")
+	tm.Send(tea.Quit())
+	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 }

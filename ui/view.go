@@ -7,6 +7,8 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+
+	"app/incarnate/internal/termtext"
 )
 
 // View draws the screen. It only reads the model: everything it shows
@@ -110,14 +112,14 @@ func (m *Model) statusView() string {
 	}
 	if len(m.taskList) > 0 {
 		t := m.tasks[m.taskList[len(m.taskList)-1]]
-		line := m.spinner.View() + " " + st.Status.Normal.Render(t.what+"…")
+		line := m.spinner.View() + " " + st.Status.Normal.Render(termtext.Visible(t.what)+"…")
 		if t.prog != nil {
 			text, pct := t.prog.get()
 			if pct >= 0 {
 				line += " " + m.bar.ViewAs(pct)
 			}
 			if text != "" {
-				line += " " + st.Muted.Render(text)
+				line += " " + st.Muted.Render(termtext.Visible(text))
 			}
 		}
 		if n := len(m.taskList); n > 1 {
@@ -125,7 +127,7 @@ func (m *Model) statusView() string {
 		}
 		return ansi.Truncate(line, m.width, "…")
 	}
-	text := m.status.text
+	text := termtext.Visible(m.status.text)
 	if text == "" && m.list.filter != "" {
 		text = fmt.Sprintf("filter %q — / changes it, esc clears it", m.list.filter)
 	}

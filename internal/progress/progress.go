@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"app/incarnate/internal/termtext"
 )
 
 // every bounds how often the progress line is redrawn: ten
@@ -36,7 +38,8 @@ func New(w io.Writer, label string, total int64) *Line {
 	if w == nil {
 		return nil
 	}
-	return &Line{w: w, label: label, total: total}
+	// The label names a source path or a layer, which an image chose.
+	return &Line{w: w, label: termtext.Visible(label), total: total}
 }
 
 // CountLayers makes the line count n layers instead of bytes against a
