@@ -913,3 +913,57 @@ func TestDiffShowsControlsEscaped(t *testing.T) {
 		t.Errorf("an error printed the path as it is: %q", errOut)
 	}
 }
+
+// Another user plants a symlink in a sticky, world-writable directory
+// (a /tmp) where root will export: the kernel's fs.protected_symlinks
+// refuses to follow it for root, but export resolved the path itself and
+// wrote through it to the victim. This machine ships with the protection
+// off; the test turns it on while it runs, as distributions do.
+func TestAttackExportThroughPlantedSymlink(t *testing.T) {
+	const knob = "/proc/sys/fs/protected_symlinks"
+	was, err := os.ReadFile(knob)
+	if err != nil {
+		t.Skipf("no %s: %v", knob, err)
+	}
+	if err := os.WriteFile(knob, []byte("1"), 0); err != nil {
+		t.Skipf("cannot turn on %s: %v", knob, err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile(knob, was, 0) })
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	h.ok("run", "s", "--", "sh", "-c", "echo x > /root/x")
+	sticky := filepath.Join(h.dir, "sticky")
+	if err := os.Mkdir(sticky, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sticky, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(h.dir, "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(sticky, "out.tar")
+	if err := os.Symlink(victim, planted); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(planted, 4242, 4242); err != nil { // another user's
+		t.Fatal(err)
+	}
+	_, errOut, status := h.run("export", "s", planted)
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Errorf("export wrote through the planted symlink into the victim (exit %d, %q)", status, errOut)
+	}
+	if status == 0 {
+		t.Errorf("export through a symlink the kernel refuses to follow succeeded")
+	}
+	// The caller's own symlink is followed, as by any program.
+	own := filepath.Join(h.dir, "own.tar")
+	if err := os.Symlink(filepath.Join(h.dir, "real.tar"), own); err != nil {
+		t.Fatal(err)
+	}
+	h.ok("export", "s", own)
+	if fi, err := os.Stat(filepath.Join(h.dir, "real.tar")); err != nil || fi.Size() == 0 {
+		t.Errorf("export through the caller's own symlink: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -235,33 +236,65 @@ func writeAtomic(file string, write func(io.Writer) error) error {
 	return nil
 }
 
-// writeFile writes through a symlink to where it leads, and straight
-// into what is not a regular file (a fifo, /dev/stdout): renaming over
-// those would replace them. A regular file, or none yet, is written as
-// a temp file beside it and renamed over it when complete.
+// writeFile opens file the way any program would, so the kernel's
+// protections apply (fs.protected_symlinks refuses a symlink another user
+// planted in a sticky directory; incarnate used to resolve it itself and
+// go around that). Only a regular file of the caller's own, named
+// directly, or none yet, is replaced whole: a temp file beside it, renamed
+// over it when complete. Anything else (a fifo, /dev/stdout, what a
+// symlink leads to, a file of someone else's) is written into as it is.
 func writeFile(file string, write func(io.Writer) error) error {
-	target, err := filepath.EvalSymlinks(file)
-	if err == nil {
-		file = target
-	} else if fi, lerr := os.Lstat(file); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
-		// A symlink to nothing yet: make what it names.
-		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
-		if err != nil {
+	f, err := os.OpenFile(file, os.O_WRONLY|unix.O_NOCTTY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		if fi, lerr := os.Lstat(file); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+			// A symlink to nothing yet: make what it names, as any
+			// program would (the kernel's protections apply again).
+			if f, err = os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOCTTY, 0o666); err != nil {
+				return err
+			}
+			return writeAndClose(f, write, true)
+		}
+		return replaceWhole(file, write)
+	}
+	if err != nil {
+		if errors.Is(err, unix.EISDIR) {
+			return errors.New("is a directory")
+		}
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if fi.Mode().IsRegular() && ownFile(fi) && sameAsNamed(file, fi) {
+		f.Close()
+		return replaceWhole(file, write)
+	}
+	if fi.Mode().IsRegular() {
+		if err := f.Truncate(0); err != nil {
+			f.Close()
 			return err
 		}
-		return writeAndClose(f, write, true)
 	}
-	fi, err := os.Stat(file)
-	switch {
-	case err == nil && fi.IsDir():
-		return errors.New("is a directory")
-	case err == nil && !fi.Mode().IsRegular():
-		f, err := os.OpenFile(file, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		return writeAndClose(f, write, false)
-	}
+	return writeAndClose(f, write, fi.Mode().IsRegular())
+}
+
+// ownFile reports whether the caller owns the file fi describes.
+func ownFile(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
+}
+
+// sameAsNamed reports whether file names fi itself, not through a symlink.
+func sameAsNamed(file string, fi fs.FileInfo) bool {
+	lfi, err := os.Lstat(file)
+	return err == nil && os.SameFile(lfi, fi)
+}
+
+// replaceWhole writes file as a temp file beside it, renamed over it when
+// complete: a failed or killed export leaves nothing half-written.
+func replaceWhole(file string, write func(io.Writer) error) error {
 	// The temp file is made with 0666, so the umask applies as for any
 	// file the user makes.
 	dir := filepath.Dir(file)
