@@ -164,14 +164,20 @@ func flatten(img v1.Image, dst string, o ImportOptions, xo extractOptions) error
 	p := progress.New(o.Progress, "unpacking layers", 0)
 	defer p.Finish()
 	p.CountLayers(len(layers))
+	check := &layerCheck{}
 	counted := make([]v1.Layer, len(layers))
 	for i, l := range layers {
-		counted[i] = countedLayer{Layer: l, p: p}
+		counted[i] = countedLayer{Layer: l, n: i + 1, p: p, check: check}
 	}
 	rc := mutate.Extract(countedImage{Image: img, layers: counted})
-	defer rc.Close()
 	xo.danglingLinks = true
 	err = extractTar(rc, dst, xo)
+	rc.Close()
+	// The stream's own end says nothing: a layer that failed ended it
+	// early and cleanly (see oci_verify.go).
+	if cerr := check.result(len(layers)); cerr != nil {
+		return cerr
+	}
 	if errors.Is(err, errEmptyArchive) {
 		err = errors.New("the image has no files")
 	}
@@ -189,11 +195,13 @@ func (i countedImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
 type countedLayer struct {
 	v1.Layer
-	p *progress.Line
+	n     int // 1 for the bottom layer
+	p     *progress.Line
+	check *layerCheck
 }
 
 func (l countedLayer) Uncompressed() (io.ReadCloser, error) {
-	rc, err := l.Layer.Uncompressed()
+	rc, err := verifiedUncompressed(l.Layer, l.n, l.check)
 	if err != nil {
 		return nil, err
 	}

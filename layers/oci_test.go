@@ -170,3 +170,60 @@ func TestDockerSaveWithLinkedLayers(t *testing.T) {
 		t.Errorf("imported %q", got)
 	}
 }
+
+// A layer whose blob is not what its digest says was imported as it was,
+// and a missing blob imported with success and a truncated tree, because
+// mutate.Extract ends its stream cleanly when a layer fails. Both must
+// fail, naming the layer, and leave no base and nothing in tmp/.
+func TestImportRefusesADamagedImage(t *testing.T) {
+	for _, damage := range []string{"a flipped byte", "a missing blob", "a short blob"} {
+		t.Run(damage, func(t *testing.T) {
+			img := testImage(t)
+			oci := filepath.Join(t.TempDir(), "oci")
+			p, err := layout.Write(oci, empty.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.AppendImage(img); err != nil {
+				t.Fatal(err)
+			}
+			ls, err := img.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := ls[1].Digest() // the middle layer
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob := filepath.Join(oci, "blobs", d.Algorithm, d.Hex)
+			b, err := os.ReadFile(blob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch damage {
+			case "a flipped byte":
+				b[len(b)/2] ^= 0x40
+				err = os.WriteFile(blob, b, 0o644)
+			case "a missing blob":
+				err = os.Remove(blob)
+			case "a short blob":
+				err = os.WriteFile(blob, b[:len(b)/2], 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := openStore(t)
+			_, err = s.Import("img", oci, ImportOptions{})
+			if err == nil {
+				t.Fatalf("an image with %s was imported", damage)
+			}
+			if !strings.Contains(err.Error(), "layer 2") && !strings.Contains(err.Error(), d.Hex) {
+				t.Errorf("the error does not name the layer: %v", err)
+			}
+			if _, gerr := s.Get("img"); gerr == nil {
+				t.Errorf("a base was made from an image with %s", damage)
+			}
+			assertEmpty(t, filepath.Join(s.Root, "tmp"))
+		})
+	}
+}
