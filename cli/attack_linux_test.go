@@ -967,3 +967,66 @@ func TestAttackExportThroughPlantedSymlink(t *testing.T) {
 		t.Errorf("export through the caller's own symlink: %v", err)
 	}
 }
+
+// An ordinary user made a store directory with a symlink where the trash
+// is (or tmp, or layers), and root's incarnate, pointed at it (sudo -E
+// with the user's HOME, a store under /tmp, a CI workspace), followed it:
+// everything in the victim directory was deleted. A store someone else
+// owns or can write, or with a symlink where a directory of its own
+// belongs, must be refused, and the victim left whole.
+func TestAttackPlantedStore(t *testing.T) {
+	h := newHarness(t, rootUser)
+	victim := filepath.Join(h.dir, "victim")
+	for _, name := range []string{"trash", "tmp", "layers", "sessions"} {
+		for _, tt := range []struct {
+			how   string
+			owner int
+			mode  os.FileMode
+		}{
+			{"a user's store", 65534, 0o755},
+			{"a world-writable store", 0, 0o777},
+			{"root's store", 0, 0o700},
+		} {
+			t.Run(name+" in "+tt.how, func(t *testing.T) {
+				if err := os.MkdirAll(filepath.Join(victim, "keep"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(victim, "keep", "precious"), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				store := filepath.Join(h.dir, "planted-"+name)
+				os.RemoveAll(store)
+				if err := os.Mkdir(store, tt.mode); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(store, tt.mode); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(victim, filepath.Join(store, name)); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Lchown(filepath.Join(store, name), tt.owner, tt.owner); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(store, tt.owner, tt.owner); err != nil {
+					t.Fatal(err)
+				}
+				for _, args := range [][]string{{"ls"}, {"base", "import", "x", h.base}, {"new", "--base", "bb", "s"}} {
+					_, errOut, status := h.run(append(args, "--root", store)...)
+					if status == 0 {
+						t.Errorf("%v in %s with %s planted: went ahead", args, tt.how, name)
+					} else if !strings.Contains(errOut, store) {
+						t.Errorf("%v: the refusal does not name the store: %q", args, errOut)
+					}
+				}
+				if _, err := os.Stat(filepath.Join(victim, "keep", "precious")); err != nil {
+					t.Errorf("the victim behind %s lost its files: %v", name, err)
+				}
+				ents, _ := os.ReadDir(victim)
+				if len(ents) != 1 {
+					t.Errorf("the victim behind %s was written into: %d entries", name, len(ents))
+				}
+			})
+		}
+	}
+}

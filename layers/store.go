@@ -67,12 +67,37 @@ type Store struct {
 
 // Open makes sure the store's directories exist.
 func Open(root string) (*Store, error) {
-	for _, d := range []string{"bases", "layers", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
-			return nil, err
-		}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	if err := OwnedDirs(root, "bases", "layers", "tmp"); err != nil {
+		return nil, err
 	}
 	return &Store{Root: root}, nil
+}
+
+// OwnedDirs makes the store's directories under root that are missing and
+// checks root and each of them with fsutil.OwnedDir: a store someone else
+// can write is not used. root itself may be reached through a symlink of
+// the caller's choosing; what is inside may not.
+func OwnedDirs(root string, dirs ...string) error {
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return err
+	}
+	if err := fsutil.OwnedDir(real); err != nil {
+		return fmt.Errorf("store %s: %w", root, err)
+	}
+	for _, d := range dirs {
+		p := filepath.Join(root, d)
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := fsutil.OwnedDir(p); err != nil {
+			return fmt.Errorf("store %s: %w", root, err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) basePath(name string) string { return filepath.Join(s.Root, "bases", name+".json") }

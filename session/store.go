@@ -94,10 +94,8 @@ func open(root string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"sessions", "trash"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
-			return nil, err
-		}
+	if err := layers.OwnedDirs(root, "sessions", "trash"); err != nil {
+		return nil, err
 	}
 	return &Store{Root: root, Layers: ls}, nil
 }
