@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -1030,3 +1032,58 @@ func TestAttackPlantedStore(t *testing.T) {
 		}
 	}
 }
+
+// Sizes were unbounded: an 8 TiB sparse file that takes no disk exported
+// as an 8 TiB tar entry, and a tiny compressed tar of zeros imported as
+// hundreds of megabytes written. Export refuses such a file, saying why,
+// and leaves nothing at its output; import writes zeros as holes.
+func TestAttackSparseSizes(t *testing.T) {
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	huge := filepath.Join(h.store, "sessions", "s", "upper", "root", "huge")
+	if err := os.MkdirAll(filepath.Dir(huge), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := os.Create(huge); err != nil || f.Truncate(8<<40) != nil || f.Close() != nil {
+		t.Fatalf("an 8 TiB sparse file: %v", err)
+	}
+	out := filepath.Join(h.dir, "s.tar")
+	_, errOut, status := h.run("export", "s", out)
+	if status == 0 || !strings.Contains(errOut, "sparse") || !strings.Contains(errOut, "/root/huge") {
+		t.Errorf("export of an 8 TiB sparse file: exit %d, %q; want a refusal that names it", status, errOut)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(h.dir, "*s.tar*")); len(ents) != 0 {
+		t.Errorf("export left %v behind", ents)
+	}
+
+	const zeros = 300 << 20
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: zeros, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(tw, zeroReader{}, zeros); err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	src := filepath.Join(h.dir, "zeros.tar.gz")
+	if err := os.WriteFile(src, testbase.Compress(t, "gzip", tb.Bytes()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.ok("base", "import", "z", src)
+	files, _ := filepath.Glob(filepath.Join(h.store, "layers", "*", "zeros"))
+	if len(files) != 1 {
+		t.Fatalf("no imported zeros: %v", files)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(files[0], &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != zeros || st.Blocks*512 > 1<<20 {
+		t.Errorf("300 MiB of zeros imported as %d bytes taking %d on disk; want holes", st.Size, st.Blocks*512)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }

@@ -217,9 +217,7 @@ func (x *extractor) file(pfd int, rel, base string, hdr *tar.Header, r io.Reader
 		return err
 	}
 	f := os.NewFile(uintptr(fd), rel)
-	// struct{io.Writer} hides os.File's ReadFrom, which would allocate a
-	// buffer per file instead of reusing ours.
-	_, err = io.CopyBuffer(struct{ io.Writer }{f}, r, x.buf)
+	err = fsutil.WriteSparse(f, r, x.buf)
 	if err == nil {
 		err = x.setMeta(fd, hdr)
 	}

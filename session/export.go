@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/internal/progress"
+	"app/incarnate/internal/termtext"
 )
 
 // OCI whiteout names (image-spec, layer.md): ".wh.NAME" deletes NAME,
@@ -137,6 +139,10 @@ func (x *exporter) entry(name, full string, st *unix.Stat_t) error {
 	return copyContent(x.tw, full, hdr.Size)
 }
 
+// sparseLimit is how much of a file may be holes, which a tarball holds
+// as zeros, before export refuses it.
+const sparseLimit = 64 << 20
+
 // header describes a path; nil for a socket, which a tarball cannot hold
 // (and which means nothing once its owner is gone).
 func (x *exporter) header(name, full string, st *unix.Stat_t) (*tar.Header, error) {
@@ -148,6 +154,12 @@ func (x *exporter) header(name, full string, st *unix.Stat_t) (*tar.Header, erro
 	case unix.S_IFDIR:
 		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
 	case unix.S_IFREG:
+		if holes := st.Size - st.Blocks*512; holes > sparseLimit {
+			// archive/tar writes no sparse entries: a tarball would hold
+			// every zero of an 8 TiB file that takes no disk at all.
+			return nil, fmt.Errorf("export: %s is %s, but only %s of it is on disk (a sparse file); a tarball would hold all of it. Remove or shrink it in the session first",
+				termtext.Visible("/"+name), progress.HumanSize(st.Size), progress.HumanSize(st.Blocks*512))
+		}
 		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
 		x.hardLink(hdr, st)
 	case unix.S_IFLNK:
