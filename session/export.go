@@ -157,7 +157,7 @@ func (x *exporter) header(name, full string, st *unix.Stat_t) (*tar.Header, erro
 		if holes := st.Size - st.Blocks*512; holes > sparseLimit {
 			// archive/tar writes no sparse entries: a tarball would hold
 			// every zero of an 8 TiB file that takes no disk at all.
-			return nil, fmt.Errorf("export: %s is %s, but only %s of it is on disk (a sparse file); a tarball would hold all of it. Remove or shrink it in the session first",
+			return nil, fmt.Errorf("%s is %s, but only %s of it is on disk (a sparse file); a tarball would hold all of it. Remove or shrink it in the session first",
 				termtext.Visible("/"+name), progress.HumanSize(st.Size), progress.HumanSize(st.Blocks*512))
 		}
 		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
