@@ -1087,3 +1087,47 @@ func TestAttackSparseSizes(t *testing.T) {
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// Export of a running session followed symlinks the session swapped in:
+// while the session looped `mv a a.d; ln -s /etc a`, root's export put
+// the host's /etc/shadow into the tarball. Exports in a bounded loop
+// while the session swaps; a single host byte in the tarball fails.
+func TestAttackExportRace(t *testing.T) {
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	h.ok("run", "s", "--", "sh", "-c", "mkdir /a && echo session-own > /a/shadow")
+	swapper := h.command("run", "s", "--", "sh", "-c",
+		"while :; do mv /a /a.d; ln -s /etc /a; rm /a; mv /a.d /a; done")
+	if err := swapper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = swapper.Process.Kill(); _ = swapper.Wait(); h.runWith(nil, "stop", "--grace", "100ms", "s") }()
+	out := filepath.Join(h.dir, "race.tar")
+	exported := 0
+	for i, deadline := 0, time.Now().Add(20*time.Second); i < 200 && time.Now().Before(deadline); i++ {
+		if _, _, status := h.run("export", "s", out); status != 0 {
+			continue // the race made it fail: nothing was written
+		}
+		exported++
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(f)
+		for {
+			hdr, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if strings.HasSuffix(hdr.Name, "shadow") {
+				b, _ := io.ReadAll(tr)
+				if string(b) != "session-own\n" {
+					f.Close()
+					t.Fatalf("try %d: the tarball holds %s with a host file's content (%d bytes)", i, hdr.Name, len(b))
+				}
+			}
+		}
+		f.Close()
+	}
+	t.Logf("%d exports went through while the session swapped", exported)
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -66,7 +67,12 @@ func (s *Store) ExportFile(name, file string) (int, error) {
 // "dir/.wh..wh..opq", then what it now holds. Names are relative
 // ("etc/passwd"), owners numeric.
 func ExportTar(w io.Writer, upper string, changes []Change) error {
-	x := &exporter{tw: tar.NewWriter(w), upper: upper, links: map[[2]uint64]string{}}
+	ufd, err := unix.Open(upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: upper, Err: err}
+	}
+	defer unix.Close(ufd)
+	x := &exporter{tw: tar.NewWriter(w), upper: upper, upperFd: ufd, links: map[[2]uint64]string{}}
 	for _, c := range changes {
 		if err := x.change(c); err != nil {
 			return err
@@ -76,32 +82,80 @@ func ExportTar(w io.Writer, upper string, changes []Change) error {
 }
 
 type exporter struct {
-	tw    *tar.Writer
-	upper string
-	links map[[2]uint64]string // dev, inode -> first name, for hard links
+	tw      *tar.Writer
+	upper   string
+	upperFd int                  // O_PATH, everything is opened beneath it
+	links   map[[2]uint64]string // dev, inode -> first name, for hard links
 }
 
 func (x *exporter) change(c Change) error {
-	full := x.upper + c.Path
-	var st unix.Stat_t
-	if err := unix.Lstat(full, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: full, Err: err}
+	e, err := x.open(c.Path)
+	if err != nil {
+		return err
 	}
+	defer e.close()
 	name := strings.TrimPrefix(c.Path, "/")
 	switch c.Kind {
 	case Deleted:
 		dir, base := path.Split(name)
-		return x.marker(dir+whiteoutPrefix+base, &st)
+		return x.marker(dir+whiteoutPrefix+base, &e.st)
 	case Replaced:
-		if err := x.refuseRedirect(full); err != nil {
+		if err := e.refuseRedirect(); err != nil {
 			return err
 		}
-		if err := x.entry(name, full, &st); err != nil {
+		if err := x.entry(name, e); err != nil {
 			return err
 		}
-		return x.marker(name+"/"+opaqueWhiteout, &st)
+		return x.marker(name+"/"+opaqueWhiteout, &e.st)
 	}
-	return x.entry(name, full, &st)
+	return x.entry(name, e)
+}
+
+// A session that runs meanwhile can swap a directory for a symlink to
+// /etc between two steps of the export. So every entry is opened once,
+// beneath the upper dir with no symlink followed on the way (openat2
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS; the entry itself may be one, which
+// is then what is read), and everything about it is read through that
+// fd: what it was when opened, never what a path names later.
+type entry struct {
+	fd   int // O_PATH
+	st   unix.Stat_t
+	data *os.File // reopened for reading: regular files and directories
+}
+
+func (x *exporter) open(p string) (*entry, error) {
+	rel := strings.TrimPrefix(p, "/")
+	if rel == "" {
+		rel = "."
+	}
+	fd, err := unix.Openat2(x.upperFd, rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: x.upper + p, Err: err}
+	}
+	e := &entry{fd: fd}
+	if err := unix.Fstat(fd, &e.st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "fstat", Path: x.upper + p, Err: err}
+	}
+	if t := e.st.Mode & unix.S_IFMT; t == unix.S_IFREG || t == unix.S_IFDIR {
+		// Through the fd's own link in /proc: the same inode, whatever
+		// the path names by now.
+		if e.data, err = os.Open("/proc/self/fd/" + strconv.Itoa(fd)); err != nil {
+			unix.Close(fd)
+			return nil, &os.PathError{Op: "open", Path: x.upper + p, Err: err}
+		}
+	}
+	return e, nil
+}
+
+func (e *entry) close() {
+	if e.data != nil {
+		e.data.Close()
+	}
+	unix.Close(e.fd)
 }
 
 // marker writes an empty whiteout file dated like what it stands for.
@@ -112,21 +166,24 @@ func (x *exporter) marker(name string, st *unix.Stat_t) error {
 // refuseRedirect: a directory renamed by overlayfs (redirect_dir, which
 // incarnate never enables) keeps its unchanged content in the lower
 // layers under its old name, which a tarball cannot say.
-func (x *exporter) refuseRedirect(full string) error {
+func (e *entry) refuseRedirect() error {
+	if e.data == nil {
+		return nil
+	}
 	for _, p := range []string{trustedPrefix, userPrefix} {
-		if _, err := unix.Lgetxattr(full, p+"redirect", nil); err == nil {
-			return fmt.Errorf("export %q: the directory was renamed by overlayfs (redirect_dir); a tarball cannot express that", full)
+		if _, err := fsutil.GetXattrFd(e.data, p+"redirect", nil); err == nil {
+			return fmt.Errorf("export %q: the directory was renamed by overlayfs (redirect_dir); a tarball cannot express that", e.data.Name())
 		}
 	}
 	return nil
 }
 
 // entry writes one added or modified path; name is "" for the root.
-func (x *exporter) entry(name, full string, st *unix.Stat_t) error {
+func (x *exporter) entry(name string, e *entry) error {
 	if name == "" {
 		name = "."
 	}
-	hdr, err := x.header(name, full, st)
+	hdr, err := x.header(name, e)
 	if hdr == nil || err != nil {
 		return err
 	}
@@ -136,7 +193,7 @@ func (x *exporter) entry(name, full string, st *unix.Stat_t) error {
 	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
 		return nil
 	}
-	return copyContent(x.tw, full, hdr.Size)
+	return copyContent(x.tw, e.data, hdr.Size)
 }
 
 // sparseLimit is how much of a file may be holes, which a tarball holds
@@ -145,7 +202,8 @@ const sparseLimit = 64 << 20
 
 // header describes a path; nil for a socket, which a tarball cannot hold
 // (and which means nothing once its owner is gone).
-func (x *exporter) header(name, full string, st *unix.Stat_t) (*tar.Header, error) {
+func (x *exporter) header(name string, e *entry) (*tar.Header, error) {
+	st := &e.st
 	hdr := &tar.Header{
 		Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
 		ModTime: time.Unix(st.Mtim.Sec, 0),
@@ -163,10 +221,12 @@ func (x *exporter) header(name, full string, st *unix.Stat_t) (*tar.Header, erro
 		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
 		x.hardLink(hdr, st)
 	case unix.S_IFLNK:
-		target, err := os.Readlink(full)
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(e.fd, "", buf)
 		if err != nil {
-			return nil, err
+			return nil, &os.PathError{Op: "readlink", Path: name, Err: err}
 		}
+		target := string(buf[:n])
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
 	case unix.S_IFCHR:
 		hdr.Typeflag, hdr.Devmajor, hdr.Devminor = tar.TypeChar, int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
@@ -177,7 +237,7 @@ func (x *exporter) header(name, full string, st *unix.Stat_t) (*tar.Header, erro
 	default:
 		return nil, nil
 	}
-	xattrs, err := exportXattrs(full)
+	xattrs, err := exportXattrs(e.data)
 	if len(xattrs) > 0 {
 		hdr.PAXRecords = xattrs
 	}
@@ -198,11 +258,15 @@ func (x *exporter) hardLink(hdr *tar.Header, st *unix.Stat_t) {
 	x.links[key] = hdr.Name
 }
 
-// exportXattrs are full's extended attributes as PAX records, without the
+// exportXattrs are f's extended attributes as PAX records, without the
 // overlay's own: they describe this upper dir's relation to its lowers
-// and would mislead whatever applies the tarball.
-func exportXattrs(full string) (map[string]string, error) {
-	names, err := fsutil.ListXattrs(full)
+// and would mislead whatever applies the tarball. Only regular files and
+// directories have them read (f is nil for the rest).
+func exportXattrs(f *os.File) (map[string]string, error) {
+	if f == nil {
+		return nil, nil
+	}
+	names, err := fsutil.ListXattrsFd(f)
 	if err != nil || len(names) == 0 {
 		return nil, err
 	}
@@ -211,7 +275,7 @@ func exportXattrs(full string) (map[string]string, error) {
 		if strings.HasPrefix(n, trustedPrefix) || strings.HasPrefix(n, userPrefix) {
 			continue
 		}
-		v, err := fsutil.GetXattr(full, n, nil)
+		v, err := fsutil.GetXattrFd(f, n, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -220,18 +284,13 @@ func exportXattrs(full string) (map[string]string, error) {
 	return recs, nil
 }
 
-// copyContent copies exactly size bytes of full: a file that changed size
+// copyContent copies exactly size bytes of f: a file that changed size
 // since its header was written (a session running meanwhile) is an error,
 // not a corrupt tarball.
-func copyContent(w io.Writer, full string, size int64) error {
-	f, err := os.OpenFile(full, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+func copyContent(w io.Writer, f *os.File, size int64) error {
 	if _, err := io.CopyN(w, f, size); err != nil {
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("export %q: the file shrank while being read; stop the session and export again", full)
+			return fmt.Errorf("export %q: the file shrank while being read; stop the session and export again", f.Name())
 		}
 		return err
 	}

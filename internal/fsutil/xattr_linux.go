@@ -11,9 +11,18 @@ import (
 // ListXattrs lists the extended attributes of path (not following a
 // symlink) that the caller can see; none where the file system has none.
 func ListXattrs(path string) ([]string, error) {
+	return listXattrs(path, func(buf []byte) (int, error) { return unix.Llistxattr(path, buf) })
+}
+
+// ListXattrsFd is ListXattrs of an open file (not an O_PATH one).
+func ListXattrsFd(f *os.File) ([]string, error) {
+	return listXattrs(f.Name(), func(buf []byte) (int, error) { return unix.Flistxattr(int(f.Fd()), buf) })
+}
+
+func listXattrs(path string, list func([]byte) (int, error)) ([]string, error) {
 	buf := make([]byte, 256)
 	for {
-		n, err := unix.Llistxattr(path, buf)
+		n, err := list(buf)
 		switch {
 		case errors.Is(err, unix.ERANGE):
 			buf = make([]byte, 2*len(buf))
@@ -36,12 +45,21 @@ func ListXattrs(path string) ([]string, error) {
 // GetXattr reads attribute name of path (not following a symlink) into
 // buf, grown as needed; buf may be nil.
 func GetXattr(path, name string, buf []byte) ([]byte, error) {
+	return getXattr(path, name, buf, func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// GetXattrFd is GetXattr of an open file (not an O_PATH one).
+func GetXattrFd(f *os.File, name string, buf []byte) ([]byte, error) {
+	return getXattr(f.Name(), name, buf, func(b []byte) (int, error) { return unix.Fgetxattr(int(f.Fd()), name, b) })
+}
+
+func getXattr(path, name string, buf []byte, get func([]byte) (int, error)) ([]byte, error) {
 	buf = buf[:cap(buf)]
 	if len(buf) == 0 {
 		buf = make([]byte, 256)
 	}
 	for {
-		n, err := unix.Lgetxattr(path, name, buf)
+		n, err := get(buf)
 		if errors.Is(err, unix.ERANGE) {
 			buf = make([]byte, 2*len(buf))
 			continue
