@@ -1097,11 +1097,15 @@ func TestAttackExportRace(t *testing.T) {
 	h.ok("new", "--base", "bb", "s")
 	h.ok("run", "s", "--", "sh", "-c", "mkdir /a && echo session-own > /a/shadow")
 	swapper := h.command("run", "s", "--", "sh", "-c",
-		"while :; do mv /a /a.d; ln -s /etc /a; rm /a; mv /a.d /a; done")
+		"while :; do mv /a /a.d; ln -s /etc /a; usleep 2000; rm /a; mv /a.d /a; usleep 2000; done")
 	if err := swapper.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = swapper.Process.Kill(); _ = swapper.Wait(); h.runWith(nil, "stop", "--grace", "100ms", "s") }()
+	defer func() {
+		_ = swapper.Process.Kill()
+		_ = swapper.Wait()
+		h.runWith(nil, "stop", "--grace", "100ms", "s")
+	}()
 	out := filepath.Join(h.dir, "race.tar")
 	exported := 0
 	for i, deadline := 0, time.Now().Add(20*time.Second); i < 200 && time.Now().Before(deadline); i++ {

@@ -171,3 +171,26 @@ func TestWriteAtomicKeepsWhatThePathIs(t *testing.T) {
 		t.Errorf("the directory holds %d entries, want 6 (no temp file left)", len(ents))
 	}
 }
+
+// The state a session's swap leaves between diff and export: the change
+// list names /a/shadow, but a is by now a symlink to a host directory.
+// Export must read nothing through it (the race test in cli runs the
+// swap for real).
+func TestExportFollowsNoSwappedSymlink(t *testing.T) {
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "shadow"), []byte("host secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	upper := t.TempDir()
+	if err := os.Symlink(host, filepath.Join(upper, "a")); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	err := ExportTar(&buf, upper, []Change{{Path: "/a/shadow", Kind: Added}})
+	if strings.Contains(buf.String(), "host secret") {
+		t.Fatalf("the tarball holds the host file behind the swapped symlink")
+	}
+	if err == nil {
+		t.Errorf("export through a swapped symlink went ahead")
+	}
+}
