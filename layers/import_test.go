@@ -380,3 +380,23 @@ func TestDirectoryImportDropsOverlayXattrs(t *testing.T) {
 		t.Errorf("user.kept was dropped too: %v", err)
 	}
 }
+
+// The store's own directories are closed to others whatever they were
+// (a backup restored as 0755): a root session's upper dir holds set-uid
+// root files that work on the host for whoever can reach them.
+func TestStoreDirsAreClosed(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	if err := os.MkdirAll(filepath.Join(root, "layers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "layers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "layers"))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("layers/ is %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+}

@@ -96,6 +96,14 @@ func OwnedDirs(root string, dirs ...string) error {
 		if err := fsutil.OwnedDir(p); err != nil {
 			return fmt.Errorf("store %s: %w", root, err)
 		}
+		// Closed to everyone else, not only to their writes: a root
+		// session's upper dir holds set-uid-root files and file
+		// capabilities that work on the host for whoever can reach them.
+		if fi, err := os.Lstat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o700); err != nil {
+				return fmt.Errorf("store %s: %w", root, err)
+			}
+		}
 	}
 	return nil
 }
