@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path"
@@ -18,6 +19,7 @@ import (
 func cmdEnter(c *ctx, args []string) error {
 	fs := newFlags(c, "enter")
 	shell := fs.String("shell", "", "shell to start (default: your $SHELL if the session has it, else /bin/sh)")
+	cwd := cwdFlag(fs)
 	var env []string
 	envFlag(fs, &env)
 	pos, err := c.parseArgs(fs, args)
@@ -32,6 +34,7 @@ func cmdEnter(c *ctx, args []string) error {
 		return err
 	}
 	o := shellOptions(st, pos[0], *shell, env)
+	o.Dir, o.DirElse = startDir(*cwd)
 	if !term.IsTerminal(int(c.stdin.Fd())) {
 		// Commands piped in (or none, from /dev/null): the shell reads
 		// them from its stdin as it would outside, and their end ends it,
@@ -41,11 +44,30 @@ func cmdEnter(c *ctx, args []string) error {
 	return c.attach(st, pos[0], o)
 }
 
-// shellOptions start an interactive shell in session name: shell when
-// given, else the session's own setting, else the user's $SHELL if the
-// session has it, else /bin/sh.
+// cwdFlag adds --cwd to fs.
+func cwdFlag(fs *flag.FlagSet) *string {
+	return fs.String("cwd", "", "working directory inside the session (default: the current one if the session has it, else ~)")
+}
+
+// startDir is where a process starts inside: the --cwd given, or else
+// the caller's own directory, as distrobox, toolbx and try keep it, with
+// root's home for a session that lacks it (the spawner says when).
+func startDir(cwd string) (dir, orElse string) {
+	if cwd != "" {
+		return path.Clean(cwd), ""
+	}
+	if wd, err := os.Getwd(); err == nil && path.IsAbs(wd) {
+		return wd, "/root"
+	}
+	return "/root", "/"
+}
+
+// shellOptions start an interactive shell in session name, in the
+// caller's directory: shell when given, else the session's own setting,
+// else the user's $SHELL if the session has it, else /bin/sh.
 func shellOptions(st *session.Store, name, shell string, env []string) session.ExecOptions {
-	o := session.ExecOptions{Argv: []string{"/bin/sh"}, Dir: "/root", DirElse: "/", Umask: 0o022}
+	o := session.ExecOptions{Argv: []string{"/bin/sh"}, Umask: 0o022}
+	o.Dir, o.DirElse = startDir("")
 	m, _ := st.Get(name)
 	if shell == "" && m != nil {
 		shell = m.Shell

@@ -248,7 +248,7 @@ func (c *ctx) confirm(yes bool, question, declined string) error {
 
 func cmdRun(c *ctx, args []string) error {
 	fs := newFlags(c, "run")
-	cwd := fs.String("cwd", "/", "working directory inside the session")
+	cwd := cwdFlag(fs)
 	mask := fs.String("umask", "022", "file creation mask, octal")
 	tty := fs.Bool("t", false, "give the command a terminal (a fresh pty inside the session)")
 	var env []string
@@ -279,7 +279,8 @@ func cmdRun(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := session.ExecOptions{Argv: argv, Env: session.Environ(m, "", env), Dir: *cwd, Umask: uint32(um)}
+	o := session.ExecOptions{Argv: argv, Env: session.Environ(m, "", env), Umask: uint32(um)}
+	o.Dir, o.DirElse = startDir(*cwd)
 	if *tty {
 		return c.attach(st, name, o)
 	}

@@ -141,6 +141,8 @@ func listen(path string) (*os.File, error) {
 type Conn struct {
 	pc    *packetConn
 	relay *relay // the streams of a process without a terminal
+	// InDirElse: the process started in its request's DirElse.
+	InDirElse bool
 }
 
 // Dial connects to the keeper on path, or returns ErrNoKeeper.
@@ -210,6 +212,7 @@ func (c *Conn) Spawn(req SpawnRequest, stdin, stdout, stderr *os.File) (*os.File
 		r.abandon()
 		return nil, rep.Error
 	}
+	c.InDirElse = rep.InDirElse
 	if req.Tty {
 		if len(got) != 1 {
 			closeAll(got)

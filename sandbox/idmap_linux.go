@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -49,13 +49,14 @@ func mountIdmappedOverlay(o MountOverlay, m *idmap) error {
 	}
 	// Upper and work must be on one mount: an idmapped mount of the dir
 	// that holds them both, and each opened beneath it.
-	parent, err := idmappedTree(filepath.Dir(o.Upper), m.nsfd)
+	home := o.home()
+	parent, err := idmappedTree(home, m.nsfd)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(parent)
 	for _, d := range []string{o.Upper, o.Work} {
-		fd, err := unix.Openat2(parent, filepath.Base(d), &unix.OpenHow{
+		fd, err := unix.Openat2(parent, strings.TrimPrefix(d, home+"/"), &unix.OpenHow{
 			Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
 		if err != nil {
 			return step("open", d, err)

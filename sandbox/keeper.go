@@ -57,10 +57,13 @@ type StopRequest struct {
 
 // Reply is the keeper's answer.
 type Reply struct {
-	Error    *OpError `json:"error,omitempty"`
-	Started  bool     `json:"started,omitempty"`
-	Exit     *int     `json:"exit,omitempty"`
-	Children int      `json:"children,omitempty"`
+	Error   *OpError `json:"error,omitempty"`
+	Started bool     `json:"started,omitempty"`
+	// InDirElse: the process started in the request's DirElse, as its
+	// Dir is not in the session.
+	InDirElse bool `json:"in_dir_else,omitempty"`
+	Exit      *int `json:"exit,omitempty"`
+	Children  int  `json:"children,omitempty"`
 }
 
 // ErrNoKeeper means no keeper answered on the socket: none runs, or one

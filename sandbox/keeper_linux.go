@@ -70,9 +70,10 @@ type job struct {
 }
 
 type spawnResult struct {
-	pid    int
-	master *os.File
-	err    *OpError
+	pid       int
+	master    *os.File
+	inDirElse bool
+	err       *OpError
 }
 
 func runKeeper(specR, errW *os.File) int {
@@ -349,7 +350,7 @@ func (k *keeper) handle(rep spawnerReply) {
 	k.replies.Add(1)
 	k.children[rep.Pid] = j
 	k.live.Store(int32(len(k.children)))
-	j.reply <- spawnResult{pid: rep.Pid, master: j.master}
+	j.reply <- spawnResult{pid: rep.Pid, master: j.master, inDirElse: rep.InDirElse}
 }
 
 // spawnerGone ends the session: without its spawner nothing more can
@@ -528,7 +529,7 @@ func (k *keeper) serveSpawn(conn *packetConn, req *SpawnRequest, fds []int) {
 	if res.master != nil {
 		sendFds = []int{int(res.master.Fd())}
 	}
-	err := conn.send(Reply{Started: true}, sendFds...)
+	err := conn.send(Reply{Started: true, InDirElse: res.inDirElse}, sendFds...)
 	if res.master != nil {
 		res.master.Close() // the client holds the only copy now
 	}

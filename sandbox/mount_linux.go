@@ -10,26 +10,34 @@ import (
 )
 
 func (o MountOverlay) apply(st *state) error {
-	if err := mkdirMountpoint(o.Target); err != nil {
+	err := o.mount(st)
+	if err != nil && o.Optional {
+		return nil // the directory stays as the root below shows it
+	}
+	if err == nil && st.root == "" {
+		st.root = o.Target
+	}
+	return err
+}
+
+func (o MountOverlay) mount(st *state) error {
+	// An overlay inside the root (a submount's) goes on a mount point
+	// resolved there, like every other mount.
+	at, done, err := st.mountpoint(o.Target, dirKind)
+	if err != nil {
 		return err
 	}
+	defer done()
+	o.Target = at
 	if o.IDMap {
 		// Never the legacy path, which would mount with the identity map.
-		err := mountIdmappedOverlay(o, st.idmap)
-		if err == nil {
-			st.root = o.Target
-		}
-		return err
+		return mountIdmappedOverlay(o, st.idmap)
 	}
-	var err error
 	if !o.Legacy {
 		err = mountOverlayFds(o, layerFds{})
 	}
 	if o.Legacy || errors.Is(err, unix.ENOSYS) || errors.Is(err, errSetFdRefused) {
 		err = mountOverlayLegacy(o)
-	}
-	if err == nil {
-		st.root = o.Target
 	}
 	return err
 }

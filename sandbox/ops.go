@@ -52,6 +52,7 @@ const (
 	StatusDetachOldRoot  = 119
 	StatusCannotExec     = 126 // as in sh: found but not executable
 	StatusSeccomp        = 99
+	StatusMountFuse      = 97
 	StatusNotFound       = 127 // as in sh: command not found
 )
 
@@ -78,8 +79,25 @@ type MountOverlay struct {
 	// IDMap sees every layer through an idmapped mount of the session's
 	// user namespace (made by the keeper), so that a session whose root
 	// is an unprivileged host id sees its files with the ids they have on
-	// disk, and writes them so. Upper and Work must share a parent.
-	IDMap bool `json:"idmap,omitempty"`
+	// disk, and writes them so. Upper and Work must lie in Home, or
+	// share a parent when Home is empty.
+	IDMap bool   `json:"idmap,omitempty"`
+	Home  string `json:"home,omitempty"`
+	// Optional lets the root be built without this overlay when it
+	// cannot be mounted (a submount of a kind overlay refuses).
+	Optional bool `json:"optional,omitempty"`
+}
+
+// MountFuseOverlay mounts fuse-overlayfs (the binary at Program) on
+// Target: Lowers (top first), each with everything mounted below it,
+// under Upper. It is how an ordinary user's session sees the whole host
+// (fuse_linux.go); the daemon lives as long as the keeper.
+type MountFuseOverlay struct {
+	Target  string   `json:"target"`
+	Lowers  []string `json:"lowers"`
+	Upper   string   `json:"upper"`
+	Work    string   `json:"work"`
+	Program string   `json:"program"`
 }
 
 // MountProc mounts a proc filesystem for the new PID namespace.
@@ -175,7 +193,8 @@ type NewSession struct {
 }
 
 // Chdir sets the working directory the target starts in. OrElse, when
-// set, is used instead if Path does not exist (a home the base lacks).
+// set, is used instead if Path does not exist (a home the base lacks),
+// and "/" when neither does.
 type Chdir struct {
 	Path   string `json:"path"`
 	OrElse string `json:"or_else,omitempty"`
@@ -200,47 +219,49 @@ type Umask struct {
 	Mode uint32 `json:"mode"`
 }
 
-func (MakeRslave) Kind() string     { return "make_rslave" }
-func (MountOverlay) Kind() string   { return "mount_overlay" }
-func (MountProc) Kind() string      { return "mount_proc" }
-func (MountDev) Kind() string       { return "mount_dev" }
-func (MountSysfs) Kind() string     { return "mount_sysfs" }
-func (MountTmpfs) Kind() string     { return "mount_tmpfs" }
-func (Bind) Kind() string           { return "bind" }
-func (PivotRoot) Kind() string      { return "pivot_root" }
-func (Hostname) Kind() string       { return "hostname" }
-func (CloseFds) Kind() string       { return "close_fds" }
-func (LoopbackUp) Kind() string     { return "loopback_up" }
-func (StartSpawner) Kind() string   { return "start_spawner" }
-func (Cgroup) Kind() string         { return "cgroup" }
-func (NoNewPrivs) Kind() string     { return "no_new_privs" }
-func (ParentDeathSig) Kind() string { return "parent_death_sig" }
-func (Dumpable) Kind() string       { return "dumpable" }
-func (NewSession) Kind() string     { return "new_session" }
-func (Chdir) Kind() string          { return "chdir" }
-func (Umask) Kind() string          { return "umask" }
-func (UserNamespace) Kind() string  { return "user_namespace" }
+func (MakeRslave) Kind() string       { return "make_rslave" }
+func (MountOverlay) Kind() string     { return "mount_overlay" }
+func (MountFuseOverlay) Kind() string { return "mount_fuse_overlay" }
+func (MountProc) Kind() string        { return "mount_proc" }
+func (MountDev) Kind() string         { return "mount_dev" }
+func (MountSysfs) Kind() string       { return "mount_sysfs" }
+func (MountTmpfs) Kind() string       { return "mount_tmpfs" }
+func (Bind) Kind() string             { return "bind" }
+func (PivotRoot) Kind() string        { return "pivot_root" }
+func (Hostname) Kind() string         { return "hostname" }
+func (CloseFds) Kind() string         { return "close_fds" }
+func (LoopbackUp) Kind() string       { return "loopback_up" }
+func (StartSpawner) Kind() string     { return "start_spawner" }
+func (Cgroup) Kind() string           { return "cgroup" }
+func (NoNewPrivs) Kind() string       { return "no_new_privs" }
+func (ParentDeathSig) Kind() string   { return "parent_death_sig" }
+func (Dumpable) Kind() string         { return "dumpable" }
+func (NewSession) Kind() string       { return "new_session" }
+func (Chdir) Kind() string            { return "chdir" }
+func (Umask) Kind() string            { return "umask" }
+func (UserNamespace) Kind() string    { return "user_namespace" }
 
-func (MakeRslave) Status() int     { return StatusMakeRslave }
-func (MountOverlay) Status() int   { return StatusMountOverlay }
-func (MountProc) Status() int      { return StatusMountProc }
-func (MountDev) Status() int       { return StatusMountDev }
-func (MountSysfs) Status() int     { return StatusMountSysfs }
-func (MountTmpfs) Status() int     { return StatusMountTmpfs }
-func (Bind) Status() int           { return StatusBind }
-func (PivotRoot) Status() int      { return StatusPivotRoot }
-func (Hostname) Status() int       { return StatusHostname }
-func (CloseFds) Status() int       { return StatusCloseFds }
-func (LoopbackUp) Status() int     { return StatusLoopbackUp }
-func (StartSpawner) Status() int   { return StatusStartSpawner }
-func (Cgroup) Status() int         { return StatusCgroup }
-func (NoNewPrivs) Status() int     { return StatusNoNewPrivs }
-func (ParentDeathSig) Status() int { return StatusParentDeathSig }
-func (Dumpable) Status() int       { return StatusDumpable }
-func (NewSession) Status() int     { return StatusNewSession }
-func (Chdir) Status() int          { return StatusChdir }
-func (Umask) Status() int          { return 0 }
-func (UserNamespace) Status() int  { return StatusUserNamespace }
+func (MakeRslave) Status() int       { return StatusMakeRslave }
+func (MountOverlay) Status() int     { return StatusMountOverlay }
+func (MountFuseOverlay) Status() int { return StatusMountFuse }
+func (MountProc) Status() int        { return StatusMountProc }
+func (MountDev) Status() int         { return StatusMountDev }
+func (MountSysfs) Status() int       { return StatusMountSysfs }
+func (MountTmpfs) Status() int       { return StatusMountTmpfs }
+func (Bind) Status() int             { return StatusBind }
+func (PivotRoot) Status() int        { return StatusPivotRoot }
+func (Hostname) Status() int         { return StatusHostname }
+func (CloseFds) Status() int         { return StatusCloseFds }
+func (LoopbackUp) Status() int       { return StatusLoopbackUp }
+func (StartSpawner) Status() int     { return StatusStartSpawner }
+func (Cgroup) Status() int           { return StatusCgroup }
+func (NoNewPrivs) Status() int       { return StatusNoNewPrivs }
+func (ParentDeathSig) Status() int   { return StatusParentDeathSig }
+func (Dumpable) Status() int         { return StatusDumpable }
+func (NewSession) Status() int       { return StatusNewSession }
+func (Chdir) Status() int            { return StatusChdir }
+func (Umask) Status() int            { return 0 }
+func (UserNamespace) Status() int    { return StatusUserNamespace }
 
 func (MakeRslave) Validate() error   { return nil }
 func (CloseFds) Validate() error     { return nil }
@@ -280,6 +301,18 @@ func (o UserNamespace) Validate() error {
 	return nil
 }
 func (o MountOverlay) Validate() error { return validateOverlay(o) }
+
+func (o MountFuseOverlay) Validate() error {
+	if len(o.Lowers) == 0 || len(o.Lowers) > maxLowers {
+		return &InvalidOpError{Op: o.Kind(), Reason: fmt.Sprintf("an overlay takes 1 to %d lower dirs, not %d", maxLowers, len(o.Lowers))}
+	}
+	for _, p := range append([]string{o.Target, o.Upper, o.Work, o.Program}, o.Lowers...) {
+		if err := checkAbs(o, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (o Bind) Validate() error {
 	if err := checkAbs(o, o.Src); err != nil {

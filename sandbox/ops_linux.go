@@ -236,7 +236,10 @@ func (o NewSession) apply(st *state) error {
 func (o Chdir) apply(*state) error {
 	err := unix.Chdir(o.Path)
 	if err == unix.ENOENT && o.OrElse != "" {
-		return step("chdir", o.OrElse, unix.Chdir(o.OrElse))
+		if err = unix.Chdir(o.OrElse); err == unix.ENOENT {
+			err = unix.Chdir("/") // a base without even that
+		}
+		return step("chdir", o.OrElse, err)
 	}
 	return step("chdir", o.Path, err)
 }

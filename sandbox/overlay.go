@@ -22,8 +22,8 @@ func validateOverlay(o MountOverlay) error {
 			return err
 		}
 	}
-	if o.IDMap && (o.Legacy || path.Dir(o.Upper) != path.Dir(o.Work)) {
-		return &InvalidOpError{Op: o.Kind(), Path: o.Upper, Reason: "an idmapped overlay needs the new mount API and its upper and work dirs side by side"}
+	if o.IDMap && (o.Legacy || !within(o.Upper, o.home()) || !within(o.Work, o.home())) {
+		return &InvalidOpError{Op: o.Kind(), Path: o.Upper, Reason: "an idmapped overlay needs the new mount API and its upper and work dirs in one directory"}
 	}
 	return nil
 }
@@ -53,3 +53,14 @@ func (o MountOverlay) LegacyOptions() (string, error) {
 var overlayEscaper = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `:`, `\:`)
 
 func escapeOverlayPath(p string) string { return overlayEscaper.Replace(p) }
+
+// home is the directory that holds the overlay's upper and work dirs.
+func (o MountOverlay) home() string {
+	if o.Home != "" {
+		return o.Home
+	}
+	return path.Dir(o.Upper)
+}
+
+// within reports whether p lies strictly inside dir.
+func within(p, dir string) bool { return strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/") }

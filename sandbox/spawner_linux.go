@@ -43,11 +43,13 @@ type spawnerJob struct {
 // spawnerReply is what the spawner sends back: that the confinement
 // holds (or which op failed), a job's pid or failure, or an exit.
 type spawnerReply struct {
-	Ready  bool     `json:"ready,omitempty"`
-	ID     uint64   `json:"id,omitempty"`
-	Pid    int      `json:"pid,omitempty"`
-	Error  *OpError `json:"error,omitempty"`
-	Exited *exited  `json:"exited,omitempty"`
+	Ready bool   `json:"ready,omitempty"`
+	ID    uint64 `json:"id,omitempty"`
+	Pid   int    `json:"pid,omitempty"`
+	// InDirElse: the job started in its request's DirElse.
+	InDirElse bool     `json:"in_dir_else,omitempty"`
+	Error     *OpError `json:"error,omitempty"`
+	Exited    *exited  `json:"exited,omitempty"`
 }
 
 type exited struct {
@@ -158,6 +160,10 @@ func startJob(j spawnerJobFds, again []Op) spawnerReply {
 	// Chdir moved the whole spawner; it goes back once the child has its
 	// own copy of the directory.
 	defer unix.Chdir("/")
+	if req.DirElse != "" {
+		var st unix.Stat_t
+		reply.InDirElse = unix.Stat(req.Dir, &st) == unix.ENOENT
+	}
 	if rec := applyAll(again, st); rec != nil {
 		reply.Error = rec
 		return reply

@@ -63,7 +63,7 @@ var opKinds = map[string]reflect.Type{}
 
 func init() {
 	for _, op := range []Op{
-		MakeRslave{}, MountOverlay{}, MountProc{}, MountDev{}, MountSysfs{},
+		MakeRslave{}, MountOverlay{}, MountFuseOverlay{}, MountProc{}, MountDev{}, MountSysfs{},
 		MountTmpfs{}, Bind{}, PivotRoot{}, Hostname{}, CloseFds{},
 		NoNewPrivs{}, ParentDeathSig{}, Dumpable{}, NewSession{}, Chdir{}, Umask{},
 		UserNamespace{}, LoopbackUp{}, StartSpawner{}, Cgroup{},

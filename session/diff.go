@@ -87,18 +87,47 @@ func xattrPrefix(userxattr bool) string {
 	return trustedPrefix
 }
 
+// format is how an upper dir was written, and so how it is read: the
+// kernel's overlay marks opaque dirs with prefix+"opaque"; fuse-overlayfs
+// with user.fuseoverlayfs.opaque and a ".wh..wh..opq" file in the
+// directory, which is no entry of the session's, and it writes the owners
+// it shows through a mapping (see sandbox.FuseOwner).
+type format struct {
+	prefix string
+	fuse   bool
+}
+
+// fusePrefix is fuse-overlayfs's own xattr prefix.
+const fusePrefix = "user.fuseoverlayfs."
+
+// formatOf is the format of session m's upper dir.
+func formatOf(m *Meta) format {
+	if m.Fuse {
+		return format{prefix: fusePrefix, fuse: true}
+	}
+	return format{prefix: xattrPrefix(m.UserXattr)}
+}
+
+// owner is the id the session sees for id, as this process sees it.
+func (f format) owner(id uint32) uint32 {
+	if f.fuse {
+		return sandbox.FuseOwner(id)
+	}
+	return id
+}
+
 // DiffUpper lists what the upper dir changes over the lower dirs (top
 // first), with overlay xattrs named prefix+"opaque" and so on. The order
 // is the tree's, each directory's entries sorted by name and a directory
 // before what it holds: stable, and the order a tar must have.
 func DiffUpper(upper string, lowers []string, prefix string) ([]Change, error) {
-	return diffUpper(upper, lowers, prefix, nil)
+	return diffUpper(upper, lowers, format{prefix: prefix}, nil)
 }
 
 // diffUpper is DiffUpper leaving out, of the paths in mounts, those made
 // only to mount on (see mountPoints).
-func diffUpper(upper string, lowers []string, prefix string, mounts map[string]bool) ([]Change, error) {
-	d := &differ{prefix: prefix, upper: upper, buf: make([]byte, 256), mounts: mounts}
+func diffUpper(upper string, lowers []string, f format, mounts map[string]bool) ([]Change, error) {
+	d := &differ{format: f, upper: upper, buf: make([]byte, 256), mounts: mounts}
 	uf, err := openDir(unix.AT_FDCWD, upper, upper)
 	if err != nil {
 		return nil, err
@@ -120,7 +149,7 @@ func diffUpper(upper string, lowers []string, prefix string, mounts map[string]b
 // directory fds: no path is joined or resolved again for each entry, and
 // only entries of the upper dir are looked up below.
 type differ struct {
-	prefix  string // "trusted.overlay." or "user.overlay."
+	format
 	upper   string
 	changes []Change
 	buf     []byte          // for xattr values
@@ -208,7 +237,7 @@ func (d *differ) root(uf *os.File, below []lowerDir) error {
 	if err := unix.Fstat(below[0].fd(), &lst); err != nil {
 		return &os.PathError{Op: "fstat", Path: below[0].f.Name(), Err: err}
 	}
-	if ownMetaDiffers(&ust, &lst) {
+	if d.ownMetaDiffers(&ust, &lst) {
 		d.add("/", Modified)
 	}
 	return nil
@@ -228,6 +257,9 @@ func (d *differ) walk(uf *os.File, dir string, below []lowerDir) error {
 	fd := int(uf.Fd())
 	for _, e := range ents {
 		name, p := e.Name(), dir+"/"+e.Name()
+		if d.fuse && name == opaqueWhiteout {
+			continue
+		}
 		var err error
 		switch t := e.Type(); {
 		case t.IsDir():
@@ -307,7 +339,7 @@ func (d *differ) dir(parent int, name, p string, below []lowerDir) error {
 		if err := unix.Fstat(ufd, &ust); err != nil {
 			return &os.PathError{Op: "fstat", Path: d.upper + p, Err: err}
 		}
-		if ownMetaDiffers(&ust, &lst) {
+		if d.ownMetaDiffers(&ust, &lst) {
 			d.add(p, Modified)
 		}
 		next, err = d.descend(below, at, name)
@@ -415,9 +447,10 @@ func (d *differ) xattr(fd int, name, path string) (string, error) {
 }
 
 // ownMetaDiffers compares what a copy-up keeps and a chmod or chown
-// changes: the type and mode bits, the owner and the group.
-func ownMetaDiffers(a, b *unix.Stat_t) bool {
-	return a.Mode != b.Mode || a.Uid != b.Uid || a.Gid != b.Gid
+// changes: the type and mode bits, the owner and the group, as the
+// session sees them.
+func (d *differ) ownMetaDiffers(a, b *unix.Stat_t) bool {
+	return a.Mode != b.Mode || d.owner(a.Uid) != d.owner(b.Uid) || d.owner(a.Gid) != d.owner(b.Gid)
 }
 
 // openDir opens directory name of dirfd, never through a symlink; path
@@ -442,7 +475,7 @@ func (s *Store) Diff(name string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	return diffUpper(s.upperDir(name), lowers, xattrPrefix(m.UserXattr), mountPoints(m))
+	return diffUpper(s.upperDir(name), lowers, formatOf(m), mountPoints(m))
 }
 
 func (s *Store) upperDir(name string) string { return filepath.Join(s.Dir(name), "upper") }

@@ -19,7 +19,7 @@ type ExecOptions struct {
 	Fallback [][]string
 	Env      []string
 	Dir      string // working directory inside; "/" when empty
-	DirElse  string // used when Dir does not exist inside
+	DirElse  string // used when Dir does not exist inside ("/" if neither)
 	Umask    uint32
 	// Tty asks for a fresh pty from the session's own devpts, sized
 	// Rows x Cols before the process starts.
@@ -73,6 +73,9 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 	}
 	for deadline := time.Now().Add(joinWait); ; {
 		conn, master, err := spawn(sock, req, o)
+		if err == nil && conn.InDirElse {
+			Notice(fmt.Sprintf("%s is not in session %s: starting in %s", o.Dir, name, o.DirElse))
+		}
 		if !errors.Is(err, sandbox.ErrNoKeeper) {
 			return conn, master, err
 		}

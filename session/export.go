@@ -39,12 +39,12 @@ func (s *Store) Export(name string, w io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	upper, prefix := s.upperDir(name), xattrPrefix(m.UserXattr)
-	changes, err := diffUpper(upper, lowers, prefix, mountPoints(m))
+	upper, f := s.upperDir(name), formatOf(m)
+	changes, err := diffUpper(upper, lowers, f, mountPoints(m))
 	if err != nil {
 		return 0, err
 	}
-	return len(changes), ExportTar(w, upper, changes)
+	return len(changes), exportTar(w, upper, changes, f)
 }
 
 // ExportFile writes the tarball to file atomically: into a temp file
@@ -67,12 +67,16 @@ func (s *Store) ExportFile(name, file string) (int, error) {
 // "dir/.wh..wh..opq", then what it now holds. Names are relative
 // ("etc/passwd"), owners numeric.
 func ExportTar(w io.Writer, upper string, changes []Change) error {
+	return exportTar(w, upper, changes, format{})
+}
+
+func exportTar(w io.Writer, upper string, changes []Change, f format) error {
 	ufd, err := unix.Open(upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: upper, Err: err}
 	}
 	defer unix.Close(ufd)
-	x := &exporter{tw: tar.NewWriter(w), upper: upper, upperFd: ufd, links: map[[2]uint64]string{}}
+	x := &exporter{tw: tar.NewWriter(w), upper: upper, upperFd: ufd, links: map[[2]uint64]string{}, format: f}
 	for _, c := range changes {
 		if err := x.change(c); err != nil {
 			return err
@@ -86,6 +90,7 @@ type exporter struct {
 	upper   string
 	upperFd int                  // O_PATH, everything is opened beneath it
 	links   map[[2]uint64]string // dev, inode -> first name, for hard links
+	format                       // how upper was written
 }
 
 func (x *exporter) change(c Change) error {
@@ -205,7 +210,7 @@ const sparseLimit = 64 << 20
 func (x *exporter) header(name string, e *entry) (*tar.Header, error) {
 	st := &e.st
 	hdr := &tar.Header{
-		Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
+		Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(x.owner(st.Uid)), Gid: int(x.owner(st.Gid)),
 		ModTime: time.Unix(st.Mtim.Sec, 0),
 	}
 	switch st.Mode & unix.S_IFMT {

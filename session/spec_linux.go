@@ -19,7 +19,8 @@ func (s *Store) rootOps(m *Meta, idmapped bool) ([]sandbox.Op, error) {
 	if err != nil {
 		return nil, err
 	}
-	if base.Builtin() && m.UserXattr {
+	onHost := hasHost(base)
+	if onHost && m.UserXattr && !m.Fuse {
 		return nil, layers.ErrHostNeedsRoot
 	}
 	if err := s.checkBinds(m.Binds); err != nil {
@@ -36,26 +37,34 @@ func (s *Store) rootOps(m *Meta, idmapped bool) ([]sandbox.Op, error) {
 		// keeper is when it starts it.
 		sandbox.Cgroup{ID: s.cgroupID(m.Name), Pids: m.Pids, Memory: m.Memory, Optional: true},
 		sandbox.StartSpawner{},
-		sandbox.MountOverlay{
-			Target:    root,
-			Lowers:    s.Layers.LowerDirs(base),
-			Upper:     filepath.Join(dir, "upper"),
-			Work:      filepath.Join(dir, "work"),
-			UserXattr: m.UserXattr,
-			IDMap:     idmapped,
-		},
+	}
+	lowers := s.Layers.LowerDirs(base)
+	if onHost {
+		mounts, err := s.hostRootOps(m, lowers, idmapped)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, mounts...)
+	} else {
+		ops = append(ops, sandbox.MountOverlay{
+			Target: root, Lowers: lowers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
+			UserXattr: m.UserXattr, IDMap: idmapped,
+		})
+	}
+	ops = append(ops,
 		sandbox.MountProc{Target: root + "/proc"},
 		sandbox.MountDev{Target: root + "/dev"},
 		sandbox.MountSysfs{Target: root + "/sys"},
-	}
-	if base.Builtin() && sameDevice(s.Root, "/") {
-		// The host's "/" holds the store itself: hide it, so a session
-		// cannot read other sessions' files through its base.
-		ops = append(ops, sandbox.MountTmpfs{Target: filepath.Join(root, s.Root), Mode: 0o700})
-	}
-	// Name resolution works out of the box: the host's view, read-only.
-	for _, f := range nameFiles {
-		ops = append(ops, sandbox.Bind{Src: f, Dst: root + f, Optional: true})
+	)
+	if onHost {
+		ops = append(ops, s.hiddenOps(root)...)
+	} else {
+		// Name resolution works out of the box: the host's view,
+		// read-only. (On the host's own "/" the files are there already,
+		// and the session may edit them.)
+		for _, f := range nameFiles {
+			ops = append(ops, sandbox.Bind{Src: f, Dst: root + f, Optional: true})
+		}
 	}
 	for _, b := range m.Binds {
 		ops = append(ops, sandbox.Bind{Src: b.Src, Dst: root + b.Dst, Writable: !b.ReadOnly})

@@ -29,6 +29,9 @@ type Meta struct {
 	// namespace (user.* xattrs) or with real privileges (trusted.*). It
 	// must always be mounted the same way.
 	UserXattr bool `json:"userxattr,omitempty"`
+	// Fuse: the session's root is fuse-overlayfs (an ordinary user's
+	// host base), whose upper dir marks opaque directories its own way.
+	Fuse bool `json:"fuse,omitempty"`
 	Options
 	// Damaged says why the session's metadata could not be read; such a
 	// session is listed so it can be inspected or removed.
@@ -166,13 +169,16 @@ func (s *Store) Create(name, base string, opts Options) (*Meta, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b.Builtin() && sandbox.Rootless() {
-		return nil, layers.ErrHostNeedsRoot
+	fuse := hasHost(b) && sandbox.Rootless()
+	if fuse {
+		if _, err := fuseProgram(); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := os.Lstat(s.Dir(name)); err == nil {
 		return nil, fmt.Errorf("session %q: %w", name, layers.ErrExist)
 	}
-	m := &Meta{Name: name, Base: base, Created: time.Now().UTC(), UserXattr: sandbox.Rootless(), Options: opts}
+	m := &Meta{Name: name, Base: base, Created: time.Now().UTC(), UserXattr: sandbox.Rootless(), Fuse: fuse, Options: opts}
 	return m, s.publish(m, func(dir string) error {
 		return os.Mkdir(filepath.Join(dir, "upper"), 0o755)
 	})

@@ -41,9 +41,10 @@ func CopyForeignTree(src, dst string, copied func(n int)) error {
 }
 
 // IsOverlayXattr reports whether name is one of overlayfs's own: trusted.*
-// as root mounts it, user.* in a user namespace (userxattr).
+// as root mounts it, user.* in a user namespace (userxattr), and
+// fuse-overlayfs's user.fuseoverlayfs.*.
 func IsOverlayXattr(name string) bool {
-	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
+	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") || strings.HasPrefix(name, "user.fuseoverlayfs.")
 }
 
 func copyTree(c *treeCopier, src, dst string) error {

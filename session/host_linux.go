@@ -1,0 +1,228 @@
+package session
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"app/incarnate/layers"
+	"app/incarnate/sandbox"
+)
+
+// The host base is the machine's own "/" with everything mounted below
+// it: a /home partition, /boot, a /var disk and binds are part of it, as
+// a user sees them on the host. What the sandbox makes itself (/proc,
+// /dev, /sys, a fresh /run) stays its own, and the store and the runtime
+// dir are hidden under empty tmpfs mounts.
+//
+// As root, the kernel's overlay serves it: one overlay of "/" and one
+// more on each submount, whose upper dir is the matching directory of
+// the session's upper dir, so its changes are there like any other. An
+// ordinary user's session is served by fuse-overlayfs (see
+// sandbox/fuse_linux.go), which walks into submounts itself.
+
+// ErrNoFuse: an ordinary user's host base needs fuse-overlayfs and
+// /dev/fuse, and one of them is missing.
+var ErrNoFuse = errors.New("an ordinary user's host base needs fuse-overlayfs")
+
+// hasHost reports whether base b stands on the host's "/".
+func hasHost(b *layers.Base) bool { return slices.Contains(b.LayerIDs(), layers.HostLayer) }
+
+// fuseProgram finds fuse-overlayfs and checks that /dev/fuse opens, with
+// what to do when either fails.
+func fuseProgram() (string, error) {
+	prog, err := exec.LookPath("fuse-overlayfs")
+	if err != nil {
+		return "", fmt.Errorf("%w (≥ 1.10), which is not installed: install it (Debian: sudo apt-get install fuse-overlayfs), or run incarnate as root", ErrNoFuse)
+	}
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("%w and /dev/fuse, which you cannot open (%v): let users open it (sudo chmod 0666 /dev/fuse, as desktop systems ship it), or run incarnate as root", ErrNoFuse, errors.Unwrap(err))
+	}
+	f.Close()
+	return prog, nil
+}
+
+// hostRootOps are the ops that mount session m's root on a base that
+// stands on the host, up to the kernel file systems.
+func (s *Store) hostRootOps(m *Meta, lowers []string, idmapped bool) ([]sandbox.Op, error) {
+	dir := s.Dir(m.Name)
+	root, upper := filepath.Join(dir, "root"), filepath.Join(dir, "upper")
+	if m.Fuse {
+		prog, err := fuseProgram()
+		if err != nil {
+			return nil, err
+		}
+		return []sandbox.Op{sandbox.MountFuseOverlay{
+			Target: root, Lowers: lowers, Upper: upper, Work: filepath.Join(dir, "work"), Program: prog,
+		}}, nil
+	}
+	ops := []sandbox.Op{sandbox.MountOverlay{
+		Target: root, Lowers: lowers, Upper: upper, Work: filepath.Join(dir, "work"), IDMap: idmapped,
+	}}
+	subs, err := s.submounts()
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range subs {
+		if err := mkdirBeneath(upper, p, "/"); err != nil {
+			Notice(fmt.Sprintf("session %s: %s is not shown (its directory in the upper dir: %v)", m.Name, p, err))
+			continue
+		}
+		work := filepath.Join("sub", fmt.Sprint(i))
+		if err := mkdirBeneath(filepath.Join(dir, "work"), "/"+work, ""); err != nil {
+			return nil, err
+		}
+		sub := make([]string, 0, len(lowers))
+		for _, l := range lowers {
+			sub = append(sub, filepath.Join(l, p))
+		}
+		ops = append(ops, sandbox.MountOverlay{
+			Target: root + p, Lowers: existingDirs(sub), Upper: upper + p, Work: filepath.Join(dir, "work", work),
+			Home: dir, IDMap: idmapped, Optional: true,
+		})
+	}
+	return ops, nil
+}
+
+// hiddenOps hide, in a root on the host, what a session must not reach:
+// the host's /run (sockets of every service and user), the store, and
+// the runtime dir with the keepers' sockets.
+func (s *Store) hiddenOps(root string) []sandbox.Op {
+	ops := []sandbox.Op{sandbox.MountTmpfs{Target: root + "/run", Mode: 0o755}}
+	hide := []string{s.Root}
+	if sock, err := s.socketPath("x"); err == nil {
+		hide = append(hide, filepath.Dir(sock))
+	}
+	for _, h := range hide {
+		if h != "/run" && !strings.HasPrefix(h, "/run/") {
+			ops = append(ops, sandbox.MountTmpfs{Target: root + h, Mode: 0o700})
+		}
+	}
+	return ops
+}
+
+// submounts are the mount points below "/" that the host base shows, as
+// the mount table lists them (a parent before what is mounted in it),
+// without the sandbox's own trees and what lies in the store.
+func (s *Store) submounts() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		p := unescapeMount(fields[4])
+		if p == "/" || seen[p] || !s.showsSubmount(p) {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	// Parents first, whatever order the table had.
+	slices.SortStableFunc(out, func(a, b string) int { return strings.Count(a, "/") - strings.Count(b, "/") })
+	return out, sc.Err()
+}
+
+// showsSubmount reports whether the host base shows the mount at p.
+func (s *Store) showsSubmount(p string) bool {
+	for _, own := range []string{"/proc", "/dev", "/sys", "/run", s.Root} {
+		if p == own || strings.HasPrefix(p, own+"/") {
+			return false
+		}
+	}
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(p string) string {
+	if !strings.Contains(p, `\`) {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' && i+3 < len(p) {
+			var c byte
+			if _, err := fmt.Sscanf(p[i+1:i+4], "%03o", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
+}
+
+// existingDirs keeps the dirs that exist: a layer committed on the host
+// base holds a submount's directory only if the session changed in it.
+func existingDirs(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// mkdirBeneath makes directory p (absolute, as the session sees it) and
+// its parents inside dir, never following a symlink the session left
+// there, and marks what it makes as made to mount on. With like set,
+// each gets the mode and owner of its namesake under like, so that it
+// is no change of the session's.
+func mkdirBeneath(dir, p, like string) error {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	for _, name := range strings.Split(strings.Trim(p, "/"), "/") {
+		next, err := unix.Openat2(fd, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+		if errors.Is(err, unix.ENOENT) {
+			if err = unix.Mkdirat(fd, name, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
+				next, err = unix.Openat2(fd, name, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+				if err == nil {
+					_ = unix.Fsetxattr(next, sandbox.MountpointXattr, []byte("1"), 0)
+					copyOwnMeta(next, like, p, name)
+				}
+			}
+		}
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+		fd = next
+	}
+	return unix.Close(fd)
+}
+
+// copyOwnMeta gives directory fd the mode and owner of the directory
+// under like that has the path of p up to name.
+func copyOwnMeta(fd int, like, p, name string) {
+	if like == "" {
+		return
+	}
+	i := strings.Index(p+"/", "/"+name+"/")
+	var st unix.Stat_t
+	if i < 0 || unix.Lstat(filepath.Join(like, p[:i+1+len(name)]), &st) != nil {
+		return
+	}
+	_ = unix.Fchmod(fd, st.Mode&0o7777)
+	_ = unix.Fchown(fd, int(st.Uid), int(st.Gid))
+}
