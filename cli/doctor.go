@@ -16,6 +16,7 @@ import (
 
 	"app/incarnate/internal/fsutil"
 	"app/incarnate/sandbox"
+	"app/incarnate/session"
 )
 
 // doctor answers "why does incarnate not work here?" with the cause and
@@ -537,8 +538,15 @@ func checkSubIDs(e *doctorEnv) result {
 
 func checkHostBase(e *doctorEnv) result {
 	if e.root {
-		return good("the host base (/) can be used")
+		return good("the host base (/) can be used, submounts included, on the kernel's overlay")
 	}
-	return bad(warn, "the host base cannot be used: inside a user namespace the kernel refuses / as an overlay lower dir",
-		"import a base (incarnate base import NAME DIR) or run as root")
+	version, err := session.FuseOverlayVersion()
+	if err != nil {
+		return bad(fail, "the host base cannot be used: "+err.Error(), "install fuse-overlayfs ≥ 1.10 and let users open /dev/fuse; or import a base (incarnate base import NAME DIR), or run as root")
+	}
+	limits := "files that only root may read (/etc/shadow) stay unreadable inside, and no device node can be made"
+	if ids, err := sandbox.FindSubIDs(); err != nil || ids.UIDs < 65535 {
+		limits += "; without a sub-id range of 65535 or more every file is root's inside and apt downloads as root"
+	}
+	return good("the host base works through fuse-overlayfs %s (with a home of your own files on the kernel's overlay); %s", version, limits)
 }

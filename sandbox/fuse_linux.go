@@ -232,22 +232,19 @@ func mappedIDs(path string) (int, error) {
 
 // FuseOwner is the owner (or group) a fuse-overlayfs session shows for
 // a file that this process sees owned by id, by the rule fuseIDOptions
-// gave the daemon. A process in the sessions' sub-id namespace sees ids
-// as the daemon does; one outside it, as the host does, where the
-// daemon's overflow id is no single id, so only the ids the namespace
-// would map keep their owner.
+// gave the daemon.
 func FuseOwner(id uint32) uint32 {
-	showsOwners.once.Do(func() {
-		n, err := mappedIDs("/proc/self/uid_map")
-		showsOwners.yes = err == nil && n > 65534 && currentNS().child
-	})
-	if !showsOwners.yes || id == 65534 {
+	if !FuseShowsOwners() || id == 65534 {
 		return 0
 	}
 	return id
 }
 
-var showsOwners struct {
-	once sync.Once
-	yes  bool
-}
+// FuseShowsOwners reports whether fuse-overlayfs sessions keep owners
+// (the sessions' sub-id namespace maps the overflow id) as this process
+// sees them: one in that namespace sees ids as the daemon does; one
+// outside, as the host does, where only the user's ids would be mapped.
+var FuseShowsOwners = sync.OnceValue(func() bool {
+	n, err := mappedIDs("/proc/self/uid_map")
+	return err == nil && n > 65534 && currentNS().child
+})

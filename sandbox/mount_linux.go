@@ -97,7 +97,8 @@ func mountOverlayFds(o MountOverlay, given layerFds) error {
 		return step("fsmount", o.Target, err)
 	}
 	defer unix.Close(mfd)
-	return step("move_mount", o.Target, unix.MoveMount(mfd, "", unix.AT_FDCWD, o.Target, unix.MOVE_MOUNT_F_EMPTY_PATH))
+	// T_SYMLINKS: a target inside the root is a /proc/self/fd link.
+	return step("move_mount", o.Target, unix.MoveMount(mfd, "", unix.AT_FDCWD, o.Target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS))
 }
 
 // mountOverlayLegacy is the mount(2) fallback for older kernels, with

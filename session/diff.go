@@ -95,6 +95,9 @@ func xattrPrefix(userxattr bool) string {
 type format struct {
 	prefix string
 	fuse   bool
+	// kernel are the directories of a fuse session that the kernel's
+	// overlay serves (Meta.KernelDirs), read the kernel's way.
+	kernel []string
 }
 
 // fusePrefix is fuse-overlayfs's own xattr prefix.
@@ -103,7 +106,7 @@ const fusePrefix = "user.fuseoverlayfs."
 // formatOf is the format of session m's upper dir.
 func formatOf(m *Meta) format {
 	if m.Fuse {
-		return format{prefix: fusePrefix, fuse: true}
+		return format{prefix: fusePrefix, fuse: true, kernel: m.KernelDirs}
 	}
 	return format{prefix: xattrPrefix(m.UserXattr)}
 }
@@ -278,11 +281,14 @@ func (d *differ) walk(uf *os.File, dir string, below []lowerDir) error {
 
 // nondir reports a file, link or device of the upper dir.
 func (d *differ) nondir(name, p string, below []lowerDir) error {
-	_, _, found, err := d.find(below, name)
+	lst, _, found, err := d.find(below, name)
 	if err != nil {
 		return err
 	}
 	if found {
+		if d.fuse && d.stub(p, &lst) {
+			return nil
+		}
 		d.add(p, Modified)
 	} else {
 		d.add(p, Added)
@@ -310,6 +316,11 @@ func (d *differ) maybeWhiteout(fd int, name, p string, below []lowerDir) error {
 
 // dir reports a directory of the upper dir, then walks it.
 func (d *differ) dir(parent int, name, p string, below []lowerDir) error {
+	if d.fuse && slices.Contains(d.kernel, p) {
+		was := d.format
+		d.format = format{prefix: userPrefix}
+		defer func() { d.format = was }()
+	}
 	uf, err := openDir(parent, name, d.upper+p)
 	if err != nil {
 		return err
@@ -332,6 +343,8 @@ func (d *differ) dir(parent int, name, p string, below []lowerDir) error {
 	switch {
 	case !found:
 		d.add(p, Added)
+	case d.fuse && d.stub(p, &lst):
+		return nil
 	case opaque == "y" || redirect != "" || lst.Mode&unix.S_IFMT != unix.S_IFDIR:
 		d.add(p, Replaced)
 	default:
@@ -349,6 +362,13 @@ func (d *differ) dir(parent int, name, p string, below []lowerDir) error {
 		}
 	}
 	return d.walk(uf, p, next)
+}
+
+// stub reports whether upper path p is a stub still as made (see
+// makeStubs) of the lower entry lst.
+func (d *differ) stub(p string, lst *unix.Stat_t) bool {
+	var st unix.Stat_t
+	return unix.Lstat(d.upper+p, &st) == nil && isStub(d.upper+p, &st, lst)
 }
 
 // find looks name up in the lower dirs as overlayfs does: top first, the
@@ -502,11 +522,11 @@ func (s *Store) overlayOf(name string) (*Meta, []string, error) {
 }
 
 // openLowers opens the lower dirs' roots. As root, each is opened as a
-// private clone of its mount (open_tree), which sees, as overlayfs does,
-// the file system at the path and not what is mounted inside it: the host
-// base's "/" has /proc, /dev and maybe a tmpfs /tmp mounted on it, and a
-// session sees the directories beneath them. Without the privilege to
-// clone (an ordinary user, whose layers hold no mounts), a plain open.
+// private recursive clone of its mount tree (open_tree): the host base
+// shows its submounts (a /home partition) as the session sees them,
+// with the mount table as it is now, whatever a later mount does.
+// Without the privilege to clone (an ordinary user), a plain open, which
+// sees the same.
 func openLowers(dirs []string) ([]lowerDir, error) {
 	var out []lowerDir
 	for _, dir := range dirs {
@@ -520,7 +540,7 @@ func openLowers(dirs []string) ([]lowerDir, error) {
 }
 
 func openLower(dir string) (*os.File, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err == nil {
 		return os.NewFile(uintptr(fd), dir), nil
 	}

@@ -178,10 +178,11 @@ func TestDiffUpperNamesTheFailingPath(t *testing.T) {
 	}
 }
 
-// overlayfs reads a lower dir on its own file system: what is mounted
-// inside it (the host's /proc, a tmpfs /tmp) is not part of the layer.
-// Neither is it for the diff.
-func TestDiffUpperSeesUnderMounts(t *testing.T) {
+// The host base shows what is mounted below "/" (a /home partition, a
+// tmpfs): the session's root has an overlay on each submount. So the diff
+// reads a lower dir with its submounts too: a file on a tmpfs mounted in
+// it is a file of the layer, and the session's copy of it modifies it.
+func TestDiffUpperSeesSubmounts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: mounts a tmpfs in a private mount namespace")
 	}
@@ -190,7 +191,7 @@ func TestDiffUpperSeesUnderMounts(t *testing.T) {
 	mktree(t, lower, trustedPrefix, "d tmp")
 	mktree(t, upper, trustedPrefix, "f tmp/f")
 	got, err := inPrivateMountNS(func() ([]Change, error) {
-		if err := unix.Mount("tmpfs", filepath.Join(lower, "tmp"), "tmpfs", 0, ""); err != nil {
+		if err := unix.Mount("tmpfs", filepath.Join(lower, "tmp"), "tmpfs", 0, "mode=0755"); err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(filepath.Join(lower, "tmp", "f"), nil, 0o644); err != nil {
@@ -201,8 +202,8 @@ func TestDiffUpperSeesUnderMounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []Change{{"/tmp/f", Added}}; !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v: the file on the tmpfs is not in the layer", got, want)
+	if want := []Change{{"/tmp/f", Modified}}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v: the file on the submount is part of the layer", got, want)
 	}
 }
 

@@ -134,6 +134,9 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 	if err != nil {
 		return err
 	}
+	if m.Fuse {
+		s.makeStubs(m)
+	}
 	err = sandbox.StartKeeper(sandbox.KeeperConfig{
 		Root: ops, Process: confinement(m, ids), Cloneflags: cloneflags(m), Rootless: m.UserXattr,
 		Socket: sock, Lock: lk.f, RangeLock: rangeLock,

@@ -99,7 +99,7 @@ var nameFiles = []string{"/etc/resolv.conf", "/etc/hosts"}
 // dir, marked with sandbox.MountpointXattr.
 func mountPoints(m *Meta) map[string]bool {
 	points := map[string]bool{}
-	targets := append([]string{"/proc", "/dev", "/sys"}, nameFiles...)
+	targets := append([]string{"/proc", "/dev", "/sys", aptConfPath}, nameFiles...)
 	for _, b := range m.Binds {
 		targets = append(targets, b.Dst)
 	}

@@ -32,6 +32,9 @@ type Meta struct {
 	// Fuse: the session's root is fuse-overlayfs (an ordinary user's
 	// host base), whose upper dir marks opaque directories its own way.
 	Fuse bool `json:"fuse,omitempty"`
+	// KernelDirs, in a fuse session, are served by the kernel's overlay
+	// (with userxattr) instead, from the session's first start on.
+	KernelDirs []string `json:"kernel_dirs,omitempty"`
 	Options
 	// Damaged says why the session's metadata could not be read; such a
 	// session is listed so it can be inspected or removed.
@@ -179,6 +182,9 @@ func (s *Store) Create(name, base string, opts Options) (*Meta, error) {
 		return nil, fmt.Errorf("session %q: %w", name, layers.ErrExist)
 	}
 	m := &Meta{Name: name, Base: base, Created: time.Now().UTC(), UserXattr: sandbox.Rootless(), Fuse: fuse, Options: opts}
+	if fuse {
+		m.KernelDirs = kernelDirs()
+	}
 	return m, s.publish(m, func(dir string) error {
 		return os.Mkdir(filepath.Join(dir, "upper"), 0o755)
 	})

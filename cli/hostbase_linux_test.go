@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// openFuse lets ordinary users open /dev/fuse, as desktop systems ship
+// it, for the test; these machines make it 0600. Root only.
+func openFuse(t *testing.T) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/fuse", &st); err != nil {
+		t.Skipf("no /dev/fuse (%v): the kernel has no FUSE, which an ordinary user's host base needs", err)
+	}
+	if st.Mode&0o006 == 0o006 || os.Geteuid() != 0 {
+		return
+	}
+	t.Logf("test set-up: chmod 0666 /dev/fuse (was %#o), as desktop systems ship it", st.Mode&0o777)
+	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod("/dev/fuse", os.FileMode(st.Mode&0o777)) })
+}
+
+// testSubmount mounts a tmpfs with a file in it below dir, as a separate
+// /home or /var disk would be, and unmounts it after the test.
+func testSubmount(t *testing.T, dir string) string {
+	t.Helper()
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=8m,mode=0755"); err != nil {
+		t.Fatalf("test submount: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount the test submount: %v", err)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("on the submount\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return mnt
+}
+
+// testDeb builds a one-file Debian package, so that apt-get needs no
+// network.
+func testDeb(t *testing.T, dir string) string {
+	t.Helper()
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		t.Skip("no dpkg-deb: the host base's apt test needs a Debian host")
+	}
+	src := filepath.Join(t.TempDir(), "pkg")
+	for _, d := range []string{"DEBIAN", "usr/share/incarnate-hello"} {
+		if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	control := "Package: incarnate-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: incarnate tests <t@example.invalid>\nDescription: test package\n"
+	if err := os.WriteFile(filepath.Join(src, "DEBIAN/control"), []byte(control), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "usr/share/incarnate-hello/greeting"), []byte("hello from a deb\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deb := filepath.Join(dir, "hello.deb")
+	if out, err := exec.Command("dpkg-deb", "--root-owner-group", "-b", src, deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, out)
+	}
+	return deb
+}
+
+// The host base, for root and for an ordinary user with and without
+// sub-ids: the whole machine, submounts included, writable anywhere as
+// root inside, and the host byte for byte as it was.
+func TestHostBaseCopyOnWrite(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: to mount a test submount and to run as an ordinary user")
+	}
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		mnt := testSubmount(t, h.dir)
+		deb := testDeb(t, h.dir)
+		tag := fmt.Sprintf("incarnate-test-%d", os.Getpid())
+		etcNew, usrNew := "/etc/"+tag, "/usr/local/share/"+tag
+		watched := []string{"/etc/hosts", "/etc/passwd", "/var/lib/dpkg/status"}
+		before := map[string]string{}
+		for _, f := range watched {
+			before[f] = fileDigest(t, f)
+		}
+		subBefore := treeDigest(t, mnt)
+
+		h.ok("new", "h")
+		script := strings.Join([]string{
+			"set -e",
+			"echo 10.9.8.7 " + tag + " >> /etc/hosts",
+			"echo x > " + etcNew,
+			"mkdir -p /usr/local/share && echo y > " + usrNew,
+			"echo z > " + h.dir + "/" + tag,
+			"cat " + mnt + "/f",
+			"echo changed >> " + mnt + "/f",
+			"echo new > " + mnt + "/g",
+			"apt-get install -y -q " + deb + " >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; exit 1; }",
+			"cat /usr/share/incarnate-hello/greeting",
+			"grep -c " + tag + " /etc/hosts",
+		}, "\n")
+		out, errOut, status := h.run("run", "h", "--", "/bin/sh", "-c", script)
+		if status != 0 {
+			t.Fatalf("inside the host session: exit %d\nstdout: %s\nstderr: %s", status, out, errOut)
+		}
+		if out != "on the submount\nhello from a deb\n1\n" {
+			t.Errorf("inside the host session: %q, want the submount's file, the package's and the edited /etc/hosts", out)
+		}
+		// The host is as it was.
+		for _, f := range watched {
+			if got := fileDigest(t, f); got != before[f] {
+				t.Errorf("host %s changed", f)
+			}
+		}
+		for _, f := range []string{etcNew, usrNew, filepath.Join(h.dir, tag), "/usr/share/incarnate-hello"} {
+			if _, err := os.Lstat(f); err == nil {
+				t.Errorf("host %s exists: the session wrote the host", f)
+			}
+		}
+		if got := treeDigest(t, mnt); got != subBefore {
+			t.Errorf("the host's submount changed:\nbefore %s\nafter  %s", subBefore, got)
+		}
+		// diff lists what changed, the submount's too.
+		diff := h.ok("diff", "h")
+		for _, want := range []string{"M /etc/hosts", "A " + etcNew, "A " + usrNew, "A " + h.dir + "/" + tag,
+			"M " + mnt + "/f", "A " + mnt + "/g", "A /usr/share/incarnate-hello/greeting", "M /var/lib/dpkg/status"} {
+			if !strings.Contains(diff, want+"\n") {
+				t.Errorf("diff lacks %q:\n%s", want, diff)
+			}
+		}
+		// reset drops it all.
+		h.ok("reset", "--yes", "h")
+		if out := h.ok("diff", "h"); out != "no changes in h\n" {
+			t.Errorf("diff after reset: %q", out)
+		}
+		out = h.ok("run", "h", "--", "/bin/sh", "-c", "cat "+mnt+"/f; ls "+etcNew+" 2>/dev/null || echo gone; grep -c "+tag+" /etc/hosts || true")
+		if out != "on the submount\ngone\n0\n" {
+			t.Errorf("after reset: %q, want the host's view again", out)
+		}
+	})
+}
+
+// fileDigest is the sha256 of a host file's content and metadata.
+func fileDigest(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x %o %d:%d %d", sha256.Sum256(b), st.Mode, st.Uid, st.Gid, st.Mtim.Nano())
+}
