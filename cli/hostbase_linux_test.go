@@ -167,3 +167,47 @@ func fileDigest(t *testing.T, path string) string {
 	}
 	return fmt.Sprintf("%x %o %d:%d %d", sha256.Sum256(b), st.Mode, st.Uid, st.Gid, st.Mtim.Nano())
 }
+
+// run and enter start in the caller's directory when the session has it,
+// else in ~ with a notice; --cwd works for both.
+func TestWorkingDirectoryFollows(t *testing.T) {
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		work := filepath.Join(h.dir, "project")
+		if err := os.Mkdir(work, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.ok("new", "h")
+		h.ok("new", "--base", "bb", "b")
+		inDir := func(args ...string) (string, string) {
+			cmd := h.command(args...)
+			cmd.Dir = work
+			var out, errOut strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("incarnate %v: %v\n%s", args, err, errOut.String())
+			}
+			return out.String(), errOut.String()
+		}
+		if out, _ := inDir("run", "h", "--", "pwd"); out != work+"\n" {
+			t.Errorf("run on the host base from %s starts in %q", work, out)
+		}
+		enter := h.command("enter", "h")
+		enter.Dir, enter.Stdin = work, strings.NewReader("pwd\n")
+		if out, err := enter.Output(); err != nil || string(out) != work+"\n" {
+			t.Errorf("enter on the host base from %s: %q, %v", work, out, err)
+		}
+		out, errOut := inDir("run", "b", "--", "pwd")
+		if out != "/root\n" || !strings.Contains(errOut, work+" is not in session b: starting in /root") {
+			t.Errorf("run on a base without %s: stdout %q, stderr %q; want /root and a notice", work, out, errOut)
+		}
+		if out, _ := inDir("run", "--cwd", "/etc", "h", "--", "pwd"); out != "/etc\n" {
+			t.Errorf("run --cwd /etc: %q", out)
+		}
+		enter = h.command("enter", "--cwd", "/etc", "b")
+		enter.Stdin = strings.NewReader("pwd\n")
+		if out, err := enter.Output(); err != nil || string(out) != "/etc\n" {
+			t.Errorf("enter --cwd /etc: %q, %v", out, err)
+		}
+	})
+}

@@ -81,6 +81,9 @@ func (o MountFuseOverlay) apply(st *state) error {
 		return step("mount fuse", o.Target, err)
 	}
 	idOpts, err := fuseIDOptions()
+	if o.Shift > 0 {
+		idOpts = fmt.Sprintf("uidmapping=0:%d:65536,gidmapping=0:%d:65536", o.Shift, o.Shift)
+	}
 	if err != nil {
 		return err
 	}

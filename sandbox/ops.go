@@ -98,6 +98,10 @@ type MountFuseOverlay struct {
 	Upper   string   `json:"upper"`
 	Work    string   `json:"work"`
 	Program string   `json:"program"`
+	// Shift, for a keeper that runs as the host's root, is the first
+	// host id of the session's range: the daemon shows host id N as
+	// Shift+N, which the session's user namespace sees as N.
+	Shift int `json:"shift,omitempty"`
 }
 
 // MountProc mounts a proc filesystem for the new PID namespace.

@@ -45,9 +45,6 @@ func (s *Store) Commit(name, newBase string, force bool, progress io.Writer) (*l
 	if err := checkMarkers(base, m.UserXattr); err != nil {
 		return nil, err
 	}
-	if err := s.checkStackable(base); err != nil {
-		return nil, err
-	}
 	// Copying an upper dir that a mounted overlay writes to would freeze
 	// a torn state (and overlayfs forbids changing it under a mount).
 	lk, err := s.claim(name, force)
@@ -131,17 +128,6 @@ func syncFS(dir string) error {
 		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
 	}
 	return nil
-}
-
-// checkStackable refuses to stack a layer on the host's "/" when the store
-// (and so the layer) lies on the same file system: overlayfs refuses a
-// lower dir inside another lower dir ("overlapping lowerdir path", ELOOP),
-// so the base could never be mounted.
-func (s *Store) checkStackable(base *layers.Base) error {
-	if !slices.Contains(base.LayerIDs(), layers.HostLayer) || !sameDevice(s.Root, "/") {
-		return nil
-	}
-	return fmt.Errorf("cannot commit a session on the host base while the store %q is on the host's root file system: overlayfs refuses a layer that lies inside another (here inside /); keep the store on another file system (--root or INCARNATE_ROOT), or use `incarnate export`", s.Root)
 }
 
 // checkMarkers refuses base b to a session of the other kind when b holds

@@ -95,6 +95,9 @@ func xattrPrefix(userxattr bool) string {
 type format struct {
 	prefix string
 	fuse   bool
+	// squashed: an ordinary user's fuse-overlayfs, whose owners are
+	// shown through its mapping (see sandbox.FuseOwner).
+	squashed bool
 	// kernel are the directories of a fuse session that the kernel's
 	// overlay serves (Meta.KernelDirs), read the kernel's way.
 	kernel []string
@@ -105,15 +108,19 @@ const fusePrefix = "user.fuseoverlayfs."
 
 // formatOf is the format of session m's upper dir.
 func formatOf(m *Meta) format {
+	if m.Fuse && !m.UserXattr {
+		// As root, fuse-overlayfs writes overlay's own trusted.* marks.
+		return format{prefix: trustedPrefix, fuse: true}
+	}
 	if m.Fuse {
-		return format{prefix: fusePrefix, fuse: true, kernel: m.KernelDirs}
+		return format{prefix: fusePrefix, fuse: true, squashed: true, kernel: m.KernelDirs}
 	}
 	return format{prefix: xattrPrefix(m.UserXattr)}
 }
 
 // owner is the id the session sees for id, as this process sees it.
 func (f format) owner(id uint32) uint32 {
-	if f.fuse {
+	if f.squashed {
 		return sandbox.FuseOwner(id)
 	}
 	return id

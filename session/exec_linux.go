@@ -130,11 +130,11 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 		}
 		defer rangeLock.Close() // the keeper holds its own copy
 	}
-	ops, err := s.rootOps(m, ids != nil)
+	ops, err := s.rootOps(m, ids)
 	if err != nil {
 		return err
 	}
-	if m.Fuse {
+	if m.Fuse && m.UserXattr {
 		s.makeStubs(m)
 	}
 	err = sandbox.StartKeeper(sandbox.KeeperConfig{

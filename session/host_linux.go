@@ -35,6 +35,18 @@ var ErrNoFuse = errors.New("an ordinary user's host base needs fuse-overlayfs")
 // hasHost reports whether base b stands on the host's "/".
 func hasHost(b *layers.Base) bool { return slices.Contains(b.LayerIDs(), layers.HostLayer) }
 
+// needsFuse reports whether a session on base b is served by
+// fuse-overlayfs: always for an ordinary user on the host, and for root
+// on a base committed on the host while the store is on the host's root
+// file system, as overlayfs refuses a lower dir inside another one
+// ("overlapping lowerdir path"), and every layer there is inside "/".
+func (s *Store) needsFuse(b *layers.Base) bool {
+	if !hasHost(b) {
+		return false
+	}
+	return sandbox.Rootless() || (!b.Builtin() && sameDevice(s.Root, "/"))
+}
+
 // fuseProgram finds fuse-overlayfs and checks that /dev/fuse opens, with
 // what to do when either fails.
 func fuseProgram() (string, error) {
@@ -75,7 +87,8 @@ func FuseOverlayVersion() (string, error) {
 
 // hostRootOps are the ops that mount session m's root on a base that
 // stands on the host, up to the kernel file systems.
-func (s *Store) hostRootOps(m *Meta, lowers []string, idmapped bool) ([]sandbox.Op, error) {
+func (s *Store) hostRootOps(m *Meta, lowers []string, ids *IDRange) ([]sandbox.Op, error) {
+	idmapped := ids != nil
 	dir := s.Dir(m.Name)
 	root, upper := filepath.Join(dir, "root"), filepath.Join(dir, "upper")
 	if m.Fuse {
@@ -83,9 +96,11 @@ func (s *Store) hostRootOps(m *Meta, lowers []string, idmapped bool) ([]sandbox.
 		if err != nil {
 			return nil, err
 		}
-		ops := []sandbox.Op{sandbox.MountFuseOverlay{
-			Target: root, Lowers: lowers, Upper: upper, Work: filepath.Join(dir, "work"), Program: prog,
-		}}
+		fuse := sandbox.MountFuseOverlay{Target: root, Lowers: lowers, Upper: upper, Work: filepath.Join(dir, "work"), Program: prog}
+		if ids != nil {
+			fuse.Shift = ids.UID
+		}
+		ops := []sandbox.Op{fuse}
 		for _, d := range m.KernelDirs {
 			if err := mkdirBeneath(upper, d, "/"); err != nil {
 				return nil, err
@@ -277,7 +292,7 @@ const aptConfPath = "/etc/apt/apt.conf.d/00incarnate-no-apt-user"
 // aptConf writes the file bound at aptConfPath for session m, when the
 // session has no sub-ids and the host has apt.
 func (s *Store) aptConf(m *Meta) (string, bool) {
-	if sandbox.FuseShowsOwners() {
+	if !m.UserXattr || sandbox.FuseShowsOwners() {
 		return "", false
 	}
 	if fi, err := os.Stat(filepath.Dir(aptConfPath)); err != nil || !fi.IsDir() {

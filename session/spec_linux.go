@@ -14,7 +14,7 @@ import (
 // rootOps build session m's root inside its keeper: the overlay of its
 // upper dir on its base, the kernel file systems, the host's name
 // resolution, the pivot and the host name.
-func (s *Store) rootOps(m *Meta, idmapped bool) ([]sandbox.Op, error) {
+func (s *Store) rootOps(m *Meta, ids *IDRange) ([]sandbox.Op, error) {
 	base, err := s.Layers.Get(m.Base)
 	if err != nil {
 		return nil, err
@@ -40,7 +40,7 @@ func (s *Store) rootOps(m *Meta, idmapped bool) ([]sandbox.Op, error) {
 	}
 	lowers := s.Layers.LowerDirs(base)
 	if onHost {
-		mounts, err := s.hostRootOps(m, lowers, idmapped)
+		mounts, err := s.hostRootOps(m, lowers, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +48,7 @@ func (s *Store) rootOps(m *Meta, idmapped bool) ([]sandbox.Op, error) {
 	} else {
 		ops = append(ops, sandbox.MountOverlay{
 			Target: root, Lowers: lowers, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
-			UserXattr: m.UserXattr, IDMap: idmapped,
+			UserXattr: m.UserXattr, IDMap: ids != nil,
 		})
 	}
 	ops = append(ops,

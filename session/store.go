@@ -172,7 +172,7 @@ func (s *Store) Create(name, base string, opts Options) (*Meta, error) {
 	if err != nil {
 		return nil, err
 	}
-	fuse := hasHost(b) && sandbox.Rootless()
+	fuse := s.needsFuse(b)
 	if fuse {
 		if _, err := fuseProgram(); err != nil {
 			return nil, err
@@ -182,7 +182,7 @@ func (s *Store) Create(name, base string, opts Options) (*Meta, error) {
 		return nil, fmt.Errorf("session %q: %w", name, layers.ErrExist)
 	}
 	m := &Meta{Name: name, Base: base, Created: time.Now().UTC(), UserXattr: sandbox.Rootless(), Fuse: fuse, Options: opts}
-	if fuse {
+	if fuse && sandbox.Rootless() {
 		m.KernelDirs = kernelDirs()
 	}
 	return m, s.publish(m, func(dir string) error {

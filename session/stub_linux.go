@@ -33,9 +33,18 @@ var stubDirs = []string{
 	"/var/cache/debconf", "/var/log/apt",
 }
 
-// makeStubs makes the stubs session m's upper dir lacks.
+// makeStubs makes the stubs session m's upper dir lacks, where no layer
+// committed on the host has the entry already.
 func (s *Store) makeStubs(m *Meta) {
 	upper := s.upperDir(m.Name)
+	var above []string
+	if b, err := s.Layers.Get(m.Base); err == nil {
+		for _, d := range s.Layers.LowerDirs(b) {
+			if d != "/" {
+				above = append(above, d)
+			}
+		}
+	}
 	for _, dir := range stubDirs {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
@@ -43,7 +52,7 @@ func (s *Store) makeStubs(m *Meta) {
 		}
 		for _, e := range ents {
 			p := filepath.Join(dir, e.Name())
-			if unix.Access(p, unix.R_OK) == nil {
+			if unix.Access(p, unix.R_OK) == nil || inAny(above, p) {
 				continue
 			}
 			var st unix.Stat_t
@@ -59,6 +68,16 @@ func (s *Store) makeStubs(m *Meta) {
 			_ = makeStub(upper, p, &st)
 		}
 	}
+}
+
+// inAny reports whether any of dirs holds path p, or hides it.
+func inAny(dirs []string, p string) bool {
+	for _, d := range dirs {
+		if _, err := os.Lstat(d + p); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // makeStub makes p (st) in upper, with its parents as the copy-up makes
