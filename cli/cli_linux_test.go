@@ -66,6 +66,7 @@ type harness struct {
 	store string
 	base  string
 	path  string // searched before /usr/bin and /bin, when set
+	home  string // $HOME, when not dir
 }
 
 func newHarness(t *testing.T, u user) *harness {
@@ -99,7 +100,11 @@ func (h *harness) env() []string {
 	if h.path != "" {
 		path = h.path + ":" + path
 	}
-	env := []string{"INCARNATE_TEST_CLI=1", "INCARNATE_ROOT=" + h.store, "PATH=" + path, "HOME=" + h.dir}
+	home := h.dir
+	if h.home != "" {
+		home = h.home
+	}
+	env := []string{"INCARNATE_TEST_CLI=1", "INCARNATE_ROOT=" + h.store, "PATH=" + path, "HOME=" + home}
 	if !h.u.subIDs {
 		env = append(env, sandbox.NoSubIDsEnv+"=0")
 	}
