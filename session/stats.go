@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"app/incarnate/internal/fsutil"
 	"app/incarnate/sandbox"
 )
@@ -81,12 +83,29 @@ func measureUpper(upper string) (Stats, error) {
 			st.Size += sys.Blocks * 512
 			st.UserNS = st.UserNS || inSubIDs && d.IsDir() && !openToCaller(sys)
 		}
-		if p != upper {
+		if p != upper && !madeBySandbox(p, d) {
 			st.Changes++
 		}
 		return nil
 	})
 	return st, err
+}
+
+// madeBySandbox reports whether upper entry p is incarnate's or
+// fuse-overlayfs's own, not the session's: a mount point, a stub (see
+// makeStubs) or an opaque marker file. (A session that puts the marks on
+// files of its own only leaves them out of its own count.)
+func madeBySandbox(p string, d fs.DirEntry) bool {
+	if d.Name() == opaqueWhiteout {
+		return true
+	}
+	var buf [8]byte
+	for _, x := range []string{stubXattr, sandbox.MountpointXattr} {
+		if _, err := unix.Lgetxattr(p, x, buf[:]); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // openToCaller reports whether the user outside the sub-id namespace

@@ -576,3 +576,19 @@ func TestHostileNamesReachNoTerminal(t *testing.T) {
 	tm.Send(tea.Quit())
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 }
+
+// An error longer than the screen is wrapped, not cut: its fix, which
+// comes last, is on the screen.
+func TestLongErrorIsReadToItsEnd(t *testing.T) {
+	m := New(options(newStore(t), t))
+	tm := start(t, m)
+	waitFor(t, tm, "No sessions yet")
+	msg := "an ordinary user's host base needs fuse-overlayfs and /dev/fuse, which you cannot open (permission denied): " +
+		"let users open it (sudo chmod 0666 /dev/fuse, as desktop systems ship it), or run incarnate as root"
+	tm.Send(inspectMsg(func(m *Model) { m.status = status{text: msg, err: true} }))
+	waitFor(t, tm, "run incarnate as root")
+	out := string(screen(t, tm))
+	if !strings.Contains(out, "sudo chmod 0666") {
+		t.Errorf("the error's fix is cut off:\n%s", out)
+	}
+}

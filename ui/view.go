@@ -18,7 +18,8 @@ func (m *Model) View() string {
 		return ""
 	}
 	var body string
-	bodyH := m.height - 3
+	status := m.statusView()
+	bodyH := m.height - 2 - strings.Count(status, "\n") - 1
 	switch {
 	case m.mode == modeHelp:
 		body = m.helpView()
@@ -33,7 +34,7 @@ func (m *Model) View() string {
 		body = lipgloss.Place(m.width, bodyH, lipgloss.Center, lipgloss.Center, m.dialog.view(m.width),
 			lipgloss.WithWhitespaceChars(" "))
 	}
-	parts := []string{m.titleView(), pad(body, m.width, bodyH), m.statusView(), m.footerView()}
+	parts := []string{m.titleView(), pad(body, m.width, bodyH), status, m.footerView()}
 	return strings.Join(parts, "\n")
 }
 
@@ -139,7 +140,26 @@ func (m *Model) statusView() string {
 	case m.status.ok:
 		style = st.Status.Success
 	}
-	return style.Render(ansi.Truncate(text, m.width, "…"))
+	return style.Render(wrapStatus(text, m.width, m.height))
+}
+
+// wrapStatus wraps a status message to the screen's width, so an error
+// is read to its end (its fix comes last), on up to a third of the
+// screen; only beyond that is it cut.
+func wrapStatus(text string, width, height int) string {
+	if ansi.StringWidth(text) <= width || width < 10 {
+		return ansi.Truncate(text, width, "…")
+	}
+	lines := strings.Split(ansi.Wordwrap(text, width, " "), "\n")
+	maxLines := max(1, height/3)
+	if len(lines) > maxLines {
+		lines = lines[:maxLines]
+		lines[maxLines-1] = ansi.Truncate(lines[maxLines-1]+" …", width, "…")
+	}
+	for i, l := range lines {
+		lines[i] = ansi.Truncate(l, width, "…") // a word longer than the line
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (m *Model) footerView() string {
