@@ -211,3 +211,25 @@ func TestWorkingDirectoryFollows(t *testing.T) {
 		}
 	})
 }
+
+// The interface enters a session in the directory it was started in.
+func TestInterfaceEntersInItsDirectory(t *testing.T) {
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		work := filepath.Join(h.dir, "project")
+		if err := os.Mkdir(work, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.ok("new", "h")
+		s := startInTmuxIn(t, h, work, 100, 30)
+		s.waitText("›h")
+		s.keys("Enter")
+		s.waitText("[h]") // the shell's prompt
+		s.typeText("echo at-$(pwd)-end")
+		s.keys("Enter")
+		s.waitText("at-" + work + "-end")
+		s.typeText("exit")
+		s.keys("Enter")
+		s.waitText("left h")
+	})
+}

@@ -25,6 +25,12 @@ type tuiScreen struct {
 // of w x height: a real terminal emulator, whose screen capture-pane reads.
 func startInTmux(t *testing.T, h *harness, w, height int, args ...string) *tuiScreen {
 	t.Helper()
+	return startInTmuxIn(t, h, "", w, height, args...)
+}
+
+// startInTmuxIn is startInTmux in directory dir ("" for the test's own).
+func startInTmuxIn(t *testing.T, h *harness, dir string, w, height int, args ...string) *tuiScreen {
+	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Fatal("tmux not found: the terminal tests need it (apt-get install tmux, as .ci/run does)")
 	}
@@ -41,6 +47,9 @@ func startInTmux(t *testing.T, h *harness, w, height int, args ...string) *tuiSc
 	body := "#!/bin/sh\n"
 	for _, kv := range env {
 		body += fmt.Sprintf("export %q\n", kv)
+	}
+	if dir != "" {
+		body += fmt.Sprintf("cd %q || exit 1\n", dir)
 	}
 	body += run + "\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
