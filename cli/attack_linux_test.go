@@ -1135,3 +1135,40 @@ func TestAttackExportRace(t *testing.T) {
 	}
 	t.Logf("%d exports went through while the session swapped", exported)
 }
+
+// Two binds, one inside the other: through the outer one, a session
+// swaps the inner one's source for a symlink to a host directory. The
+// next start must not bind what the symlink points at.
+func TestAttackNestedBindSwap(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		outer := filepath.Join(h.dir, "share")
+		inner := filepath.Join(outer, "sub")
+		secret := filepath.Join(h.dir, "secret")
+		for _, d := range []string{inner, secret} {
+			if err := os.MkdirAll(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(outer, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(secret, "key"), []byte("host secret\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h.ok("new", "--base", "bb", "--bind", outer+":/share", "--bind", inner+":/sub", "s")
+		h.ok("run", "s", "--", "sh", "-c", "rmdir /share/sub && ln -s "+secret+" /share/sub")
+		out, errOut, status := h.run("run", "s", "--", "sh", "-c", "cat /sub/key; echo pwned > /sub/key")
+		if strings.Contains(out, "host secret") {
+			t.Errorf("the session read the symlink's target through the inner bind: %q", out)
+		}
+		if b, _ := os.ReadFile(filepath.Join(secret, "key")); string(b) != "host secret\n" {
+			t.Errorf("the session wrote the symlink's target: %q", b)
+		}
+		if status == 0 || !strings.Contains(errOut, "symlink") {
+			t.Errorf("start with a swapped bind source: status %d, stderr %q; want a refusal that names the symlink", status, errOut)
+		}
+	})
+}

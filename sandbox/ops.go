@@ -136,6 +136,10 @@ type Bind struct {
 	Dst      string `json:"dst"`
 	Writable bool   `json:"writable,omitempty"`
 	Optional bool   `json:"optional,omitempty"`
+	// Resolved: Src was resolved when the bind was chosen, so no part of
+	// it may be a symlink now. A symlink there is one a session may have
+	// made, through another, writable bind of a directory above Src.
+	Resolved bool `json:"resolved,omitempty"`
 }
 
 // PivotRoot makes NewRoot the root of the mount namespace and detaches

@@ -173,7 +173,22 @@ func (o Bind) apply(st *state) error {
 	if o.Writable {
 		flags = bindData
 	}
-	return bindTree(st, o.Src, o.Dst, flags)
+	src := o.Src
+	if o.Resolved {
+		fd, err := unix.Openat2(unix.AT_FDCWD, o.Src, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+		if err == unix.ELOOP {
+			return step("open", o.Src, errors.New("the bind's source passes through a symlink now, and had none when the session was made: "+
+				"a session can put one there through another bind; remove it, or make the session again"))
+		}
+		if err != nil && err != unix.ENOSYS {
+			return step("open", o.Src, err)
+		}
+		if err == nil {
+			defer unix.Close(fd)
+			src = "/proc/self/fd/" + strconv.Itoa(fd)
+		}
+	}
+	return bindTree(st, src, o.Dst, flags)
 }
 
 func (o Hostname) apply(*state) error {

@@ -110,6 +110,19 @@ func (b BindMount) validate() error {
 // below one would hide or replace what the session needs there.
 var sandboxMounts = []string{"/proc", "/dev", "/sys"}
 
+// resolveBinds replaces each source by the path it resolves to now: the
+// keeper binds that, refusing a symlink met on the way (Bind.Resolved).
+func resolveBinds(binds []BindMount) error {
+	for i := range binds {
+		src, err := filepath.EvalSymlinks(binds[i].Src)
+		if err != nil {
+			return fmt.Errorf("--bind: %w", err)
+		}
+		binds[i].Src = src
+	}
+	return nil
+}
+
 // checkBinds refuses binds that would hand a session the store or the
 // runtime dir (other sessions' files, the keepers' sockets), or cover
 // what the sandbox mounts itself. Paths are compared as resolved, so a

@@ -67,7 +67,7 @@ func (s *Store) rootOps(m *Meta, ids *IDRange) ([]sandbox.Op, error) {
 		}
 	}
 	for _, b := range m.Binds {
-		ops = append(ops, sandbox.Bind{Src: b.Src, Dst: root + b.Dst, Writable: !b.ReadOnly})
+		ops = append(ops, sandbox.Bind{Src: b.Src, Dst: root + b.Dst, Writable: !b.ReadOnly, Resolved: true})
 	}
 	if m.Net == "none" {
 		ops = append(ops, sandbox.LoopbackUp{})

@@ -168,6 +168,9 @@ func (s *Store) Create(name, base string, opts Options) (*Meta, error) {
 	if err := s.checkBinds(opts.Binds); err != nil {
 		return nil, err
 	}
+	if err := resolveBinds(opts.Binds); err != nil {
+		return nil, err
+	}
 	b, err := s.Layers.Get(base)
 	if err != nil {
 		return nil, err
