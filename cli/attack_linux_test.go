@@ -1172,3 +1172,43 @@ func TestAttackNestedBindSwap(t *testing.T) {
 		}
 	})
 }
+
+// What a session leaves running must not hold its callers: a process
+// that keeps writing to the output after the command exited, and a
+// spawner stopped from inside.
+func TestAttackHangs(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		bounded := func(what string, args ...string) (string, string, int) {
+			t.Helper()
+			cmd := h.command(args...)
+			var out, errOut strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+				t.Errorf("%s: incarnate %v still waits after a minute", what, args)
+			}
+			return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+		}
+		out, _, status := bounded("a writer left behind", "run", "s", "--", "sh", "-c", "(while :; do echo x; sleep 0.05; done) & echo started")
+		if status != 0 || !strings.Contains(out, "started\n") {
+			t.Errorf("run with a writer left behind: status %d, output %.40q", status, out)
+		}
+		h.ok("stop", "s")
+		// The spawner, stopped from inside: the session ends, and the
+		// next run starts it again.
+		bounded("a stopped spawner", "run", "s", "--", "sh", "-c",
+			`for p in /proc/[0-9]*; do case "$(tr '\0' ' ' < $p/cmdline)" in "incarnate:spawner ") kill -STOP ${p#/proc/} && echo stopped;; esac; done; sleep 1`)
+		if out, _, status := bounded("after a stopped spawner", "run", "s", "--", "echo", "again"); status != 0 || out != "again\n" {
+			t.Errorf("run after the spawner was stopped: status %d, output %q", status, out)
+		}
+	})
+}

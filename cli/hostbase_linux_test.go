@@ -106,6 +106,7 @@ func TestHostBaseCopyOnWrite(t *testing.T) {
 			"echo x > " + etcNew,
 			"mkdir -p /usr/local/share && echo y > " + usrNew,
 			"echo z > " + h.dir + "/" + tag,
+			"echo r > /root/" + tag, // root's home inside, closed to users on the host
 			"cat " + mnt + "/f",
 			"echo changed >> " + mnt + "/f",
 			"echo new > " + mnt + "/g",
@@ -136,7 +137,7 @@ func TestHostBaseCopyOnWrite(t *testing.T) {
 		}
 		// diff lists what changed, the submount's too.
 		diff := h.ok("diff", "h")
-		for _, want := range []string{"M /etc/hosts", "A " + etcNew, "A " + usrNew, "A " + h.dir + "/" + tag,
+		for _, want := range []string{"M /etc/hosts", "A " + etcNew, "A /root/" + tag, "A " + usrNew, "A " + h.dir + "/" + tag,
 			"M " + mnt + "/f", "A " + mnt + "/g", "A /usr/share/incarnate-hello/greeting", "M /var/lib/dpkg/status"} {
 			if !strings.Contains(diff, want+"\n") {
 				t.Errorf("diff lacks %q:\n%s", want, diff)
@@ -231,5 +232,85 @@ func TestInterfaceEntersInItsDirectory(t *testing.T) {
 		s.typeText("exit")
 		s.keys("Enter")
 		s.waitText("left h")
+	})
+}
+
+// The store is hidden inside a host-base session where the host resolves
+// its path: a session that replaces, in its view, a symlink on the way to
+// the store does not see the store at its real path on the next start.
+func TestAttackHiddenStoreBehindSymlink(t *testing.T) {
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		real := filepath.Join(h.dir, "real")
+		if err := os.Rename(h.store, filepath.Join(h.dir, "store-real")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(real, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(h.dir, "store-real"), filepath.Join(real, "store")); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(h.dir, "link")
+		if err := os.Symlink(real, link); err != nil {
+			t.Fatal(err)
+		}
+		h.store = filepath.Join(link, "store")
+		h.ok("new", "s1")
+		h.ok("new", "s2")
+		h.ok("run", "s2", "--", "sh", "-c", "echo secret-of-s2 > /etc/s2-secret")
+		h.ok("run", "s1", "--", "sh", "-c", "rm "+link+" && mkdir -p "+h.store)
+		out, _, _ := h.run("run", "s1", "--", "sh", "-c", "cat "+real+"/store/sessions/s2/upper/etc/s2-secret; ls "+real+"/store")
+		if strings.Contains(out, "secret-of-s2") || strings.Contains(out, "sessions") {
+			t.Errorf("s1 reads the store at its real path: %q", out)
+		}
+	})
+}
+
+// commit drops the mount points incarnate made from the layer it copies,
+// never through a symlink the session left there: one to a host directory
+// with a file of the same name and mark must leave that file alone.
+func TestAttackCommitDropThroughSymlink(t *testing.T) {
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		decoy := filepath.Join(h.dir, "decoy")
+		victim := filepath.Join(decoy, "apt.conf.d", "00incarnate-no-apt-user")
+		if err := os.MkdirAll(filepath.Dir(victim), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(victim, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Setxattr(victim, "user.incarnate.mountpoint", []byte("1"), 0); err != nil {
+			t.Skipf("no user xattrs here: %v", err)
+		}
+		h.ok("new", "s")
+		if _, errOut, status := h.run("run", "s", "--", "sh", "-c", "rm -rf /etc/apt && ln -s "+decoy+" /etc/apt"); status != 0 {
+			if h.u.uid != 0 && !h.u.subIDs && strings.Contains(errOut, "busy") {
+				t.Skip("without sub-ids the session's apt.conf.d holds a bind, which no session can replace")
+			}
+			t.Fatalf("replacing /etc/apt: %s", errOut)
+		}
+		h.ok("commit", "s", "sb")
+		if _, err := os.Lstat(victim); err != nil {
+			t.Errorf("commit removed the host's %s: %v", victim, err)
+		}
+	})
+}
+
+// A session cannot hide a change from diff and export by putting the mark
+// of a stub on a file of its own.
+func TestAttackStubMarkHidesNothing(t *testing.T) {
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		if _, err := exec.LookPath("python3"); err != nil {
+			t.Skip("needs python3 on the host, to set an xattr from inside")
+		}
+		h.ok("new", "s")
+		h.ok("run", "s", "--", "sh", "-c", `touch -r /etc/issue /tmp/ref && : > /etc/issue && touch -r /tmp/ref /etc/issue &&
+python3 -c 'import os; os.setxattr("/etc/issue", "user.incarnate.stub", b"1")'`)
+		if diff := h.ok("diff", "s"); !strings.Contains(diff, "M /etc/issue\n") {
+			t.Errorf("the emptied /etc/issue is not in the diff:\n%s", diff)
+		}
 	})
 }

@@ -67,6 +67,7 @@ type job struct {
 	master *os.File
 	reply  chan spawnResult
 	exit   chan int
+	sent   time.Time // when it went to the spawner
 }
 
 type spawnResult struct {
@@ -263,10 +264,14 @@ func (k *keeper) loop() {
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	idle := time.After(keeperIdle)
 	idleOver := false
+	late := time.NewTicker(spawnReplyWait / 4)
+	defer late.Stop()
 	for {
 		select {
 		case j := <-k.jobs:
 			k.dispatch(j)
+		case <-late.C:
+			k.failLate()
 		case rep, ok := <-k.fromSp:
 			if !ok {
 				k.spawnerGone()
@@ -319,7 +324,28 @@ func (k *keeper) dispatch(j *job) {
 		j.reply <- spawnResult{err: &OpError{Op: "spawn", Step: "send", Msg: err.Error(), Status: StatusStage}}
 		return
 	}
+	j.sent = time.Now()
 	k.pending[k.nextID] = j
+}
+
+// spawnReplyWait bounds how long a request waits for the spawner to say
+// it started the process. A session can stop its spawner (SIGSTOP: it is
+// the session's root's own process), and new requests must not hang.
+const spawnReplyWait = 10 * time.Second
+
+// failLate answers the requests the spawner has not answered in time.
+func (k *keeper) failLate() {
+	for id, j := range k.pending {
+		if time.Since(j.sent) < spawnReplyWait {
+			continue
+		}
+		delete(k.pending, id)
+		if j.master != nil {
+			j.master.Close()
+		}
+		j.reply <- spawnResult{err: &OpError{Op: "spawn", Msg: fmt.Sprintf(
+			"the session's spawner did not answer in %v: something inside may have stopped it; `incarnate stop` ends the session", spawnReplyWait), Status: StatusStage}}
+	}
 }
 
 // handle takes one report of the spawner's.
@@ -448,6 +474,13 @@ func (k *keeper) openPty(rows, cols uint16) (*os.File, int, error) {
 // reap collects every exited process: the spawner, and the orphans PID 1
 // inherits, which are simply let go.
 func (k *keeper) reap() {
+	// A spawner stopped from inside (it is the session root's own
+	// process) would hold every client waiting for an exit it cannot
+	// report: the session has broken itself, and ends.
+	var ws unix.WaitStatus
+	if pid, _ := unix.Wait4(k.spPid, &ws, unix.WNOHANG|unix.WUNTRACED, nil); pid == k.spPid && ws.Stopped() {
+		_ = unix.Kill(k.spPid, unix.SIGKILL)
+	}
 	reapExited(func(pid int, _ unix.WaitStatus) {
 		if pid == k.spPid {
 			k.spawner.Close()

@@ -127,6 +127,13 @@ type MountSysfs struct {
 type MountTmpfs struct {
 	Target string `json:"target"`
 	Mode   uint32 `json:"mode"`
+	// Hide: the tmpfs covers a host directory the root shows, which must
+	// not be reached. Target is then resolved in the root with no symlink
+	// followed, and nothing is made: where the session's own files
+	// replace a part of the path (a symlink, a file, a deletion), the
+	// host directory is not reached through it, and there is nothing to
+	// cover.
+	Hide bool `json:"hide,omitempty"`
 }
 
 // Bind makes Src visible at Dst, recursively, read-only unless Writable.

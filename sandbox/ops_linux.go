@@ -149,12 +149,36 @@ func (o MountSysfs) apply(st *state) error {
 }
 
 func (o MountTmpfs) apply(st *state) error {
+	if o.Hide {
+		return o.hide(st)
+	}
 	p, done, err := st.mountpoint(o.Target, dirKind)
 	if err != nil {
 		return err
 	}
 	defer done()
 	return mountTmpfs(p, o.Target, o.Mode)
+}
+
+func (o MountTmpfs) hide(st *state) error {
+	rootfd, err := unix.Open(st.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return step("open", st.root, err)
+	}
+	defer unix.Close(rootfd)
+	rel := strings.TrimPrefix(strings.TrimPrefix(o.Target, st.root), "/")
+	fd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	switch {
+	case err == unix.ELOOP || err == unix.ENOENT || err == unix.ENOTDIR:
+		return nil // not reached through this path: nothing to cover
+	case err != nil:
+		return step("openat2", o.Target, err)
+	}
+	defer unix.Close(fd)
+	return mountTmpfs("/proc/self/fd/"+strconv.Itoa(fd), o.Target, o.Mode)
 }
 
 // mountTmpfs mounts a tmpfs on p; target names it in errors.

@@ -27,7 +27,8 @@ type relay struct {
 	done                        sync.WaitGroup // the two output copies
 	// drain is set once the process has exited: from then on a pause in
 	// the output ends the copy.
-	drain atomic.Bool
+	drain    atomic.Bool
+	drainEnd atomic.Int64 // unix ns: no output is passed on after it
 	// stdin reads in through a reader that can be cancelled: once the
 	// process is gone, nothing the user types afterwards may be taken.
 	stdin  cancelreader.CancelReader
@@ -104,8 +105,13 @@ func (r *relay) copyOut(dst, src *os.File) {
 	between := func() {
 		if r.drain.Load() {
 			// Quiet for a moment after the exit: the rest belongs to a
-			// process left behind, which may hold the pipe for ever.
-			_ = src.SetReadDeadline(time.Now().Add(drainQuiet))
+			// process left behind, which may hold the pipe for ever, and
+			// may write to it for ever too: never past drainMax.
+			d := time.Now().Add(drainQuiet)
+			if end := time.Unix(0, r.drainEnd.Load()); d.After(end) {
+				d = end
+			}
+			_ = src.SetReadDeadline(d)
 		}
 	}
 	if dst != nil {
@@ -228,8 +234,12 @@ func copyAll(dst io.Writer, src io.Reader, between func()) error {
 }
 
 // drainQuiet is how long output may pause after the process exited
-// before the rest is left to whatever inside still holds the pipe.
-const drainQuiet = 100 * time.Millisecond
+// before the rest is left to whatever inside still holds the pipe, and
+// drainMax how long the output of one that keeps writing is passed on.
+const (
+	drainQuiet = 100 * time.Millisecond
+	drainMax   = 2 * time.Second
+)
 
 func isNilFile(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -239,6 +249,7 @@ func isNilFile(w io.Writer) bool {
 // finish waits, after the exit, until both outputs have been passed on:
 // to their end, or until they stay quiet for drainQuiet.
 func (r *relay) finish() {
+	r.drainEnd.Store(time.Now().Add(drainMax).UnixNano())
 	r.drain.Store(true)
 	if r.stdin != nil {
 		r.stdin.Cancel()

@@ -6,7 +6,9 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -107,15 +109,50 @@ func dropMountPoints(layer string, points map[string]bool) {
 	paths := slices.Collect(maps.Keys(points))
 	slices.SortFunc(paths, func(a, b string) int { return len(b) - len(a) }) // deepest first
 	for _, p := range paths {
-		full := layer + p
-		var st unix.Stat_t
-		if unix.Lstat(full, &st) != nil || (st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Size != 0) {
-			continue
-		}
-		if _, err := unix.Lgetxattr(full, sandbox.MountpointXattr, nil); err == nil {
-			_ = os.Remove(full) // a directory with more in it stays
-		}
+		dropMountPoint(layer, p)
 	}
+}
+
+// dropMountPoint removes p from layer if it is an empty mount point,
+// resolving it beneath the layer with no symlink followed: the session
+// made the layer's content, symlinks to host directories included.
+func dropMountPoint(layer, p string) {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS}
+	parent, err := unix.Openat2(unix.AT_FDCWD, layer, how)
+	if err != nil {
+		return
+	}
+	defer unix.Close(parent)
+	if dir := strings.Trim(path.Dir(p), "/"); dir != "" {
+		fd, err := unix.Openat2(parent, dir, how)
+		if err != nil {
+			return
+		}
+		unix.Close(parent)
+		parent = fd
+	}
+	name := path.Base(p)
+	fd, err := unix.Openat(parent, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if (!isDir && st.Mode&unix.S_IFMT != unix.S_IFREG) || (!isDir && st.Size != 0) {
+		return
+	}
+	if _, err := unix.Getxattr("/proc/self/fd/"+strconv.Itoa(fd), sandbox.MountpointXattr, nil); err != nil {
+		return
+	}
+	flag := 0
+	if isDir {
+		flag = unix.AT_REMOVEDIR // fails if there is more in it, which stays
+	}
+	_ = unix.Unlinkat(parent, name, flag)
 }
 
 func syncFS(dir string) error {

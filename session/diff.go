@@ -101,19 +101,21 @@ type format struct {
 	// kernel are the directories of a fuse session that the kernel's
 	// overlay serves (Meta.KernelDirs), read the kernel's way.
 	kernel []string
+	// stubs are where incarnate made stubs (see makeStubs).
+	stubs map[string]bool
 }
 
 // fusePrefix is fuse-overlayfs's own xattr prefix.
 const fusePrefix = "user.fuseoverlayfs."
 
 // formatOf is the format of session m's upper dir.
-func formatOf(m *Meta) format {
+func (s *Store) formatOf(m *Meta) format {
 	if m.Fuse && !m.UserXattr {
 		// As root, fuse-overlayfs writes overlay's own trusted.* marks.
 		return format{prefix: trustedPrefix, fuse: true}
 	}
 	if m.Fuse {
-		return format{prefix: fusePrefix, fuse: true, squashed: true, kernel: m.KernelDirs}
+		return format{prefix: fusePrefix, fuse: true, squashed: true, kernel: m.KernelDirs, stubs: s.stubsOf(m.Name)}
 	}
 	return format{prefix: xattrPrefix(m.UserXattr)}
 }
@@ -374,6 +376,9 @@ func (d *differ) dir(parent int, name, p string, below []lowerDir) error {
 // stub reports whether upper path p is a stub still as made (see
 // makeStubs) of the lower entry lst.
 func (d *differ) stub(p string, lst *unix.Stat_t) bool {
+	if !d.stubs[p] {
+		return false
+	}
 	var st unix.Stat_t
 	return unix.Lstat(d.upper+p, &st) == nil && isStub(d.upper+p, &st, lst)
 }
@@ -502,7 +507,7 @@ func (s *Store) Diff(name string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	return diffUpper(s.upperDir(name), lowers, formatOf(m), mountPoints(m))
+	return diffUpper(s.upperDir(name), lowers, s.formatOf(m), mountPoints(m))
 }
 
 func (s *Store) upperDir(name string) string { return filepath.Join(s.Dir(name), "upper") }

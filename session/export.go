@@ -39,7 +39,7 @@ func (s *Store) Export(name string, w io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	upper, f := s.upperDir(name), formatOf(m)
+	upper, f := s.upperDir(name), s.formatOf(m)
 	changes, err := diffUpper(upper, lowers, f, mountPoints(m))
 	if err != nil {
 		return 0, err

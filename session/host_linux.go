@@ -159,8 +159,15 @@ func (s *Store) hiddenOps(root string) []sandbox.Op {
 		hide = append(hide, filepath.Dir(sock))
 	}
 	for _, h := range hide {
+		// Where the host resolves it, never where the session's own
+		// symlinks would: a session can replace a symlink on the way
+		// to the store in its view, and the store would show at its
+		// real path.
+		if real, err := filepath.EvalSymlinks(h); err == nil {
+			h = real
+		}
 		if h != "/run" && !strings.HasPrefix(h, "/run/") {
-			ops = append(ops, sandbox.MountTmpfs{Target: root + h, Mode: 0o700})
+			ops = append(ops, sandbox.MountTmpfs{Target: root + h, Mode: 0o700, Hide: true})
 		}
 	}
 	return ops
@@ -250,6 +257,9 @@ func mkdirBeneath(dir, p, like string) error {
 		return err
 	}
 	for _, name := range strings.Split(strings.Trim(p, "/"), "/") {
+		if name == "" {
+			continue // p is "/"
+		}
 		next, err := unix.Openat2(fd, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
 		if errors.Is(err, unix.ENOENT) {
 			if err = unix.Mkdirat(fd, name, 0o755); err == nil || errors.Is(err, unix.EEXIST) {

@@ -3,10 +3,13 @@ package session
 import (
 	"errors"
 	"os"
+	"maps"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
+	"app/incarnate/internal/fsutil"
 	"app/incarnate/sandbox"
 )
 
@@ -19,7 +22,8 @@ import (
 // they are empty, so before the session starts each is made in the upper
 // dir as the copy-up would make it (a stub), and an unreadable directory
 // as an empty opaque one (its entries cannot be read anyway). Stubs are
-// marked, and diff leaves out one that is still as it was made.
+// recorded in the session's directory (the session could put a mark of
+// its own on any file), and diff leaves out one that is still as made.
 
 // stubXattr marks an entry made as a stub.
 const stubXattr = "user.incarnate.stub"
@@ -37,7 +41,7 @@ var stubDirs = []string{
 // committed on the host has the entry already.
 func (s *Store) makeStubs(m *Meta) {
 	upper := s.upperDir(m.Name)
-	var above []string
+	var above, made []string
 	if b, err := s.Layers.Get(m.Base); err == nil {
 		for _, d := range s.Layers.LowerDirs(b) {
 			if d != "/" {
@@ -65,9 +69,36 @@ func (s *Store) makeStubs(m *Meta) {
 			default:
 				continue // not known without reading it: left to fail
 			}
-			_ = makeStub(upper, p, &st)
+			if makeStub(upper, p, &st) == nil {
+				made = append(made, p)
+			}
 		}
 	}
+	if len(made) > 0 {
+		_ = s.recordStubs(m.Name, made)
+	}
+}
+
+func (s *Store) stubsPath(name string) string { return filepath.Join(s.Dir(name), "stubs.json") }
+
+// recordStubs adds made to the stubs recorded for session name.
+func (s *Store) recordStubs(name string, made []string) error {
+	all := s.stubsOf(name)
+	for _, p := range made {
+		all[p] = true
+	}
+	return fsutil.WriteJSON(s.stubsPath(name), slices.Sorted(maps.Keys(all)))
+}
+
+// stubsOf are the paths where stubs were made in session name.
+func (s *Store) stubsOf(name string) map[string]bool {
+	var list []string
+	_ = fsutil.ReadJSON(s.stubsPath(name), &list)
+	set := make(map[string]bool, len(list))
+	for _, p := range list {
+		set[p] = true
+	}
+	return set
 }
 
 // inAny reports whether any of dirs holds path p, or hides it.
