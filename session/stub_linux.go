@@ -2,8 +2,8 @@ package session
 
 import (
 	"errors"
-	"os"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 
