@@ -118,7 +118,7 @@ func dropMountPoints(layer string, points map[string]bool) {
 // made the layer's content, symlinks to host directories included.
 func dropMountPoint(layer, p string) {
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS}
-	parent, err := unix.Openat2(unix.AT_FDCWD, layer, how)
+	parent, err := unix.Open(layer, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}

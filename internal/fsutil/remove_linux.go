@@ -16,6 +16,9 @@ var ErrCrossesMount = errors.New("tree has a mount inside it")
 // RemoveTree deletes root and everything below it without ever entering
 // another file system: a directory on a different device than root is a
 // mount point (a bind of someone's home, say) and is refused, not emptied.
+// Every step is relative to the directory above it, opened with no
+// symlink followed, so a tree deeper than PATH_MAX goes too, and nothing
+// a session swapped in meanwhile leads out of the tree.
 func RemoveTree(root string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(root, &st); err != nil {
@@ -24,12 +27,18 @@ func RemoveTree(root string) error {
 		}
 		return &os.PathError{Op: "lstat", Path: root, Err: err}
 	}
-	return removeOn(root, st.Dev)
+	parent, err := unix.Open(filepath.Dir(root), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: filepath.Dir(root), Err: err}
+	}
+	defer unix.Close(parent)
+	return removeAt(parent, filepath.Base(root), st.Dev, root)
 }
 
-func removeOn(path string, dev uint64) error {
+// removeAt removes name in directory dirfd; path names it in errors.
+func removeAt(dirfd int, name string, dev uint64, path string) error {
 	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil
 		}
@@ -39,20 +48,21 @@ func removeOn(path string, dev uint64) error {
 		return fmt.Errorf("remove %q: %w", path, ErrCrossesMount)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return ignoreMissing(unix.Unlink(path), path)
+		return ignoreMissing(unix.Unlinkat(dirfd, name, 0), path)
 	}
 	if st.Mode&0o700 != 0o700 {
 		// A directory the session made unreadable is still ours to delete.
-		_ = unix.Chmod(path, 0o700)
+		_ = unix.Fchmodat(dirfd, name, 0o700, 0)
 	}
-	f, err := os.Open(path)
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return ignoreMissing(err, path)
 	}
+	f := os.NewFile(uintptr(fd), path)
 	for {
 		names, err := f.Readdirnames(1024)
 		for _, n := range names {
-			if err := removeOn(filepath.Join(path, n), dev); err != nil {
+			if err := removeAt(fd, n, dev, shortPath(path, n)); err != nil {
 				f.Close()
 				return err
 			}
@@ -62,7 +72,17 @@ func removeOn(path string, dev uint64) error {
 		}
 	}
 	f.Close()
-	return ignoreMissing(unix.Rmdir(path), path)
+	return ignoreMissing(unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR), path)
+}
+
+// shortPath is dir/name for messages, kept short in a deep tree: its
+// start and its end, which say where it is.
+func shortPath(dir, name string) string {
+	p := dir + "/" + name
+	if len(p) <= 512 {
+		return p
+	}
+	return p[:200] + "…" + p[len(p)-200:]
 }
 
 func ignoreMissing(err error, path string) error {
