@@ -2,9 +2,9 @@ package session
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
-	"io"
 	"path/filepath"
 	"strconv"
 	"time"
