@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,14 +110,7 @@ func (s *Store) checkNewBase(name string) error {
 // host's root stays a set-uid program of root's inside.
 func ownUnmapped(dir string) error {
 	ouid, ogid := overflowID("uid"), overflowID("gid")
-	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
+	fix := func(p string, st *unix.Stat_t) error {
 		uid, gid := int(st.Uid), int(st.Gid)
 		if uid != ouid && gid != ogid {
 			return nil
@@ -143,7 +135,16 @@ func ownUnmapped(dir string) error {
 			}
 		}
 		return unix.Chmod(p, st.Mode&0o7777)
-	})
+	}
+	var root unix.Stat_t
+	if err := unix.Lstat(dir, &root); err != nil {
+		return err
+	}
+	if err := fix(dir, &root); err != nil {
+		return err
+	}
+	// Through fds: a tree of any depth.
+	return fsutil.Walk(dir, func(_ int, _, at string, st *unix.Stat_t) error { return fix(at, st) })
 }
 
 // overflowID is the id the kernel shows for unmapped ones (65534 unless

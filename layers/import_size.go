@@ -1,9 +1,11 @@
 package layers
 
 import (
-	"io/fs"
-	"path/filepath"
-	"syscall"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"app/incarnate/internal/fsutil"
 )
 
 // diskUsage is what the tree at dir takes on disk, as du counts it:
@@ -12,20 +14,13 @@ import (
 func diskUsage(dir string) (int64, error) {
 	type inode struct{ dev, ino uint64 }
 	seen := map[inode]bool{}
-	var total int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		if st.Nlink > 1 && !fi.IsDir() {
+	var root unix.Stat_t
+	if err := unix.Lstat(dir, &root); err != nil {
+		return 0, &os.PathError{Op: "lstat", Path: dir, Err: err}
+	}
+	total := root.Blocks * 512
+	err := fsutil.Walk(dir, func(_ int, _, _ string, st *unix.Stat_t) error {
+		if st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			key := inode{st.Dev, st.Ino}
 			if seen[key] {
 				return nil

@@ -133,12 +133,9 @@ func (x *exporter) open(p string) (*entry, error) {
 	if rel == "" {
 		rel = "."
 	}
-	fd, err := unix.Openat2(x.upperFd, rel, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	fd, err := openBeneath(x.upperFd, rel)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: x.upper + p, Err: err}
+		return nil, &os.PathError{Op: "open", Path: fsutil.ShortJoin(x.upper, rel), Err: err}
 	}
 	e := &entry{fd: fd}
 	if err := unix.Fstat(fd, &e.st); err != nil {
@@ -154,6 +151,36 @@ func (x *exporter) open(p string) (*entry, error) {
 		}
 	}
 	return e, nil
+}
+
+// openBeneath opens rel beneath directory dirfd with no symlink followed
+// (O_PATH, the last component itself not followed either), a part
+// shorter than PATH_MAX at a time: a session's tree may be deeper.
+func openBeneath(dirfd int, rel string) (int, error) {
+	how := &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	at := dirfd
+	for len(rel) >= unix.PathMax {
+		cut := strings.LastIndexByte(rel[:unix.PathMax-1], '/')
+		if cut <= 0 {
+			return -1, unix.ENAMETOOLONG
+		}
+		fd, err := unix.Openat2(at, rel[:cut], how)
+		if at != dirfd {
+			unix.Close(at)
+		}
+		if err != nil {
+			return -1, err
+		}
+		at, rel = fd, rel[cut+1:]
+	}
+	fd, err := unix.Openat2(at, rel, how)
+	if at != dirfd {
+		unix.Close(at)
+	}
+	return fd, err
 }
 
 func (e *entry) close() {

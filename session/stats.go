@@ -2,11 +2,9 @@ package session
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -68,92 +66,38 @@ func (s *Store) Stats(m *Meta) (Stats, error) {
 // an entry (a reset).
 func (s *Store) invalidateStats(name string) { _ = os.Remove(s.statsPath(name)) }
 
-// measureUpper walks an upper dir once: disk blocks used and entries.
-// It goes from directory fd to directory fd, so a tree deeper than
-// PATH_MAX is measured too.
+// measureUpper walks an upper dir once: disk blocks used and entries,
+// of a tree of any depth.
 func measureUpper(upper string) (Stats, error) {
 	st := Stats{Taken: time.Now()}
-	m := &measurer{st: &st, inSubIDs: sandbox.Rootless() && os.Geteuid() == 0}
-	fd, err := unix.Open(upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return st, &os.PathError{Op: "open", Path: upper, Err: err}
-	}
 	var root unix.Stat_t
-	if err := unix.Fstat(fd, &root); err != nil {
-		unix.Close(fd)
-		return st, &os.PathError{Op: "fstat", Path: upper, Err: err}
+	if err := unix.Lstat(upper, &root); err != nil {
+		return st, &os.PathError{Op: "lstat", Path: upper, Err: err}
 	}
 	st.Size += root.Blocks * 512
-	return st, m.dir(os.NewFile(uintptr(fd), upper))
-}
-
-type measurer struct {
-	st       *Stats
-	inSubIDs bool
-}
-
-// dir counts what directory f holds, and closes it.
-func (m *measurer) dir(f *os.File) error {
-	defer f.Close()
-	fd := int(f.Fd())
-	for {
-		names, err := f.Readdirnames(1024)
-		for _, n := range names {
-			if err := m.entry(fd, n, f.Name()); err != nil {
-				return err
-			}
+	inSubIDs := sandbox.Rootless() && os.Geteuid() == 0
+	err := fsutil.Walk(upper, func(dirfd int, name, at string, e *unix.Stat_t) error {
+		st.Size += e.Blocks * 512
+		st.UserNS = st.UserNS || inSubIDs && e.Mode&unix.S_IFMT == unix.S_IFDIR && !openToCaller(e)
+		if !madeBySandbox(name, at) {
+			st.Changes++
 		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return &os.PathError{Op: "readdir", Path: f.Name(), Err: err}
-		}
-	}
-}
-
-func (m *measurer) entry(dirfd int, name, dir string) error {
-	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "lstat", Path: dir + "/" + name, Err: err}
-	}
-	m.st.Size += st.Blocks * 512
-	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	m.st.UserNS = m.st.UserNS || m.inSubIDs && isDir && !openToCaller(&st)
-	if !madeBySandbox(dirfd, name) {
-		m.st.Changes++
-	}
-	if !isDir {
 		return nil
-	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: shortName(dir, name), Err: err}
-	}
-	return m.dir(os.NewFile(uintptr(fd), shortName(dir, name)))
-}
-
-// shortName is dir/name for messages, kept short in a deep tree.
-func shortName(dir, name string) string {
-	p := dir + "/" + name
-	if len(p) <= 512 {
-		return p
-	}
-	return p[:200] + "…" + p[len(p)-200:]
+	})
+	return st, err
 }
 
 // madeBySandbox reports whether upper entry p is incarnate's or
 // fuse-overlayfs's own, not the session's: a mount point, a stub (see
 // makeStubs) or an opaque marker file. (A session that puts the marks on
 // files of its own only leaves them out of its own count.)
-func madeBySandbox(dirfd int, name string) bool {
+func madeBySandbox(name, at string) bool {
 	if name == opaqueWhiteout {
 		return true
 	}
 	var buf [8]byte
-	p := "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
 	for _, x := range []string{stubXattr, sandbox.MountpointXattr} {
-		if _, err := unix.Lgetxattr(p, x, buf[:]); err == nil {
+		if _, err := unix.Lgetxattr(at, x, buf[:]); err == nil {
 			return true
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,7 +60,7 @@ func copyTree(c *treeCopier, src, dst string) error {
 		_, aerr := unix.Lgetxattr(filepath.Dir(dst), "system.posix_acl_default", nil)
 		c.inheritsACLs = aerr == nil
 		c.start()
-		c.dir(src, dst, &st)
+		c.dir(src, dst, &st, false)
 		err = c.finish()
 	}
 	if err != nil {
@@ -135,24 +136,49 @@ func (c *treeCopier) fail(err error) {
 	}
 }
 
+// deepPath is the length from which a directory's entries are named
+// through open fds of it (/proc/self/fd/N/NAME) rather than by their
+// whole path, which PATH_MAX would refuse a little further down: a
+// session can make a tree of any depth.
+const deepPath = unix.PathMax / 2
+
 // dir makes dst (writable by us until finish sets its real mode) and
-// copies src's entries into it.
-func (c *treeCopier) dir(src, dst string, st *unix.Stat_t) {
+// copies src's entries into it. Below deepPath, it holds fds of both
+// directories while it copies their entries, every one of them at once
+// (so nothing refers to the fds once they are closed), and sets the
+// directory's own metadata when done.
+func (c *treeCopier) dir(src, dst string, st *unix.Stat_t, deep bool) {
 	if err := unix.Mkdir(dst, 0o700); err != nil {
 		c.fail(&os.PathError{Op: "mkdir", Path: dst, Err: err})
 		return
 	}
-	c.dirs = append(c.dirs, copyJob{src: src, dst: dst, st: *st})
-	f, err := os.Open(src)
+	f, err := os.OpenFile(src, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		c.fail(err)
 		return
 	}
 	defer f.Close()
+	srcAt, dstAt, now := src, dst, false
+	if deep || len(src) > deepPath || len(dst) > deepPath {
+		dfd, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			c.fail(&os.PathError{Op: "open", Path: dst, Err: err})
+			return
+		}
+		defer unix.Close(dfd)
+		srcAt, dstAt, now = fdPath(int(f.Fd())), fdPath(dfd), true
+		defer func() {
+			if c.failed.Load() == nil {
+				c.fail(c.setMeta(copyJob{src: src, dst: dst, st: *st}))
+			}
+		}()
+	} else {
+		c.dirs = append(c.dirs, copyJob{src: src, dst: dst, st: *st})
+	}
 	for c.failed.Load() == nil {
 		names, err := f.Readdirnames(1024)
 		for _, n := range names {
-			c.entry(filepath.Join(src, n), filepath.Join(dst, n))
+			c.entry(srcAt+"/"+n, dstAt+"/"+n, now)
 		}
 		if err == io.EOF {
 			return
@@ -164,7 +190,14 @@ func (c *treeCopier) dir(src, dst string, st *unix.Stat_t) {
 	}
 }
 
-func (c *treeCopier) entry(src, dst string) {
+// fdPath names what directory fd is open on, in a short path.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// entry copies src to dst; now, for an entry named through fds (see
+// dir), copies a file here rather than by a worker later, and a hard
+// link down there as a file of its own (the first copy's name would not
+// outlive the fds).
+func (c *treeCopier) entry(src, dst string, now bool) {
 	if c.failed.Load() != nil {
 		return
 	}
@@ -174,10 +207,10 @@ func (c *treeCopier) entry(src, dst string) {
 		return
 	}
 	if j.st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		c.dir(src, dst, &j.st)
+		c.dir(src, dst, &j.st, now)
 		return
 	}
-	if j.st.Nlink > 1 {
+	if j.st.Nlink > 1 && !now {
 		// Every name of an inode after the first becomes a link to the
 		// first copy, which is therefore made here, not by a worker.
 		key := [2]uint64{j.st.Dev, j.st.Ino}
@@ -189,7 +222,7 @@ func (c *treeCopier) entry(src, dst string) {
 		c.fail(c.nonDir(j))
 		return
 	}
-	if j.st.Mode&unix.S_IFMT == unix.S_IFREG {
+	if j.st.Mode&unix.S_IFMT == unix.S_IFREG && !now {
 		c.files <- j
 		return
 	}

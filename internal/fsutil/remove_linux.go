@@ -62,7 +62,7 @@ func removeAt(dirfd int, name string, dev uint64, path string) error {
 	for {
 		names, err := f.Readdirnames(1024)
 		for _, n := range names {
-			if err := removeAt(fd, n, dev, shortPath(path, n)); err != nil {
+			if err := removeAt(fd, n, dev, shortJoin(path, n)); err != nil {
 				f.Close()
 				return err
 			}
@@ -73,16 +73,6 @@ func removeAt(dirfd int, name string, dev uint64, path string) error {
 	}
 	f.Close()
 	return ignoreMissing(unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR), path)
-}
-
-// shortPath is dir/name for messages, kept short in a deep tree: its
-// start and its end, which say where it is.
-func shortPath(dir, name string) string {
-	p := dir + "/" + name
-	if len(p) <= 512 {
-		return p
-	}
-	return p[:200] + "…" + p[len(p)-200:]
 }
 
 func ignoreMissing(err error, path string) error {

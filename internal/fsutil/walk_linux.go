@@ -1,0 +1,74 @@
+package fsutil
+
+import (
+	"io"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// WalkFn is called for each entry below a walked directory: name in the
+// directory dirfd, its lstat, and at a short path that names it (through
+// /proc/self/fd, valid during the call) for calls that take a path.
+type WalkFn func(dirfd int, name, at string, st *unix.Stat_t) error
+
+// Walk calls fn for every entry below root, a directory before what it
+// holds, going from directory fd to directory fd: no path grows with the
+// depth, so a tree deeper than PATH_MAX is walked like any other, and no
+// symlink is followed.
+func Walk(root string, fn WalkFn) error {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	return walkDir(os.NewFile(uintptr(fd), root), fn)
+}
+
+// walkDir walks directory f, and closes it.
+func walkDir(f *os.File, fn WalkFn) error {
+	defer f.Close()
+	fd := int(f.Fd())
+	prefix := "/proc/self/fd/" + strconv.Itoa(fd) + "/"
+	for {
+		names, err := f.Readdirnames(1024)
+		for _, n := range names {
+			var st unix.Stat_t
+			if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return &os.PathError{Op: "lstat", Path: shortJoin(f.Name(), n), Err: err}
+			}
+			if err := fn(fd, n, prefix+n, &st); err != nil {
+				return err
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				continue
+			}
+			sub, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return &os.PathError{Op: "open", Path: shortJoin(f.Name(), n), Err: err}
+			}
+			if err := walkDir(os.NewFile(uintptr(sub), shortJoin(f.Name(), n)), fn); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return &os.PathError{Op: "readdir", Path: f.Name(), Err: err}
+		}
+	}
+}
+
+// shortJoin is dir/name for messages, kept short in a deep tree: its
+// start and its end, which say where it is.
+func shortJoin(dir, name string) string {
+	p := dir + "/" + name
+	if len(p) <= 512 {
+		return p
+	}
+	return p[:200] + "…" + p[len(p)-200:]
+}
+
+// ShortJoin is shortJoin, for other packages' messages.
+func ShortJoin(dir, name string) string { return shortJoin(dir, name) }
