@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -336,4 +338,53 @@ func TestBaseImportRefusesEscapes(t *testing.T) {
 			t.Errorf("a refused import is listed")
 		}
 	})
+}
+
+// An import stops before it fills the store's file system, says so, and
+// leaves nothing behind: here a 48 MiB file for a store of 40 MiB.
+func TestImportStopsBeforeTheStoreIsFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to mount a small file system for the store")
+	}
+	h := newHarness(t, rootUser)
+	small := filepath.Join(h.dir, "small")
+	if err := os.Mkdir(small, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", small, "tmpfs", 0, "size=40m,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(small, unix.MNT_DETACH) })
+	src := filepath.Join(h.dir, "big")
+	if err := os.MkdirAll(filepath.Join(src, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 48<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i/4096) // no run of zeros to leave as a hole
+	}
+	if err := os.WriteFile(filepath.Join(src, "data", "blob"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(h.dir, "big.tar")
+	if out, err := exec.Command("tar", "-cf", tarball, "-C", src, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	h.store = filepath.Join(small, "store")
+	for _, from := range []string{tarball, src} {
+		_, errOut, status := h.run("base", "import", "big", from)
+		if status == 0 || !strings.Contains(errOut, "not enough space") {
+			t.Errorf("import of %s into a store too small: status %d, stderr %q; want a refusal that says why", from, status, errOut)
+		}
+		if !emptyDir(filepath.Join(h.store, "tmp")) {
+			t.Errorf("a refused import of %s left work in the store", from)
+		}
+		var st unix.Statfs_t
+		if err := unix.Statfs(small, &st); err != nil || st.Bavail == 0 {
+			t.Errorf("the store's file system was filled: %v", err)
+		}
+	}
+	if out := h.ok("base", "ls"); strings.Contains(out, "big") {
+		t.Errorf("a refused import is a base:\n%s", out)
+	}
 }

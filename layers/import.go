@@ -180,8 +180,22 @@ func (s *Store) unpack(kind sourceKind, compression, src, dst string, o ImportOp
 }
 
 // copyDir copies a directory to import, its progress counted in bytes
-// (its size is not known before the walk).
+// (its size is not known before the walk), once the store's file system
+// is known to have room for it.
 func copyDir(src, dst string, o ImportOptions) error {
+	need, err := diskUsage(src)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Open(filepath.Dir(dst), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	err = newSpaceGuard(fd).room(need, src)
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
 	p := progress.New(o.Progress, "copying "+src, 0)
 	defer p.Finish()
 	return fsutil.CopyForeignTree(src, dst, p.Add)

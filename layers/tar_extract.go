@@ -51,6 +51,7 @@ type extractor struct {
 	cacheFd  int
 	skipped  map[string][]string // what was left out, for one warning each
 	buf      []byte
+	space    *spaceGuard
 }
 
 var errEmptyArchive = errors.New("the archive is empty")
@@ -92,7 +93,7 @@ func newExtractor(dst string, o extractOptions) (*extractor, error) {
 		return nil, &os.PathError{Op: "open", Path: dst, Err: err}
 	}
 	return &extractor{root: root, extractOptions: o, dirs: map[string]*tar.Header{}, cacheFd: -1,
-		skipped: map[string][]string{}, buf: make([]byte, 256<<10)}, nil
+		skipped: map[string][]string{}, buf: make([]byte, 256<<10), space: newSpaceGuard(root)}, nil
 }
 
 func (x *extractor) close() {
@@ -208,6 +209,9 @@ func (x *extractor) noteDir(rel string, hdr *tar.Header) {
 }
 
 func (x *extractor) file(pfd int, rel, base string, hdr *tar.Header, r io.Reader) error {
+	if err := x.space.room(hdr.Size, hdr.Name); err != nil {
+		return err
+	}
 	fd := -1
 	err := x.create(pfd, rel, base, false, func() (err error) {
 		fd, err = unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
