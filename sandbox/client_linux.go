@@ -143,6 +143,9 @@ type Conn struct {
 	relay *relay // the streams of a process without a terminal
 	// InDirElse: the process started in its request's DirElse.
 	InDirElse bool
+	// Started, when set, is called once the process runs and before any
+	// of its output is passed on, so what it says comes first.
+	Started func(c *Conn)
 }
 
 // Dial connects to the keeper on path, or returns ErrNoKeeper.
@@ -213,6 +216,9 @@ func (c *Conn) Spawn(req SpawnRequest, stdin, stdout, stderr *os.File) (*os.File
 		return nil, rep.Error
 	}
 	c.InDirElse = rep.InDirElse
+	if c.Started != nil {
+		c.Started(c)
+	}
 	if req.Tty {
 		if len(got) != 1 {
 			closeAll(got)

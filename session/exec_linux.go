@@ -72,10 +72,12 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 		return nil, nil, err
 	}
 	for deadline := time.Now().Add(joinWait); ; {
-		conn, master, err := spawn(sock, req, o)
-		if err == nil && conn.InDirElse {
-			Notice(fmt.Sprintf("%s is not in session %s: starting in %s", o.Dir, name, o.DirElse))
+		started := func(c *sandbox.Conn) {
+			if c.InDirElse {
+				Notice(fmt.Sprintf("%s is not in session %s: starting in %s", o.Dir, name, o.DirElse))
+			}
 		}
+		conn, master, err := spawn(sock, req, o, started)
 		if !errors.Is(err, sandbox.ErrNoKeeper) {
 			return conn, master, err
 		}
@@ -98,11 +100,12 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 }
 
 // spawn asks the keeper listening on sock, if any, to start the process.
-func spawn(sock string, req sandbox.SpawnRequest, o ExecOptions) (*sandbox.Conn, *os.File, error) {
+func spawn(sock string, req sandbox.SpawnRequest, o ExecOptions, started func(*sandbox.Conn)) (*sandbox.Conn, *os.File, error) {
 	conn, err := sandbox.Dial(sock)
 	if err != nil {
 		return nil, nil, err
 	}
+	conn.Started = started
 	master, err := conn.Spawn(req, o.Stdin, o.Stdout, o.Stderr)
 	if err != nil {
 		conn.Close()
