@@ -47,6 +47,7 @@ func commands() []command {
 		{"clone", "[--force] SRC DST", "copy a session, everything it wrote included", cmdClone},
 		{"diff", "[--json] NAME", "show what a session changed: A added, M modified, D deleted, R replaced dir", cmdDiff},
 		{"export", "NAME FILE.tar|-", "write a session's changes as a layer tarball (OCI whiteouts)", cmdExport},
+		{"apply", "[--dry-run] [--yes] [--force] [--keep] NAME [PATH...]", "bring a host-base session's changes back to the host; paths the host changed since are left alone", cmdApply},
 		{"commit", "[--force] NAME BASE", "freeze a session's changes into a new base on top of its own", cmdCommit},
 		{"base", "import NAME SRC | ls [--json] | rm [--yes] NAME...", "manage bases: import (a directory, rootfs tarball or OCI image), ls, rm", cmdBase},
 		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor},

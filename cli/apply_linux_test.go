@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// applyTree makes the host tree an apply test works on, the user's own,
+// and returns it.
+func applyTree(t *testing.T, h *harness) string {
+	t.Helper()
+	tree := filepath.Join(h.dir, "project")
+	for name, body := range map[string]string{
+		"mod": "old\n", "del": "gone\n", "conf": "host\n", "del2": "host\n", "opq/o1": "o1\n", "sub/x": "x\n", "keep": "keep\n",
+	} {
+		p := filepath.Join(tree, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("chown", "-R", strings.Join([]string{itoa(h.u.uid), itoa(h.u.gid)}, ":"), tree).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v\n%s", err, out)
+	}
+	return tree
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+func readHost(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	return string(b)
+}
+
+// Apply on the host base, as root and as an ordinary user: chosen paths
+// and all, every kind of change, conflicts of each kind left alone and
+// reported, --force, --dry-run, and the session seeing the host after.
+func TestApply(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run as root and as an ordinary user")
+	}
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		tree := applyTree(t, h)
+		h.ok("new", "s")
+		h.ok("run", "s", "--", "sh", "-c", "cd "+tree+` && echo new > mod && chmod 600 mod && touch -d 2020-01-02T03:04:05 mod &&
+rm del del2 && echo added > add && ln -s add link && rm -rf opq && mkdir opq && echo n1 > opq/n1 &&
+mkdir -p newdir/sub && echo deep > newdir/sub/f && echo sess > conf && echo session > both && echo s > sub/x`)
+		time.Sleep(50 * time.Millisecond) // past the file system's clock tick
+		// The host changes three of the same paths meanwhile, and a
+		// directory on the way to a fourth becomes a symlink.
+		for name, body := range map[string]string{"conf": "host changed\n", "both": "host made\n", "del2": "host changed\n"} {
+			if err := os.WriteFile(filepath.Join(tree, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		elsewhere := filepath.Join(h.dir, "elsewhere")
+		if err := os.Mkdir(elsewhere, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(tree, "sub"), filepath.Join(h.dir, "sub.moved")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(elsewhere, filepath.Join(tree, "sub")); err != nil {
+			t.Fatal(err)
+		}
+		before := treeDigest(t, tree)
+
+		out, errOut, status := h.run("apply", "--dry-run", "s")
+		for _, want := range []string{"M " + tree + "/conf  ! changed on the host", tree + "/both  ! ", "D " + tree + "/del2  ! changed on the host", tree + "/sub/x  ✗ a directory above it on the host is a symlink"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("apply --dry-run lacks %q:\n%s", want, out)
+			}
+		}
+		if status != 1 || !strings.Contains(errOut, "left alone") || treeDigest(t, tree) != before {
+			t.Errorf("apply --dry-run: status %d, stderr %q, host changed: %v; want 1 and nothing written", status, errOut, treeDigest(t, tree) != before)
+		}
+		if _, _, status := h.run("apply", "--yes", "s", "/nowhere"); status == 0 {
+			t.Error("apply of a path that is not among the changes went through")
+		}
+		// One chosen path, then all.
+		h.ok("apply", "--yes", "s", tree+"/add")
+		if got := readHost(t, filepath.Join(tree, "add")); got != "added\n" || readHost(t, filepath.Join(tree, "mod")) != "old\n" {
+			t.Errorf("apply of add alone: add %q, mod %q", got, readHost(t, filepath.Join(tree, "mod")))
+		}
+		_, _, status = h.run("apply", "--yes", "s")
+		if status != 1 {
+			t.Errorf("apply with conflicts: status %d, want 1", status)
+		}
+		for name, want := range map[string]string{"mod": "new\n", "add": "added\n", "opq/n1": "n1\n", "newdir/sub/f": "deep\n",
+			"conf": "host changed\n", "both": "host made\n", "del2": "host changed\n", "keep": "keep\n"} {
+			if got := readHost(t, filepath.Join(tree, name)); got != want {
+				t.Errorf("host %s after apply: %q, want %q", name, got, want)
+			}
+		}
+		for _, gone := range []string{"del", "opq/o1"} {
+			if _, err := os.Lstat(filepath.Join(tree, gone)); err == nil {
+				t.Errorf("host %s is still there", gone)
+			}
+		}
+		if target, err := os.Readlink(filepath.Join(tree, "link")); err != nil || target != "add" {
+			t.Errorf("host link: %q, %v", target, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(tree, "mod"), &st); err != nil || st.Mode&0o777 != 0o600 || time.Unix(st.Mtim.Unix()).UTC().Year() != 2020 {
+			t.Errorf("host mod: mode %o, mtime %v, %v; want 0600 and the session's 2020", st.Mode&0o777, time.Unix(st.Mtim.Unix()), err)
+		}
+		if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+			t.Errorf("apply wrote through the host's symlink: %v", entries)
+		}
+		// The session sees the host's files now, and keeps its conflicts.
+		if out := h.ok("run", "s", "--", "cat", tree+"/mod", tree+"/conf"); out != "new\nsess\n" {
+			t.Errorf("the session after apply sees %q", out)
+		}
+		diff := h.ok("diff", "s")
+		if strings.Contains(diff, "/mod\n") || !strings.Contains(diff, "M "+tree+"/conf\n") {
+			t.Errorf("diff after apply:\n%s", diff)
+		}
+		h.ok("apply", "--yes", "--force", "s", tree+"/conf")
+		if got := readHost(t, filepath.Join(tree, "conf")); got != "sess\n" {
+			t.Errorf("apply --force of conf: %q", got)
+		}
+	})
+}
+
+// Apply refuses what has nowhere to go.
+func TestApplyRefusesImportedBase(t *testing.T) {
+	h := newHarness(t, users()[0])
+	h.ok("new", "--base", "bb", "b")
+	h.ok("run", "b", "--", "sh", "-c", "echo x > /root/x")
+	if _, errOut, status := h.run("apply", "--yes", "b"); status == 0 || !strings.Contains(errOut, "host base") {
+		t.Errorf("apply of a session on an imported base: status %d, stderr %q", status, errOut)
+	}
+}
+
+// SIGKILL at named points of an apply: every host path is the old or the
+// new version, the next apply says an apply was cut short and finishes.
+func TestApplyKilled(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, for the host base's own view of the tree")
+	}
+	for _, point := range []string{"apply-temp-written", "apply-step", "apply-landed"} {
+		t.Run(point, func(t *testing.T) {
+			h := newHarness(t, rootUser)
+			tree := applyTree(t, h)
+			h.ok("new", "s")
+			h.ok("run", "s", "--", "sh", "-c", "cd "+tree+" && echo new > mod && echo added > add && echo k2 > keep")
+			cmd := h.command("apply", "--yes", "s")
+			cmd.Env = append(cmd.Env, "INCARNATE_FAULT="+point)
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errorsAs(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("apply with INCARNATE_FAULT=%s: %v; want death by SIGKILL", point, err)
+			}
+			for name, versions := range map[string][]string{"mod": {"old\n", "new\n"}, "keep": {"keep\n", "k2\n"}, "add": {"(", "added\n"}} {
+				got := readHost(t, filepath.Join(tree, name))
+				if got != versions[1] && !strings.HasPrefix(got, versions[0]) {
+					t.Errorf("after a kill at %s, host %s is %q: neither old nor new", point, name, got)
+				}
+			}
+			if ents, _ := os.ReadDir(tree); len(ents) > 0 {
+				for _, e := range ents {
+					if strings.Contains(e.Name(), ".incarnate-") && point != "apply-temp-written" {
+						t.Errorf("a temp file is left: %s", e.Name())
+					}
+				}
+			}
+			out, errOut, status := h.run("apply", "--yes", "s")
+			if status != 0 || !strings.Contains(errOut, "cut short") {
+				t.Errorf("the apply after a kill at %s: status %d\nstdout %s\nstderr %s", point, status, out, errOut)
+			}
+			for name, want := range map[string]string{"mod": "new\n", "keep": "k2\n", "add": "added\n"} {
+				if got := readHost(t, filepath.Join(tree, name)); got != want {
+					t.Errorf("host %s after the rerun: %q", name, got)
+				}
+			}
+			if out := h.ok("diff", "s"); out != "no changes in s\n" {
+				t.Errorf("diff after the rerun: %q", out)
+			}
+		})
+	}
+}
