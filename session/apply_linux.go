@@ -643,4 +643,3 @@ func (a *applier) drop(done []Step) {
 		unix.Close(dfd)
 	}
 }
-
