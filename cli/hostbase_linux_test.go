@@ -414,3 +414,20 @@ func treeDepth(t *testing.T, dir string) int {
 		fd = next
 	}
 }
+
+// A clone of a host-base session is an exact copy: what incarnate made
+// in it to stand in for unreadable host files is no change in the clone
+// either.
+func TestCloneOfHostSessionIsExact(t *testing.T) {
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "h")
+		h.ok("run", "h", "--", "true")
+		h.ok("clone", "h", "h2")
+		for _, name := range []string{"h", "h2"} {
+			if out := h.ok("diff", name); out != "no changes in "+name+"\n" {
+				t.Errorf("diff %s: %q", name, out)
+			}
+		}
+	})
+}

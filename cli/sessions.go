@@ -60,6 +60,11 @@ func cmdNew(c *ctx, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "created session %s on base %s\n", m.Name, m.Base)
+	if opts.Memory > 0 || opts.Pids > 0 {
+		if _, err := sandbox.CgroupSupport(); err != nil {
+			fmt.Fprintf(c.stderr, "incarnate: --memory and --pids are recorded but not enforced on this machine: sessions get no cgroup of their own here (see `incarnate doctor`)\n")
+		}
+	}
 	return nil
 }
 

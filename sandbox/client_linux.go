@@ -141,8 +141,8 @@ func listen(path string) (*os.File, error) {
 type Conn struct {
 	pc    *packetConn
 	relay *relay // the streams of a process without a terminal
-	// InDirElse: the process started in its request's DirElse.
-	InDirElse bool
+	// StartedIn: where the process started, when not in the Dir asked.
+	StartedIn string
 	// Started, when set, is called once the process runs and before any
 	// of its output is passed on, so what it says comes first.
 	Started func(c *Conn)
@@ -215,7 +215,7 @@ func (c *Conn) Spawn(req SpawnRequest, stdin, stdout, stderr *os.File) (*os.File
 		r.abandon()
 		return nil, rep.Error
 	}
-	c.InDirElse = rep.InDirElse
+	c.StartedIn = rep.StartedIn
 	if c.Started != nil {
 		c.Started(c)
 	}

@@ -59,11 +59,11 @@ type StopRequest struct {
 type Reply struct {
 	Error   *OpError `json:"error,omitempty"`
 	Started bool     `json:"started,omitempty"`
-	// InDirElse: the process started in the request's DirElse, as its
-	// Dir is not in the session.
-	InDirElse bool `json:"in_dir_else,omitempty"`
-	Exit      *int `json:"exit,omitempty"`
-	Children  int  `json:"children,omitempty"`
+	// StartedIn: where the process started, as the request's Dir is not
+	// in the session; empty when it is.
+	StartedIn string `json:"started_in,omitempty"`
+	Exit      *int   `json:"exit,omitempty"`
+	Children  int    `json:"children,omitempty"`
 }
 
 // ErrNoKeeper means no keeper answered on the socket: none runs, or one

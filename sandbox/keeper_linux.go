@@ -73,7 +73,7 @@ type job struct {
 type spawnResult struct {
 	pid       int
 	master    *os.File
-	inDirElse bool
+	startedIn string
 	err       *OpError
 }
 
@@ -376,7 +376,7 @@ func (k *keeper) handle(rep spawnerReply) {
 	k.replies.Add(1)
 	k.children[rep.Pid] = j
 	k.live.Store(int32(len(k.children)))
-	j.reply <- spawnResult{pid: rep.Pid, master: j.master, inDirElse: rep.InDirElse}
+	j.reply <- spawnResult{pid: rep.Pid, master: j.master, startedIn: rep.StartedIn}
 }
 
 // spawnerGone ends the session: without its spawner nothing more can
@@ -562,7 +562,7 @@ func (k *keeper) serveSpawn(conn *packetConn, req *SpawnRequest, fds []int) {
 	if res.master != nil {
 		sendFds = []int{int(res.master.Fd())}
 	}
-	err := conn.send(Reply{Started: true, InDirElse: res.inDirElse}, sendFds...)
+	err := conn.send(Reply{Started: true, StartedIn: res.startedIn}, sendFds...)
 	if res.master != nil {
 		res.master.Close() // the client holds the only copy now
 	}

@@ -46,8 +46,9 @@ type spawnerReply struct {
 	Ready bool   `json:"ready,omitempty"`
 	ID    uint64 `json:"id,omitempty"`
 	Pid   int    `json:"pid,omitempty"`
-	// InDirElse: the job started in its request's DirElse.
-	InDirElse bool     `json:"in_dir_else,omitempty"`
+	// StartedIn: the job started there, as its request's Dir is not in
+	// the session.
+	StartedIn string   `json:"started_in,omitempty"`
 	Error     *OpError `json:"error,omitempty"`
 	Exited    *exited  `json:"exited,omitempty"`
 }
@@ -162,7 +163,9 @@ func startJob(j spawnerJobFds, again []Op) spawnerReply {
 	defer unix.Chdir("/")
 	if req.DirElse != "" {
 		var st unix.Stat_t
-		reply.InDirElse = unix.Stat(req.Dir, &st) == unix.ENOENT
+		if unix.Stat(req.Dir, &st) == unix.ENOENT {
+			reply.StartedIn, _ = unix.Getwd()
+		}
 	}
 	if rec := applyAll(again, st); rec != nil {
 		reply.Error = rec

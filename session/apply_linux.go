@@ -203,6 +203,38 @@ type applier struct {
 	root        bool
 	f           format
 	buf         []byte
+	// The directory last opened in each tree: the diff lists a
+	// directory's entries together, so most lookups are the same one.
+	hostDir, upperDir dirCache
+}
+
+// dirCache is one open directory and its path.
+type dirCache struct {
+	rel string
+	fd  int
+}
+
+// get opens directory rel with open, or returns it open already. The fd
+// is the cache's: callers do not close it.
+func (c *dirCache) get(rel string, open func(string) (int, error)) (int, error) {
+	if c.fd > 0 && c.rel == rel {
+		return c.fd, nil
+	}
+	c.drop()
+	fd, err := open(rel)
+	if err != nil {
+		return -1, err
+	}
+	c.rel, c.fd = rel, fd
+	return fd, nil
+}
+
+// drop forgets the directory, as the apply changes what a path names.
+func (c *dirCache) drop() {
+	if c.fd > 0 {
+		unix.Close(c.fd)
+	}
+	c.fd, c.rel = 0, ""
 }
 
 func (s *Store) newApplier(m *Meta) (*applier, error) {
@@ -219,6 +251,8 @@ func (s *Store) newApplier(m *Meta) (*applier, error) {
 }
 
 func (a *applier) close() {
+	a.hostDir.drop()
+	a.upperDir.drop()
 	unix.Close(a.upper)
 	unix.Close(a.host)
 }
@@ -233,7 +267,12 @@ func rel(p string) string {
 // hostParent opens the directory that holds host path p, from "/" with
 // no symlink followed.
 func (a *applier) hostParent(p string) (int, error) {
-	return openDirBeneath(a.host, rel(path.Dir(p)))
+	return a.hostDir.get(rel(path.Dir(p)), func(r string) (int, error) { return openDirBeneath(a.host, r) })
+}
+
+// upperParent opens the directory of the upper dir that holds p.
+func (a *applier) upperParent(p string) (int, error) {
+	return a.upperDir.get(rel(path.Dir(p)), func(r string) (int, error) { return openBeneath(a.upper, r) })
 }
 
 // openDirBeneath opens directory rel beneath dirfd a component at a
@@ -292,7 +331,6 @@ func (a *applier) plan(c Change) Step {
 		st.Denied = "its directory is not on the host (" + err.Error() + "); apply the directory too"
 		return st
 	}
-	defer unix.Close(pfd)
 	if !a.root && unix.Faccessat(pfd, ".", unix.W_OK, unix.AT_EACCESS) != nil {
 		st.Denied = "you may not write " + path.Dir(c.Path)
 		return st
@@ -317,11 +355,10 @@ func (a *applier) upperStat(p string) (*unix.Statx_t, error) {
 	if p == "/" {
 		return stat(a.upper, ".")
 	}
-	dfd, err := openBeneath(a.upper, rel(path.Dir(p)))
+	dfd, err := a.upperParent(p)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(dfd)
 	return stat(dfd, path.Base(p))
 }
 
@@ -379,11 +416,10 @@ func (a *applier) same(p string, up, host *unix.Statx_t) bool {
 }
 
 func (a *applier) readlink(root int, p string) (string, error) {
-	dfd, err := openBeneath(root, rel(path.Dir(p)))
+	dfd, err := a.parentIn(root, p)
 	if err != nil {
 		return "", err
 	}
-	defer unix.Close(dfd)
 	buf := make([]byte, unix.PathMax)
 	n, err := unix.Readlinkat(dfd, path.Base(p), buf)
 	if err != nil {
@@ -418,12 +454,23 @@ func (a *applier) sameContent(p string) bool {
 
 // openFile opens regular file p beneath root for reading.
 func (a *applier) openFile(root int, p string) (*os.File, error) {
-	fd, err := openBeneath(root, rel(p))
+	dfd, err := a.parentIn(root, p)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
-	return os.Open("/proc/self/fd/" + strconv.Itoa(fd))
+	fd, err := unix.Openat(dfd, path.Base(p), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// parentIn is the directory holding p in root, the upper dir or "/".
+func (a *applier) parentIn(root int, p string) (int, error) {
+	if root == a.host {
+		return a.hostParent(p)
+	}
+	return a.upperParent(p)
 }
 
 // apply makes change c on the host.
@@ -432,8 +479,11 @@ func (a *applier) apply(c Change) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
 	base := path.Base(c.Path)
+	if c.Kind == Deleted || c.Kind == Replaced || a.isUpperDir(c.Path) {
+		// What a path names changes here: nothing cached below it stays.
+		defer a.hostDir.drop()
+	}
 	if c.Kind == Deleted {
 		return removeHost(pfd, base, c.Path)
 	}
@@ -518,7 +568,7 @@ func (a *applier) land(pfd int, name, p string, up *unix.Statx_t) error {
 	out := os.NewFile(uintptr(fd), tmp)
 	_, err = io.CopyBuffer(out, in, a.buf)
 	if err == nil {
-		err = a.meta(fd, p, up)
+		err = a.metaFrom(in, fd, p, up)
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
@@ -548,6 +598,16 @@ func (a *applier) rename(pfd int, tmp, name string) error {
 // meta gives open file fd the session's owner (as root), xattrs, mode
 // and times, in that order: chown clears set-id bits.
 func (a *applier) meta(fd int, p string, up *unix.Statx_t) error {
+	src, err := a.openFile(a.upper, p)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return a.metaFrom(src, fd, p, up)
+}
+
+// metaFrom is meta with the session's version open already as src.
+func (a *applier) metaFrom(src *os.File, fd int, p string, up *unix.Statx_t) error {
 	mode := uint32(up.Mode & 0o7777)
 	if a.root {
 		if err := unix.Fchown(fd, int(up.Uid), int(up.Gid)); err != nil {
@@ -556,7 +616,7 @@ func (a *applier) meta(fd int, p string, up *unix.Statx_t) error {
 	} else {
 		mode &^= unix.S_ISUID | unix.S_ISGID // a set-id file of someone else's must not become one of yours
 	}
-	if err := a.xattrs(fd, p); err != nil {
+	if err := xattrsFrom(src, fd, p); err != nil {
 		return err
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
@@ -566,14 +626,9 @@ func (a *applier) meta(fd int, p string, up *unix.Statx_t) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0)
 }
 
-// xattrs copies the session's extended attributes of p to fd, without
-// overlay's own and incarnate's marks.
-func (a *applier) xattrs(fd int, p string) error {
-	src, err := a.openFile(a.upper, p)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
+// xattrsFrom copies the extended attributes of src (the session's p) to
+// fd, without overlay's own and incarnate's marks.
+func xattrsFrom(src *os.File, fd int, p string) error {
 	names, err := fsutil.ListXattrsFd(src)
 	if err != nil {
 		return err

@@ -73,8 +73,8 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 	}
 	for deadline := time.Now().Add(joinWait); ; {
 		started := func(c *sandbox.Conn) {
-			if c.InDirElse {
-				Notice(fmt.Sprintf("%s is not in session %s: starting in %s", o.Dir, name, o.DirElse))
+			if c.StartedIn != "" {
+				Notice(fmt.Sprintf("%s is not in session %s: starting in %s", o.Dir, name, c.StartedIn))
 			}
 		}
 		conn, master, err := spawn(sock, req, o, started)

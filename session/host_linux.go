@@ -85,6 +85,13 @@ func FuseOverlayVersion() (string, error) {
 	return "", fmt.Errorf("%s --version says no version", prog)
 }
 
+// HostBaseProblem says why an ordinary user's host base cannot be used
+// on this machine, or nil.
+func HostBaseProblem() error {
+	_, err := fuseProgram()
+	return err
+}
+
 // hostRootOps are the ops that mount session m's root on a base that
 // stands on the host, up to the kernel file systems.
 func (s *Store) hostRootOps(m *Meta, lowers []string, ids *IDRange) ([]sandbox.Op, error) {

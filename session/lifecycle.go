@@ -111,7 +111,12 @@ func (s *Store) Clone(src, dst string, force bool, progress io.Writer) (*Meta, e
 	}
 	m.Name, m.Created, m.LastEntered = dst, time.Now().UTC(), time.Time{}
 	return m, s.publish(m, func(dir string) error {
-		return s.copyUpper(src, filepath.Join(dir, "upper"), "copying "+src, progress)
+		if err := s.copyUpper(src, filepath.Join(dir, "upper"), "copying "+src, progress); err != nil {
+			return err
+		}
+		// What incarnate itself made in the upper dir is recorded beside
+		// it, and goes with the copy.
+		return s.copyStubs(src, dir)
 	})
 }
 

@@ -90,6 +90,15 @@ func (s *Store) recordStubs(name string, made []string) error {
 	return fsutil.WriteJSON(s.stubsPath(name), slices.Sorted(maps.Keys(all)))
 }
 
+// copyStubs gives the session being made in dir session src's record.
+func (s *Store) copyStubs(src, dir string) error {
+	stubs := s.stubsOf(src)
+	if len(stubs) == 0 {
+		return nil
+	}
+	return fsutil.WriteJSON(filepath.Join(dir, "stubs.json"), slices.Sorted(maps.Keys(stubs)))
+}
+
 // stubsOf are the paths where stubs were made in session name.
 func (s *Store) stubsOf(name string) map[string]bool {
 	var list []string

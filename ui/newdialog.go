@@ -7,6 +7,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"app/incarnate/layers"
 	"app/incarnate/sandbox"
@@ -30,6 +31,7 @@ type newDialog struct {
 	keys     dialogKeys
 	err      string
 	hostErr  string // what is wrong with the host name
+	baseErr  string // why the host base cannot be used here, if so
 	optErr   string // what the other options say is wrong
 }
 
@@ -47,13 +49,18 @@ func newNewDialog(c *common, bases []*layers.Base, defaultBase string, taken fun
 		hostname: newInput(c, "the session's name"), binds: newInput(c, "SRC:DST[:ro] SRC:DST …")}
 	d.hostname.Blur()
 	d.binds.Blur()
+	if sandbox.Rootless() {
+		if err := session.HostBaseProblem(); err != nil {
+			d.baseErr = err.Error()
+		}
+	}
 	d.setBases(bases, defaultBase)
 	d.validate()
 	return d
 }
 
-// setBases fills the picker, choosing want, else host for root, else
-// the first base an ordinary user can stand on.
+// setBases fills the picker, choosing want, else host, unless it cannot
+// be used here (then the first other base).
 func (d *newDialog) setBases(bases []*layers.Base, want string) {
 	d.bases = bases
 	d.base = 0
@@ -63,7 +70,7 @@ func (d *newDialog) setBases(bases []*layers.Base, want string) {
 			return
 		}
 	}
-	if sandbox.Rootless() && len(bases) > 1 && bases[0].Builtin() {
+	if d.baseErr != "" && len(bases) > 1 && bases[0].Builtin() {
 		d.base = 1
 	}
 }
@@ -200,8 +207,10 @@ func (d *newDialog) view(w int) string {
 			}
 		}
 		body = append(body, picker)
-		if b := d.bases[d.base]; b.Builtin() && sandbox.Rootless() {
-			body = append(body, "  "+st.Dialog.Error.Render("the host base needs root; import a base of your own"))
+		if b := d.bases[d.base]; b.Builtin() && d.baseErr != "" {
+			body = append(body, "  "+st.Dialog.Error.Render(lipgloss.NewStyle().Width(max(20, w-12)).Render(termtext.Visible(d.baseErr))))
+		} else if b.Builtin() && sandbox.Rootless() {
+			body = append(body, "  "+st.Muted.Render("this machine's /, copy-on-write (through fuse-overlayfs)"))
 		} else if b.Source != "" {
 			body = append(body, "  "+st.Muted.Render("from "+termtext.Visible(b.Source)))
 		}
