@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -196,4 +197,21 @@ func TestApplyKilled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ls counts what diff lists: a file changed in a directory the base has
+// is one change, not two (the copied-up directory is none).
+func TestLsCountsWhatDiffLists(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		h.ok("run", "s", "--", "sh", "-c", "echo more >> /etc/passwd")
+		var rows []lsRow
+		if err := json.Unmarshal([]byte(h.ok("ls", "--json")), &rows); err != nil || len(rows) != 1 {
+			t.Fatalf("ls --json: %v, %v", rows, err)
+		}
+		diff := h.ok("diff", "s")
+		if n := strings.Count(diff, "\n"); rows[0].Changes != n || n != 1 {
+			t.Errorf("ls counts %d changes, diff lists %d:\n%s", rows[0].Changes, n, diff)
+		}
+	})
 }

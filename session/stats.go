@@ -59,6 +59,12 @@ func (s *Store) Stats(m *Meta) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
+	// The count is what diff lists, so that ls, the interface and the
+	// discard question agree with it; the walk's count of entries (copied
+	// up parents among them) stands in only where the diff cannot be read.
+	if changes, err := s.Diff(m.Name); err == nil {
+		st.Changes = len(changes)
+	}
 	return st, fsutil.WriteJSON(s.statsPath(m.Name), st)
 }
 
