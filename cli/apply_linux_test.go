@@ -63,7 +63,8 @@ func TestApply(t *testing.T) {
 		h.ok("new", "s")
 		h.ok("run", "s", "--", "sh", "-c", "cd "+tree+` && echo new > mod && chmod 600 mod && touch -d 2020-01-02T03:04:05 mod &&
 rm del del2 && echo added > add && ln -s add link && rm -rf opq && mkdir opq && echo n1 > opq/n1 &&
-mkdir -p newdir/sub && echo deep > newdir/sub/f && echo sess > conf && echo session > both && echo s > sub/x`)
+mkdir -p newdir/sub && echo deep > newdir/sub/f && echo sess > conf && echo session > both && echo s > sub/x &&
+echo o > owned && { chown 1234:1235 owned 2>/dev/null || true; }`)
 		time.Sleep(50 * time.Millisecond) // past the file system's clock tick
 		// The host changes three of the same paths meanwhile, and a
 		// directory on the way to a fourth becomes a symlink.
@@ -122,6 +123,12 @@ mkdir -p newdir/sub && echo deep > newdir/sub/f && echo sess > conf && echo sess
 		var st unix.Stat_t
 		if err := unix.Lstat(filepath.Join(tree, "mod"), &st); err != nil || st.Mode&0o777 != 0o600 || time.Unix(st.Mtim.Unix()).UTC().Year() != 2020 {
 			t.Errorf("host mod: mode %o, mtime %v, %v; want 0600 and the session's 2020", st.Mode&0o777, time.Unix(st.Mtim.Unix()), err)
+		}
+		if h.u.uid == 0 {
+			var ost unix.Stat_t
+			if err := unix.Lstat(filepath.Join(tree, "owned"), &ost); err != nil || ost.Uid != 1234 || ost.Gid != 1235 {
+				t.Errorf("host owned: %d:%d, %v; want the session's 1234:1235", ost.Uid, ost.Gid, err)
+			}
 		}
 		if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
 			t.Errorf("apply wrote through the host's symlink: %v", entries)
