@@ -45,7 +45,7 @@ func commands() []command {
 		{"reset", "[--yes] [--force] NAME", "throw away what a session wrote, keeping its name and base", cmdReset},
 		{"rename", "[--force] OLD NEW", "rename a session", cmdRename},
 		{"clone", "[--force] SRC DST", "copy a session, everything it wrote included", cmdClone},
-		{"diff", "[--json] NAME", "show what a session changed: A added, M modified, D deleted, R replaced dir", cmdDiff},
+		{"diff", "[--json|--stat|-p] NAME [PATH...]", "show what a session changed: A added, M modified, D deleted, R replaced dir; -p the text of it", cmdDiff},
 		{"export", "NAME FILE.tar|-", "write a session's changes as a layer tarball (OCI whiteouts)", cmdExport},
 		{"apply", "[--dry-run] [--yes] [--force] [--keep] NAME [PATH...]", "bring a host-base session's changes back to the host; paths the host changed since are left alone", cmdApply},
 		{"commit", "[--force] NAME BASE", "freeze a session's changes into a new base on top of its own", cmdCommit},

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 
@@ -16,20 +19,30 @@ import (
 func cmdDiff(c *ctx, args []string) error {
 	fs := newFlags(c, "diff")
 	asJSON := fs.Bool("json", false, "print a JSON array of {\"path\", \"kind\"} objects")
+	stat := fs.Bool("stat", false, "print how many paths changed, by kind")
+	patch := fs.Bool("patch", false, "print the text diff of each file against the base (binaries by size and hash)")
+	fs.BoolVar(patch, "p", false, "same as --patch")
 	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("diff takes one session name; see `incarnate diff --help`")
+	if len(pos) == 0 {
+		return usagef("diff takes a session name, and optionally paths; see `incarnate diff --help`")
 	}
+	name := pos[0]
 	st, err := c.openStore()
 	if err != nil {
 		return err
 	}
-	changes, err := st.Diff(pos[0])
+	changes, err := st.Diff(name)
 	if err != nil {
 		return err
+	}
+	if changes, err = session.SelectChanges(changes, pos[1:]); err != nil {
+		return fmt.Errorf("session %q: %w", name, err)
+	}
+	if *patch && !*asJSON {
+		return c.toPager(func(w io.Writer) error { return st.Patch(name, changes, w) })
 	}
 	w := bufio.NewWriterSize(c.stdout, 64<<10)
 	switch {
@@ -38,8 +51,10 @@ func cmdDiff(c *ctx, args []string) error {
 			changes = []session.Change{}
 		}
 		err = json.NewEncoder(w).Encode(changes)
+	case *stat:
+		fmt.Fprintln(w, diffStat(name, changes))
 	case len(changes) == 0:
-		fmt.Fprintf(w, "no changes in %s\n", pos[0])
+		fmt.Fprintf(w, "no changes in %s\n", name)
 	default:
 		for _, ch := range changes {
 			writeChange(w, ch)
@@ -49,6 +64,52 @@ func cmdDiff(c *ctx, args []string) error {
 		err = ferr
 	}
 	return err
+}
+
+// diffStat counts changes by kind, in a line.
+func diffStat(name string, changes []session.Change) string {
+	counts := map[session.Kind]int{}
+	for _, ch := range changes {
+		counts[ch.Kind]++
+	}
+	line := fmt.Sprintf("%d paths changed in %s", len(changes), name)
+	for _, k := range []session.Kind{session.Added, session.Modified, session.Deleted, session.Replaced} {
+		if counts[k] > 0 {
+			line += fmt.Sprintf(", %d %s", counts[k], k)
+		}
+	}
+	return line
+}
+
+// toPager writes what write writes to $PAGER (less -FRX by default) when
+// stdout is a terminal, as git does, else to stdout.
+func (c *ctx) toPager(write func(io.Writer) error) error {
+	if !term.IsTerminal(int(c.stdout.Fd())) {
+		w := bufio.NewWriterSize(c.stdout, 64<<10)
+		if err := write(w); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	pager := os.Getenv("PAGER")
+	if pager == "" {
+		pager = "less -FRX"
+	}
+	cmd := exec.Command("/bin/sh", "-c", pager)
+	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return write(c.stdout) // no pager: straight out
+	}
+	werr := write(in)
+	in.Close()
+	if err := cmd.Wait(); err != nil && werr == nil {
+		return nil // the pager quit early (q): not an error of ours
+	}
+	return werr
 }
 
 // writeChange prints "A /path", with "/" after a replaced directory. A

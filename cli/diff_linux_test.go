@@ -479,3 +479,32 @@ func TestMountPointsAreNoChanges(t *testing.T) {
 		}
 	})
 }
+
+// diff takes paths, --stat counts, and -p shows each file's text against
+// the base, with a session's control bytes made visible and a binary by
+// size and hash.
+func TestDiffPathsStatPatch(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		h.ok("run", "s", "--", "sh", "-c", `echo extra >> /etc/os-release && printf 'a\033]52;c;x\007b\n' > /root/evil && head -c 3000 /dev/zero > /root/bin && echo keep > /root/keep`)
+		if out := h.ok("diff", "s", "/etc"); out != "M /etc/os-release\n" {
+			t.Errorf("diff s /etc: %q", out)
+		}
+		if _, _, status := h.run("diff", "s", "/nowhere"); status == 0 {
+			t.Error("diff of a path that is not among the changes went through")
+		}
+		if out := h.ok("diff", "--stat", "s"); out != "4 paths changed in s, 3 added, 1 modified\n" {
+			t.Errorf("diff --stat: %q", out)
+		}
+		out := h.ok("diff", "-p", "s")
+		for _, want := range []string{"--- a/etc/os-release\n+++ b/etc/os-release\n", "+extra\n", "--- /dev/null\n+++ b/root/keep\n", "+keep\n",
+			"Binary /root/bin: none -> 2.9K", `+a\x1b]52;c;x\ab`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("diff -p lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.ContainsAny(out, "\x1b\x07") {
+			t.Errorf("diff -p passes control bytes through:\n%q", out)
+		}
+	})
+}
