@@ -222,3 +222,37 @@ func TestLsCountsWhatDiffLists(t *testing.T) {
 		}
 	})
 }
+
+// A :cow bind shows a host directory copy-on-write in a session on an
+// imported base: the host is never written until apply writes the
+// changes back to it, and what lies outside the bind is refused.
+func TestCowBindApply(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		src := applyTree(t, h)
+		before := treeDigest(t, src)
+		h.ok("new", "--base", "bb", "--bind", src+":/work:cow", "c")
+		h.ok("run", "c", "--", "sh", "-c", "echo changed > /work/mod && rm /work/del && echo new > /work/added && echo x > /root/outside")
+		if treeDigest(t, src) != before {
+			t.Fatal("the session wrote the :cow bind's source")
+		}
+		diff := h.ok("diff", "c")
+		for _, want := range []string{"M /work/mod\n", "D /work/del\n", "A /work/added\n", "A /root/outside\n"} {
+			if !strings.Contains(diff, want) {
+				t.Errorf("diff lacks %q:\n%s", want, diff)
+			}
+		}
+		out, _, status := h.run("apply", "--yes", "c")
+		if status != 1 || !strings.Contains(out, "A /root/outside  ✗ not on the host base nor in a :cow bind") {
+			t.Errorf("apply with a change outside the bind: status %d\n%s", status, out)
+		}
+		if got := readHost(t, filepath.Join(src, "mod")); got != "changed\n" || readHost(t, filepath.Join(src, "added")) != "new\n" {
+			t.Errorf("the source after apply: mod %q", got)
+		}
+		if _, err := os.Lstat(filepath.Join(src, "del")); err == nil {
+			t.Error("the source still has del")
+		}
+		if out := h.ok("diff", "c"); out != "A /root/outside\n" {
+			t.Errorf("diff after apply: %q", out)
+		}
+	})
+}

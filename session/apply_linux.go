@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -55,7 +56,32 @@ type ApplyOptions struct {
 }
 
 // ErrApplyNeedsHost: the session's changes have nowhere to go back to.
-var ErrApplyNeedsHost = errors.New("apply takes a session on the host base: an imported base's files came from no place on this machine")
+var ErrApplyNeedsHost = errors.New("apply takes a session on the host base, or the changes in its :cow binds: an imported base's files came from no place on this machine")
+
+// cowBinds are session m's copy-on-write binds, by target.
+func cowBinds(m *Meta) map[string]string {
+	cow := map[string]string{}
+	for _, b := range m.Binds {
+		if b.Cow {
+			cow[b.Dst] = b.Src
+		}
+	}
+	return cow
+}
+
+// hostTarget maps a session path to the host path its change goes back
+// to: itself on the host base, SRC/... below a :cow bind's DST.
+func hostTarget(m *Meta, onHost bool) func(p string) (string, bool) {
+	cow := cowBinds(m)
+	return func(p string) (string, bool) {
+		for dst, src := range cow {
+			if strings.HasPrefix(p, dst+"/") {
+				return src + strings.TrimPrefix(p, dst), true
+			}
+		}
+		return p, onHost
+	}
+}
 
 // PlanApply lists what applying session name would do.
 func (s *Store) PlanApply(name string, paths []string) ([]Step, error) {
@@ -67,8 +93,8 @@ func (s *Store) PlanApply(name string, paths []string) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !b.Builtin() {
-		return nil, fmt.Errorf("session %q is on base %s: %w", name, m.Base, ErrApplyNeedsHost)
+	if !b.Builtin() && len(cowBinds(m)) == 0 {
+		return nil, fmt.Errorf("session %q is on base %s and has no --bind SRC:DST:cow: %w", name, m.Base, ErrApplyNeedsHost)
 	}
 	changes, err := diffUpper(s.upperDir(name), lowers, s.formatOf(m), mountPoints(m))
 	if err != nil {
@@ -83,6 +109,7 @@ func (s *Store) PlanApply(name string, paths []string) ([]Step, error) {
 		return nil, err
 	}
 	defer a.close()
+	a.target = hostTarget(m, b.Builtin())
 	steps := make([]Step, len(changes))
 	made := map[string]bool{} // directories the apply makes anew
 	for i, c := range changes {
@@ -147,11 +174,16 @@ func (s *Store) Apply(name string, o ApplyOptions) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	b, err := s.Layers.Get(m.Base)
+	if err != nil {
+		return nil, err
+	}
 	a, err := s.newApplier(m)
 	if err != nil {
 		return nil, err
 	}
 	defer a.close()
+	a.target = hostTarget(m, b.Builtin())
 	if err := fsutil.WriteJSON(s.applyJournal(name), applyRecord{Started: time.Now().UTC(), Paths: len(steps)}); err != nil {
 		return nil, err
 	}
@@ -168,8 +200,10 @@ func (s *Store) Apply(name string, o ApplyOptions) ([]Step, error) {
 	}
 	a.retime(done)
 	// On disk on the host before the session lets go of its copies.
-	if err := syncFS("/"); err != nil {
-		return steps, err
+	for _, dir := range append([]string{"/"}, slices.Collect(maps.Values(cowBinds(m)))...) {
+		if err := syncFS(dir); err != nil {
+			return steps, err
+		}
 	}
 	faults.Point("apply-landed")
 	if !o.Keep {
@@ -206,6 +240,8 @@ type applier struct {
 	// The directory last opened in each tree: the diff lists a
 	// directory's entries together, so most lookups are the same one.
 	hostDir, upperDir dirCache
+	// target is where a session path goes back to on the host.
+	target func(p string) (string, bool)
 }
 
 // dirCache is one open directory and its path.
@@ -267,8 +303,14 @@ func rel(p string) string {
 // hostParent opens the directory that holds host path p, from "/" with
 // no symlink followed.
 func (a *applier) hostParent(p string) (int, error) {
-	return a.hostDir.get(rel(path.Dir(p)), func(r string) (int, error) { return openDirBeneath(a.host, r) })
+	hp, ok := a.target(p)
+	if !ok {
+		return -1, errNoTarget
+	}
+	return a.hostDir.get(rel(path.Dir(hp)), func(r string) (int, error) { return openDirBeneath(a.host, r) })
 }
+
+var errNoTarget = errors.New("not on the host base nor in a :cow bind: it came from no place on this machine")
 
 // upperParent opens the directory of the upper dir that holds p.
 func (a *applier) upperParent(p string) (int, error) {
@@ -323,6 +365,10 @@ func (a *applier) plan(c Change) Step {
 		return st
 	}
 	pfd, err := a.hostParent(c.Path)
+	if errors.Is(err, errNoTarget) {
+		st.Denied = err.Error()
+		return st
+	}
 	if errors.Is(err, unix.ELOOP) {
 		st.Denied = "a directory above it on the host is a symlink now, which apply never follows"
 		return st
@@ -332,7 +378,8 @@ func (a *applier) plan(c Change) Step {
 		return st
 	}
 	if !a.root && unix.Faccessat(pfd, ".", unix.W_OK, unix.AT_EACCESS) != nil {
-		st.Denied = "you may not write " + path.Dir(c.Path)
+		hp, _ := a.target(c.Path)
+		st.Denied = "you may not write " + path.Dir(hp)
 		return st
 	}
 	host, err := stat(pfd, path.Base(c.Path))

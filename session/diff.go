@@ -103,6 +103,9 @@ type format struct {
 	kernel []string
 	// stubs are where incarnate made stubs (see makeStubs).
 	stubs map[string]bool
+	// cow are the session's copy-on-write binds, source by target: below
+	// a target, the source is the only lower, read the kernel's way.
+	cow map[string]string
 }
 
 // fusePrefix is fuse-overlayfs's own xattr prefix.
@@ -110,14 +113,18 @@ const fusePrefix = "user.fuseoverlayfs."
 
 // formatOf is the format of session m's upper dir.
 func (s *Store) formatOf(m *Meta) format {
-	if m.Fuse && !m.UserXattr {
+	f := format{prefix: xattrPrefix(m.UserXattr)}
+	switch {
+	case m.Fuse && !m.UserXattr:
 		// As root, fuse-overlayfs writes overlay's own trusted.* marks.
-		return format{prefix: trustedPrefix, fuse: true}
+		f = format{prefix: trustedPrefix, fuse: true}
+	case m.Fuse:
+		f = format{prefix: fusePrefix, fuse: true, squashed: true, kernel: m.KernelDirs, stubs: s.stubsOf(m.Name)}
 	}
-	if m.Fuse {
-		return format{prefix: fusePrefix, fuse: true, squashed: true, kernel: m.KernelDirs, stubs: s.stubsOf(m.Name)}
+	if cow := cowBinds(m); len(cow) > 0 {
+		f.cow = cow
 	}
-	return format{prefix: xattrPrefix(m.UserXattr)}
+	return f
 }
 
 // owner is the id the session sees for id, as this process sees it.
@@ -325,6 +332,9 @@ func (d *differ) maybeWhiteout(fd int, name, p string, below []lowerDir) error {
 
 // dir reports a directory of the upper dir, then walks it.
 func (d *differ) dir(parent int, name, p string, below []lowerDir) error {
+	if src, ok := d.cow[p]; ok {
+		return d.cowDir(parent, name, p, src)
+	}
 	if d.fuse && slices.Contains(d.kernel, p) {
 		was := d.format
 		d.format = format{prefix: userPrefix}
@@ -381,6 +391,26 @@ func (d *differ) stub(p string, lst *unix.Stat_t) bool {
 	}
 	var st unix.Stat_t
 	return unix.Lstat(d.upper+p, &st) == nil && isStub(d.upper+p, &st, lst)
+}
+
+// cowDir walks the upper dir of a copy-on-write bind's target p over
+// its source: the mount point itself is no change.
+func (d *differ) cowDir(parent int, name, p, src string) error {
+	uf, err := openDir(parent, name, d.upper+p)
+	if err != nil {
+		return err
+	}
+	defer uf.Close()
+	lf, err := openLower(src)
+	if err != nil {
+		return err
+	}
+	below := []lowerDir{{f: lf}}
+	defer closeLowers(below)
+	was := d.format
+	d.format = format{prefix: xattrPrefix(was.prefix != trustedPrefix)}
+	defer func() { d.format = was }()
+	return d.walk(uf, p, below)
 }
 
 // find looks name up in the lower dirs as overlayfs does: top first, the

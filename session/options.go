@@ -35,23 +35,26 @@ type Options struct {
 	Nested bool `json:"nested,omitempty"`
 }
 
-// BindMount is one --bind SRC:DST[:ro].
+// BindMount is one --bind SRC:DST[:ro|:cow].
 type BindMount struct {
 	Src      string `json:"src"`
 	Dst      string `json:"dst"`
 	ReadOnly bool   `json:"ro,omitempty"`
+	// Cow shows Src at Dst copy-on-write: writes land in the session's
+	// upper dir, Src is never written, and apply writes them back there.
+	Cow bool `json:"cow,omitempty"`
 }
 
-// ParseBind reads SRC:DST[:ro]; both paths must be absolute.
+// ParseBind reads SRC:DST[:ro|:rw|:cow]; both paths must be absolute.
 func ParseBind(s string) (BindMount, error) {
 	parts := strings.Split(s, ":")
 	b := BindMount{}
 	switch {
 	case len(parts) == 2:
-	case len(parts) == 3 && (parts[2] == "ro" || parts[2] == "rw"):
-		b.ReadOnly = parts[2] == "ro"
+	case len(parts) == 3 && (parts[2] == "ro" || parts[2] == "rw" || parts[2] == "cow"):
+		b.ReadOnly, b.Cow = parts[2] == "ro", parts[2] == "cow"
 	default:
-		return b, fmt.Errorf("--bind %q: want SRC:DST or SRC:DST:ro, with absolute paths and no ':' in them", s)
+		return b, fmt.Errorf("--bind %q: want SRC:DST, SRC:DST:ro or SRC:DST:cow, with absolute paths and no ':' in them", s)
 	}
 	b.Src, b.Dst = parts[0], parts[1]
 	return b, nil

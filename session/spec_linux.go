@@ -66,7 +66,15 @@ func (s *Store) rootOps(m *Meta, ids *IDRange) ([]sandbox.Op, error) {
 			ops = append(ops, sandbox.Bind{Src: f, Dst: root + f, Optional: true})
 		}
 	}
-	for _, b := range m.Binds {
+	for i, b := range m.Binds {
+		if b.Cow {
+			cow, err := s.cowOverlay(m, i, ids != nil)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, cow)
+			continue
+		}
 		ops = append(ops, sandbox.Bind{Src: b.Src, Dst: root + b.Dst, Writable: !b.ReadOnly, Resolved: true})
 	}
 	if m.Net == "none" {
@@ -81,6 +89,26 @@ func (s *Store) rootOps(m *Meta, ids *IDRange) ([]sandbox.Op, error) {
 		sandbox.Hostname{Name: hostname},
 		sandbox.Dumpable{On: false},
 	), nil
+}
+
+// cowOverlay is the overlay that shows session m's bind i copy-on-write:
+// its source as the lower, the matching directory of the upper dir as
+// the upper, so the changes are the session's like any other.
+func (s *Store) cowOverlay(m *Meta, i int, idmapped bool) (sandbox.Op, error) {
+	b := m.Binds[i]
+	dir := s.Dir(m.Name)
+	upper := filepath.Join(dir, "upper")
+	if err := mkdirBeneath(upper, b.Dst, ""); err != nil {
+		return nil, fmt.Errorf("--bind %s:%s:cow: %w", b.Src, b.Dst, err)
+	}
+	work := fmt.Sprintf("/cow/%d", i)
+	if err := mkdirBeneath(filepath.Join(dir, "work"), work, ""); err != nil {
+		return nil, err
+	}
+	return sandbox.MountOverlay{
+		Target: filepath.Join(dir, "root") + b.Dst, Lowers: []string{b.Src}, Upper: upper + b.Dst,
+		Work: filepath.Join(dir, "work") + work, Home: dir, UserXattr: m.UserXattr, IDMap: idmapped,
+	}, nil
 }
 
 // cgroupID names session name's cgroup, the same for every start and
