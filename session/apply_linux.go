@@ -242,6 +242,9 @@ type applier struct {
 	hostDir, upperDir dirCache
 	// target is where a session path goes back to on the host.
 	target func(p string) (string, bool)
+	// ups are the upper entries' statx, by path: the upper dir does not
+	// change while an apply holds the session.
+	ups map[string]*unix.Statx_t
 }
 
 // dirCache is one open directory and its path.
@@ -399,14 +402,27 @@ func (a *applier) isUpperDir(p string) bool {
 }
 
 func (a *applier) upperStat(p string) (*unix.Statx_t, error) {
-	if p == "/" {
-		return stat(a.upper, ".")
+	if st, ok := a.ups[p]; ok {
+		return st, nil
 	}
-	dfd, err := a.upperParent(p)
+	var st *unix.Statx_t
+	var err error
+	if p == "/" {
+		st, err = stat(a.upper, ".")
+	} else {
+		var dfd int
+		if dfd, err = a.upperParent(p); err == nil {
+			st, err = stat(dfd, path.Base(p))
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	return stat(dfd, path.Base(p))
+	if a.ups == nil {
+		a.ups = map[string]*unix.Statx_t{}
+	}
+	a.ups[p] = st
+	return st, nil
 }
 
 // conflict says why change c (upper entry up) would undo a change of
@@ -723,7 +739,7 @@ func (a *applier) drop(done []Step) {
 		if p == "/" {
 			continue
 		}
-		dfd, err := openBeneath(a.upper, rel(path.Dir(p)))
+		dfd, err := a.upperParent(p)
 		if err != nil {
 			continue
 		}
@@ -742,6 +758,5 @@ func (a *applier) drop(done []Step) {
 				_ = unix.Unlinkat(dfd, name, 0)
 			}
 		}
-		unix.Close(dfd)
 	}
 }
