@@ -256,3 +256,44 @@ func TestCowBindApply(t *testing.T) {
 		}
 	})
 }
+
+// The interface: D on a host-base session, space marks two of three new
+// files, a applies them after asking, and the host has exactly those.
+func TestInterfaceAppliesMarked(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run as an ordinary user too")
+	}
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		tree := filepath.Join(h.dir, "proj")
+		if err := os.Mkdir(tree, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(tree, h.u.uid, h.u.gid); err != nil {
+			t.Fatal(err)
+		}
+		h.ok("new", "s")
+		h.ok("run", "s", "--", "sh", "-c", "cd "+tree+" && echo 1 > f1 && echo 2 > f2 && echo 3 > f3")
+		s := startInTmux(t, h, 120, 30)
+		s.waitText("›s")
+		s.keys("D")
+		s.waitText("3 paths changed in s")
+		s.waitText("space mark")
+		s.keys("Space")
+		s.keys("Space")
+		s.waitFor("two marks", func(sc string) bool { return strings.Count(sc, "* A ") == 2 || strings.Count(sc, "*A ") == 2 })
+		s.keys("a")
+		s.waitText("Apply 2 marked paths of s to the host?")
+		s.keys("y")
+		s.waitText("applied 2 of 2 paths of s to the host")
+		for name, want := range map[string]string{"f1": "1\n", "f2": "2\n"} {
+			if got := readHost(t, filepath.Join(tree, name)); got != want {
+				t.Errorf("host %s: %q", name, got)
+			}
+		}
+		if _, err := os.Lstat(filepath.Join(tree, "f3")); err == nil {
+			t.Error("the unmarked f3 was applied too")
+		}
+		s.waitText("1 path changed in s")
+	})
+}

@@ -184,7 +184,7 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 		if dm, ok := m.detail.diffs[keyOf(r)]; ok {
 			m.diff.setChanges(dm.changes, dm.err)
 		}
-		return diffCmd(m.c.store, keyOf(r))
+		return tea.Batch(diffCmd(m.c.store, keyOf(r)), planCmd(m.c.store, r.name()))
 	}
 	return nil
 }

@@ -83,6 +83,23 @@ func (c *common) taskWithProgress(what string, prog *progressLine, fn func() (st
 	)
 }
 
+// planCmd asks what applying session name would do.
+func planCmd(st *session.Store, name string) tea.Cmd {
+	return func() tea.Msg {
+		steps, err := st.PlanApply(name, nil)
+		return planMsg{name: name, steps: steps, err: err}
+	}
+}
+
+// patchCmd reads the text diff of a modified file against the base.
+func patchCmd(st *session.Store, name string, ch session.Change) tea.Cmd {
+	return func() tea.Msg {
+		var b strings.Builder
+		err := st.Patch(name, []session.Change{ch}, &b)
+		return previewMsg{path: ch.Path, text: b.String(), err: err, patch: true}
+	}
+}
+
 // previewLines bounds what enter on a path of the diff shows.
 const previewBytes = 16 << 10
 

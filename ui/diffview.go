@@ -28,10 +28,30 @@ type diffView struct {
 	preview *previewMsg
 	want    string // the path whose preview is being read
 	pscroll int
+	// marked are the paths space chose for a; plan is what applying
+	// each would do (a conflict, say), when the session can be applied.
+	marked map[string]bool
+	plan   map[string]session.Step
 }
 
 func newDiffView(c *common, name string) *diffView {
-	return &diffView{c: c, name: name, keys: newListKeys("show file", "", "")}
+	d := &diffView{c: c, name: name, keys: newListKeys("show file", "", ""), marked: map[string]bool{}}
+	return d
+}
+
+// setPlan takes what applying would do; a session that cannot be
+// applied (an imported base) gets no marks and no a.
+func (d *diffView) setPlan(p planMsg) {
+	if p.name != d.name {
+		return
+	}
+	d.plan = map[string]session.Step{}
+	for _, st := range p.steps {
+		d.plan[st.Path] = st
+	}
+	ok := p.err == nil
+	d.keys.Mark.SetEnabled(ok)
+	d.keys.Apply.SetEnabled(ok)
 }
 
 func (d *diffView) setSize(w, h int) {
@@ -84,9 +104,70 @@ func (d *diffView) update(msg tea.KeyMsg) (back bool, cmd tea.Cmd) {
 	case key.Matches(msg, d.keys.Enter) && len(d.changes) > 0:
 		ch := d.changes[d.scroll.cursor]
 		d.want = ch.Path
+		if ch.Kind == session.Modified {
+			return false, patchCmd(d.c.store, d.name, ch)
+		}
 		return false, previewCmd(filepath.Join(d.c.store.Dir(d.name), "upper"), ch)
+	case key.Matches(msg, d.keys.Mark) && len(d.changes) > 0:
+		p := d.changes[d.scroll.cursor].Path
+		d.marked[p] = !d.marked[p]
+		if !d.marked[p] {
+			delete(d.marked, p)
+		}
+		d.scroll.moveTo(d.scroll.cursor + 1)
+	case key.Matches(msg, d.keys.Apply) && len(d.changes) > 0:
+		var paths []string
+		for _, ch := range d.changes {
+			if d.marked[ch.Path] {
+				paths = append(paths, ch.Path)
+			}
+		}
+		name := d.name
+		return false, func() tea.Msg { return applyAskMsg{name: name, paths: paths} }
 	}
 	return false, nil
+}
+
+// applySummary says what applying paths (all when none) would change,
+// by kind, and how many are left alone.
+func (d *diffView) applySummary(paths []string) string {
+	counts := map[session.Kind]int{}
+	n, left := 0, 0
+	for _, ch := range d.changes {
+		if len(paths) > 0 && !chosen(ch.Path, paths) {
+			continue
+		}
+		if st, ok := d.plan[ch.Path]; ok && (st.Conflict != "" || st.Denied != "") {
+			left++
+			continue
+		}
+		counts[ch.Kind]++
+		n++
+	}
+	s := plural(n, "path", "paths")
+	var parts []string
+	for _, k := range []session.Kind{session.Added, session.Modified, session.Deleted, session.Replaced} {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+		}
+	}
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if left > 0 {
+		s += fmt.Sprintf("; %s left alone (conflicts, or not yours to write)", plural(left, "path", "paths"))
+	}
+	return s
+}
+
+// chosen reports whether p is one of paths or below one.
+func chosen(p string, paths []string) bool {
+	for _, q := range paths {
+		if p == q || strings.HasPrefix(p, strings.TrimSuffix(q, "/")+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *diffView) View() string {
@@ -126,10 +207,23 @@ func (d *diffView) View() string {
 		if i == d.scroll.cursor {
 			mark = "›"
 		}
-		line := fit(mark+ch.Kind.Letter()+" "+termtext.Visible(ch.Path), d.w)
-		if i == d.scroll.cursor {
-			line = st.List.Selected.Render(line)
+		if d.marked[ch.Path] {
+			mark += "*"
 		} else {
+			mark += " "
+		}
+		text := mark + ch.Kind.Letter() + " " + termtext.Visible(ch.Path)
+		why := ""
+		if s, ok := d.plan[ch.Path]; ok && (s.Conflict != "" || s.Denied != "") {
+			why = "  ! " + s.Conflict + s.Denied
+		}
+		line := fit(text+why, d.w)
+		switch {
+		case i == d.scroll.cursor:
+			line = st.List.Selected.Render(line)
+		case why != "":
+			line = kindStyle(st, ch.Kind).Render(text) + st.Status.Error.Render(fit(why, max(0, d.w-len([]rune(text)))))
+		default:
 			line = kindStyle(st, ch.Kind).Render(line)
 		}
 		b.WriteString("\n" + line)
@@ -153,7 +247,18 @@ func (d *diffView) previewView() string {
 		lines = lines[:d.h-1]
 	}
 	for i, l := range lines {
-		lines[i] = st.Text.Render(fit(l, d.w))
+		style := st.Text
+		if d.preview.patch {
+			switch {
+			case strings.HasPrefix(l, "+"):
+				style = st.Kind.Added
+			case strings.HasPrefix(l, "-"):
+				style = st.Kind.Deleted
+			case strings.HasPrefix(l, "@@"):
+				style = st.Muted
+			}
+		}
+		lines[i] = style.Render(fit(l, d.w))
 	}
 	return head + "\n" + strings.Join(lines, "\n")
 }

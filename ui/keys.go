@@ -75,6 +75,8 @@ func (k *KeyMap) FullHelp() [][]key.Binding {
 type listKeys struct {
 	Up, Down, PageUp, PageDown, Home, End key.Binding
 	Enter, Remove, Import, Back, Quit     key.Binding
+	// Mark and Apply: the diff view's, off elsewhere.
+	Mark, Apply key.Binding
 }
 
 func newListKeys(enter, remove, imp string) *listKeys {
@@ -86,7 +88,11 @@ func newListKeys(enter, remove, imp string) *listKeys {
 		Import: key.NewBinding(key.WithKeys("i"), key.WithHelp("i", imp)),
 		Back:   key.NewBinding(key.WithKeys("esc", "q"), key.WithHelp("esc", "back")),
 		Quit:   key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
+		Mark:   key.NewBinding(key.WithKeys(" "), key.WithHelp("space", "mark")),
+		Apply:  key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "apply to host")),
 	}
+	l.Mark.SetEnabled(false)
+	l.Apply.SetEnabled(false)
 	l.Enter.SetEnabled(enter != "")
 	l.Remove.SetEnabled(remove != "")
 	l.Import.SetEnabled(imp != "")
@@ -94,11 +100,11 @@ func newListKeys(enter, remove, imp string) *listKeys {
 }
 
 func (k *listKeys) ShortHelp() []key.Binding {
-	return []key.Binding{k.Up, k.Down, k.Enter, k.Remove, k.Import, k.Back}
+	return []key.Binding{k.Up, k.Down, k.Enter, k.Mark, k.Apply, k.Remove, k.Import, k.Back}
 }
 
 func (k *listKeys) FullHelp() [][]key.Binding {
-	return [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}, {k.Enter, k.Remove, k.Import, k.Back, k.Quit}}
+	return [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}, {k.Enter, k.Mark, k.Apply, k.Remove, k.Import, k.Back, k.Quit}}
 }
 
 // filterHelp is the footer while a filter is typed.

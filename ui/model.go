@@ -264,6 +264,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.diff.setPreview(msg)
 		}
 		return m, nil
+	case planMsg:
+		if m.diff != nil {
+			m.diff.setPlan(msg)
+		}
+		return m, nil
+	case applyAskMsg:
+		return m, m.askApply(msg)
 	case taskStartMsg:
 		m.tasks[msg.id] = msg
 		m.taskList = append(m.taskList, msg.id)
@@ -400,7 +407,43 @@ func (m *Model) onTaskDone(msg taskDoneMsg) tea.Cmd {
 	if msg.selectName != "" {
 		m.pending = msg.selectName
 	}
-	return tea.Batch(m.reload(), basesCmd(m.c.store))
+	cmds := []tea.Cmd{m.reload(), basesCmd(m.c.store)}
+	if m.diff != nil {
+		// The diff view shows what is left after an apply.
+		cmds = append(cmds, diffCmd(m.c.store, diffKey{name: m.diff.name}), planCmd(m.c.store, m.diff.name))
+	}
+	return tea.Batch(cmds...)
+}
+
+// askApply asks before an apply from the diff view, saying how many
+// paths of each kind will change on the host.
+func (m *Model) askApply(msg applyAskMsg) tea.Cmd {
+	what := "every change of " + msg.name
+	if len(msg.paths) > 0 {
+		what = plural(len(msg.paths), "marked path", "marked paths") + " of " + msg.name
+	}
+	body := "This writes " + m.diff.applySummary(msg.paths) + " to the host. Each file lands whole; applied changes leave the session."
+	st, name, paths := m.c.store, msg.name, msg.paths
+	m.dialog = newConfirm(m.c, "Apply "+what+" to the host?", body, func() tea.Cmd {
+		return m.c.task("applying "+name+" to the host", func() (string, error) {
+			steps, err := st.Apply(name, session.ApplyOptions{Paths: paths})
+			if err != nil {
+				return "", err
+			}
+			applied := 0
+			for _, s := range steps {
+				if s.Conflict == "" && s.Denied == "" {
+					applied++
+				}
+			}
+			msg := fmt.Sprintf("applied %d of %d paths of %s to the host", applied, len(steps), name)
+			if left := len(steps) - applied; left > 0 {
+				msg += fmt.Sprintf("; %d left alone (marked !)", left)
+			}
+			return msg, nil
+		})
+	})
+	return nil
 }
 
 // updateKeys enables the keys that apply now.

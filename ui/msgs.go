@@ -77,9 +77,24 @@ type tickMsg struct{}
 
 // previewMsg is the first lines of a file in a session's upper dir.
 type previewMsg struct {
-	path string
-	text string
-	err  error
+	path  string
+	text  string
+	err   error
+	patch bool // text is a unified diff
+}
+
+// planMsg is what applying a session would do, path by path.
+type planMsg struct {
+	name  string
+	steps []session.Step
+	err   error
+}
+
+// applyAskMsg asks for the confirmation of an apply of paths (all when
+// none) of session name.
+type applyAskMsg struct {
+	name  string
+	paths []string
 }
 
 // quitMsg asks to quit: at once, unless work is still running (Model.quit).

@@ -592,3 +592,44 @@ func TestLongErrorIsReadToItsEnd(t *testing.T) {
 		t.Errorf("the error's fix is cut off:\n%s", out)
 	}
 }
+
+// The diff view of a session that can be applied: marks, and a conflict
+// in its own colour with its reason.
+func TestDiffViewMarksAndConflict(t *testing.T) {
+	st := threeSessions(t)
+	_, tm := openList(t, st)
+	tm.Send(press("down"))
+	tm.Send(press("D"))
+	waitFor(t, tm, "paths changed in web")
+	// The real plan first (none: web is on an imported base), then what
+	// PlanApply says of a host-base session, for this one: the rendering
+	// is what is under test here (cli tests apply for real).
+	for i := 0; ; i++ {
+		got := make(chan bool, 1)
+		tm.Send(inspectMsg(func(m *Model) { got <- m.diff != nil && m.diff.plan != nil }))
+		if <-got {
+			break
+		}
+		if i > 200 {
+			t.Fatal("the diff view never got its plan")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tm.Send(inspectMsg(func(m *Model) {
+		var steps []session.Step
+		for i, ch := range m.diff.changes {
+			s := session.Step{Change: ch}
+			if i == 1 {
+				s.Conflict = "changed on the host since the session changed it"
+			}
+			steps = append(steps, s)
+		}
+		m.diff.setPlan(planMsg{name: "web", steps: steps})
+	}))
+	waitFor(t, tm, "! changed on the host")
+	tm.Send(press(" "))
+	tm.Send(press("down"))
+	tm.Send(press(" "))
+	waitFor(t, tm, "*A /root/note")
+	teatest.RequireEqualOutput(t, screen(t, tm))
+}
