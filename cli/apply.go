@@ -44,7 +44,7 @@ func cmdApply(c *ctx, args []string) error {
 	if err := c.confirm(*yes, "Apply "+planSummary(steps, *force)+" to the host?", "nothing applied"); err != nil {
 		return err
 	}
-	steps, err = st.Apply(name, session.ApplyOptions{Paths: paths, Force: *force, Keep: *keep})
+	steps, err = st.Apply(name, session.ApplyOptions{Paths: paths, Force: *force, Keep: *keep, Progress: c.progressTo()})
 	if err != nil {
 		return err
 	}

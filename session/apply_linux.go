@@ -16,6 +16,7 @@ import (
 
 	"app/incarnate/internal/faults"
 	"app/incarnate/internal/fsutil"
+	"app/incarnate/internal/progress"
 	"app/incarnate/sandbox"
 )
 
@@ -53,6 +54,8 @@ type ApplyOptions struct {
 	Force  bool     // overwrite conflicts, and stop the session first
 	Keep   bool     // leave applied entries in the upper dir
 	DryRun bool     // plan only
+	// Progress, when set, gets a line counting the paths applied.
+	Progress io.Writer
 }
 
 // ErrApplyNeedsHost: the session's changes have nowhere to go back to.
@@ -188,10 +191,19 @@ func (s *Store) Apply(name string, o ApplyOptions) ([]Step, error) {
 		return nil, err
 	}
 	var done []Step
+	todo := 0
+	for _, st := range steps {
+		if st.Denied == "" && (st.Conflict == "" || o.Force) {
+			todo++
+		}
+	}
+	p := progress.NewCount(o.Progress, "applying "+name, int64(todo), "paths")
+	defer p.Finish()
 	for _, st := range steps {
 		if st.Denied != "" || (st.Conflict != "" && !o.Force) {
 			continue
 		}
+		p.Add(1)
 		if err := a.apply(st.Change); err != nil {
 			return steps, fmt.Errorf("apply %s: %w (the paths before it are applied; `incarnate apply %s` again goes on)", st.Path, err, name)
 		}

@@ -32,6 +32,11 @@ type diffView struct {
 	// each would do (a conflict, say), when the session can be applied.
 	marked map[string]bool
 	plan   map[string]session.Step
+	// filter keeps the paths that contain it; typing is true while it is
+	// being typed (after /). shown are the changes it keeps.
+	filter string
+	typing bool
+	shown  []session.Change
 }
 
 func newDiffView(c *common, name string) *diffView {
@@ -61,7 +66,18 @@ func (d *diffView) setSize(w, h int) {
 
 func (d *diffView) setChanges(ch []session.Change, err error) {
 	d.changes, d.err, d.loaded = ch, err, true
-	d.scroll.setN(len(ch))
+	d.refilter()
+}
+
+// refilter recomputes what the filter keeps.
+func (d *diffView) refilter() {
+	d.shown = d.shown[:0]
+	for _, ch := range d.changes {
+		if d.filter == "" || strings.Contains(ch.Path, d.filter) {
+			d.shown = append(d.shown, ch)
+		}
+	}
+	d.scroll.setN(len(d.shown))
 }
 
 func (d *diffView) setPreview(p previewMsg) {
@@ -95,21 +111,49 @@ func (d *diffView) update(msg tea.KeyMsg) (back bool, cmd tea.Cmd) {
 		}
 		return false, nil
 	}
+	if d.typing {
+		switch msg.Type {
+		case tea.KeyEnter:
+			d.typing = false
+		case tea.KeyEsc:
+			d.typing, d.filter = false, ""
+		case tea.KeyBackspace:
+			if r := []rune(d.filter); len(r) > 0 {
+				d.filter = string(r[:len(r)-1])
+			}
+		case tea.KeyRunes, tea.KeySpace:
+			d.filter += string(msg.Runes)
+			if msg.Type == tea.KeySpace {
+				d.filter += " "
+			}
+		}
+		d.refilter()
+		return false, nil
+	}
+	if msg.String() == "/" {
+		d.typing = true
+		return false, nil
+	}
+	if key.Matches(msg, d.keys.Back) && d.filter != "" {
+		d.filter = ""
+		d.refilter()
+		return false, nil
+	}
 	if d.scroll.handle(msg, d.mv()) {
 		return false, nil
 	}
 	switch {
 	case key.Matches(msg, d.keys.Back):
 		return true, nil
-	case key.Matches(msg, d.keys.Enter) && len(d.changes) > 0:
-		ch := d.changes[d.scroll.cursor]
+	case key.Matches(msg, d.keys.Enter) && len(d.shown) > 0:
+		ch := d.shown[d.scroll.cursor]
 		d.want = ch.Path
 		if ch.Kind == session.Modified {
 			return false, patchCmd(d.c.store, d.name, ch)
 		}
 		return false, previewCmd(filepath.Join(d.c.store.Dir(d.name), "upper"), ch)
-	case key.Matches(msg, d.keys.Mark) && len(d.changes) > 0:
-		p := d.changes[d.scroll.cursor].Path
+	case key.Matches(msg, d.keys.Mark) && len(d.shown) > 0:
+		p := d.shown[d.scroll.cursor].Path
 		d.marked[p] = !d.marked[p]
 		if !d.marked[p] {
 			delete(d.marked, p)
@@ -119,6 +163,11 @@ func (d *diffView) update(msg tea.KeyMsg) (back bool, cmd tea.Cmd) {
 		var paths []string
 		for _, ch := range d.changes {
 			if d.marked[ch.Path] {
+				paths = append(paths, ch.Path)
+			}
+		}
+		if len(paths) == 0 && d.filter != "" {
+			for _, ch := range d.shown { // nothing marked: what the filter shows
 				paths = append(paths, ch.Path)
 			}
 		}
@@ -194,6 +243,9 @@ func (d *diffView) View() string {
 			summary += " " + kindStyle(st, k).Render(fmt.Sprintf("%d %s", counts[k], k))
 		}
 	}
+	if d.typing || d.filter != "" {
+		summary += st.Muted.Render(fmt.Sprintf("  filter %q (%d shown; / changes it, esc clears it)", d.filter, len(d.shown)))
+	}
 	b.WriteString(summary + "\n")
 	if len(d.changes) == 0 {
 		b.WriteString(st.Muted.Render("\nNothing: the session is exactly its base."))
@@ -202,7 +254,7 @@ func (d *diffView) View() string {
 	b.WriteString(st.List.Header.Render(fit("  PATH", d.w)))
 	from, to := d.scroll.window()
 	for i := from; i < to; i++ {
-		ch := d.changes[i]
+		ch := d.shown[i]
 		mark := " "
 		if i == d.scroll.cursor {
 			mark = "›"

@@ -425,8 +425,9 @@ func (m *Model) askApply(msg applyAskMsg) tea.Cmd {
 	body := "This writes " + m.diff.applySummary(msg.paths) + " to the host. Each file lands whole; applied changes leave the session."
 	st, name, paths := m.c.store, msg.name, msg.paths
 	m.dialog = newConfirm(m.c, "Apply "+what+" to the host?", body, func() tea.Cmd {
-		return m.c.task("applying "+name+" to the host", func() (string, error) {
-			steps, err := st.Apply(name, session.ApplyOptions{Paths: paths})
+		prog := newProgressLine()
+		return m.c.taskWithProgress("applying "+name+" to the host", prog, func() (string, error) {
+			steps, err := st.Apply(name, session.ApplyOptions{Paths: paths, Progress: prog})
 			if err != nil {
 				return "", err
 			}

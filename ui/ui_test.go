@@ -633,3 +633,35 @@ func TestDiffViewMarksAndConflict(t *testing.T) {
 	waitFor(t, tm, "*A /root/note")
 	teatest.RequireEqualOutput(t, screen(t, tm))
 }
+
+// / filters the diff view's paths; esc clears the filter.
+func TestDiffViewFilter(t *testing.T) {
+	st := threeSessions(t)
+	m, tm := openList(t, st)
+	tm.Send(press("down"))
+	tm.Send(press("D"))
+	waitFor(t, tm, "paths changed in web")
+	tm.Send(press("/"))
+	for _, r := range "var" {
+		tm.Send(press(string(r)))
+	}
+	tm.Send(press("enter"))
+	waitFor(t, tm, `filter "var" (3 shown`)
+	got := make(chan []string, 1)
+	tm.Send(inspectMsg(func(m *Model) {
+		var paths []string
+		for _, ch := range m.diff.shown {
+			paths = append(paths, ch.Path)
+		}
+		got <- paths
+	}))
+	if paths := <-got; strings.Join(paths, " ") != "/var /var/cache /var/cache/app.log" {
+		t.Errorf("the filter shows %v", paths)
+	}
+	tm.Send(press("esc"))
+	tm.Send(inspectMsg(func(m *Model) { got <- []string{fmt.Sprint(len(m.diff.shown))} }))
+	if n := <-got; n[0] != "6" {
+		t.Errorf("after esc, %s paths shown, want all 6", n[0])
+	}
+	_ = m
+}

@@ -24,7 +24,8 @@ type Line struct {
 	w      io.Writer
 	label  string
 	total  int64
-	layers int // CountLayers
+	layers int    // CountLayers
+	unit   string // NewCount: items, not bytes
 
 	mu         sync.Mutex // reads may come from a goroutine (a flattened image)
 	done       int64
@@ -102,9 +103,21 @@ func (p *Line) Finish() {
 	fmt.Fprint(p.w, "\n")
 }
 
+// NewCount is New for a count of items (paths, say) rather than bytes:
+// "label  120/10000 paths  1%".
+func NewCount(w io.Writer, label string, total int64, unit string) *Line {
+	p := New(w, label, total)
+	if p != nil {
+		p.unit = unit
+	}
+	return p
+}
+
 func (p *Line) draw() {
 	line := fmt.Sprintf("\r%s  %s", p.label, HumanSize(p.done))
 	switch {
+	case p.unit != "":
+		line = fmt.Sprintf("\r%s  %d/%d %s  %3d%%", p.label, p.done, p.total, p.unit, p.done*100/max(p.total, 1))
 	case p.layers > 0:
 		line += fmt.Sprintf("  layer %d/%d  %3d%%", min(p.layersDone+1, p.layers), p.layers, p.layersDone*100/p.layers)
 	case p.total > 0:
