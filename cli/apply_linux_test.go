@@ -197,6 +197,9 @@ func TestApplyKilled(t *testing.T) {
 					}
 				}
 			}
+			if _, errOut, _ := h.run("ls"); !strings.Contains(errOut, "apply of s started") || !strings.Contains(errOut, "cut short") {
+				t.Errorf("ls after a killed apply says nothing of it: %q", errOut)
+			}
 			out, errOut, status := h.run("apply", "--yes", "s")
 			if status != 0 || !strings.Contains(errOut, "cut short") {
 				t.Errorf("the apply after a kill at %s: status %d\nstdout %s\nstderr %s", point, status, out, errOut)

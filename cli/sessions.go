@@ -89,6 +89,12 @@ func cmdLs(c *ctx, args []string) error {
 	rows := make([]lsRow, len(entries))
 	for i, e := range entries {
 		rows[i] = newLsRow(st, e)
+		// A journal left by an apply that was killed: said at the next
+		// look at the sessions, with what finishes it.
+		if started, ok := st.InterruptedApply(rows[i].Name); ok {
+			fmt.Fprintf(c.stderr, "incarnate: an apply of %s started %s was cut short: `incarnate apply %s` finishes it\n",
+				rows[i].Name, started.Local().Format("2006-01-02 15:04"), rows[i].Name)
+		}
 	}
 	if *asJSON {
 		return writeJSON(c.stdout, rows)
