@@ -64,7 +64,7 @@ func TestApply(t *testing.T) {
 		h.ok("run", "s", "--", "sh", "-c", "cd "+tree+` && echo new > mod && chmod 600 mod && touch -d 2020-01-02T03:04:05 mod &&
 rm del del2 && echo added > add && rm -rf opq && mkdir opq && echo n1 > opq/n1 &&
 mkdir -p newdir/sub && echo deep > newdir/sub/f && echo sess > conf && echo session > both && echo s > sub/x &&
-echo o > owned && { chown 1234:1235 owned 2>/dev/null || true; }`)
+echo o > owned && { chown 1234:1235 owned 2>/dev/null || true; } && cp /bin/busybox suid && chmod 4755 suid 2>/dev/null; true`)
 		// Once, under load, fuse-overlayfs 1.10 failed this symlink with
 		// ENOENT in a directory it had just written in: the setup tries
 		// it a second time, saying so, as apply is what is under test.
@@ -136,6 +136,10 @@ echo o > owned && { chown 1234:1235 owned 2>/dev/null || true; }`)
 			if err := unix.Lstat(filepath.Join(tree, "owned"), &ost); err != nil || ost.Uid != 1234 || ost.Gid != 1235 {
 				t.Errorf("host owned: %d:%d, %v; want the session's 1234:1235", ost.Uid, ost.Gid, err)
 			}
+		}
+		// A set-uid program of the session's lands without its bit.
+		if err := unix.Lstat(filepath.Join(tree, "suid"), &st); err != nil || st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+			t.Errorf("host suid: mode %o, %v; want no set-id bit", st.Mode&0o7777, err)
 		}
 		if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
 			t.Errorf("apply wrote through the host's symlink: %v", entries)

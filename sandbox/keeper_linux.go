@@ -113,7 +113,26 @@ func runKeeper(specR, errW *os.File) int {
 	}
 	ln.Close()
 	waitTimeout(&k.replies, 2*time.Second)
+	k.endAll()
 	return 0
+}
+
+// endAll kills what the session left running (a background job, the
+// FUSE daemon) and waits until it is gone, so that once the session's
+// lock is free nothing of it runs: the kernel would end them too when
+// PID 1 exits, but only after the lock went with the keeper's fds.
+func (k *keeper) endAll() {
+	_ = unix.Kill(-1, unix.SIGKILL)
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case err == unix.ECHILD:
+			return
+		case pid <= 0:
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // startSpawner starts the spawner in the session's user namespace (the

@@ -683,13 +683,17 @@ func (a *applier) meta(fd int, p string, up *unix.Statx_t) error {
 
 // metaFrom is meta with the session's version open already as src.
 func (a *applier) metaFrom(src *os.File, fd int, p string, up *unix.Statx_t) error {
+	// Never a set-id bit or a file capability: what a session made must
+	// not become a way to the host's root (or to anyone's ids) by being
+	// applied. A directory's set-gid bit only picks a group, and stays.
 	mode := uint32(up.Mode & 0o7777)
+	if up.Mode&unix.S_IFMT != unix.S_IFDIR {
+		mode &^= unix.S_ISUID | unix.S_ISGID
+	}
 	if a.root {
 		if err := unix.Fchown(fd, int(up.Uid), int(up.Gid)); err != nil {
 			return err
 		}
-	} else {
-		mode &^= unix.S_ISUID | unix.S_ISGID // a set-id file of someone else's must not become one of yours
 	}
 	if err := xattrsFrom(src, fd, p); err != nil {
 		return err
@@ -709,7 +713,7 @@ func xattrsFrom(src *os.File, fd int, p string) error {
 		return err
 	}
 	for _, n := range names {
-		if fsutil.IsOverlayXattr(n) || strings.HasPrefix(n, "user.incarnate.") {
+		if fsutil.IsOverlayXattr(n) || strings.HasPrefix(n, "user.incarnate.") || n == "security.capability" {
 			continue
 		}
 		v, err := fsutil.GetXattrFd(src, n, nil)
