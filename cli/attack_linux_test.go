@@ -351,6 +351,9 @@ func TestAttackHostFiles(t *testing.T) {
 				t.Skipf("nothing was planted (%v):\n%s", err, out)
 			}
 			t.Logf("planted: mode %o owner %d", st.Mode&0o7777, st.Uid)
+			if os.Geteuid() != 0 {
+				t.Skip("needs root, to run the planted file as another user")
+			}
 			run := exec.Command(planted, "euid")
 			run.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 			euid, err := run.Output()
@@ -759,6 +762,9 @@ func TestAttackPtmxSwap(t *testing.T) {
 // as 0) must look the same from inside, and what is written now must land
 // with the ids the session sees, not the range's.
 func TestRootSessionKeepsItsIDs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it is about root's sessions")
+	}
 	h := newHarness(t, rootUser)
 	h.ok("new", "--base", "bb", "s")
 	upper := filepath.Join(h.store, "sessions", "s", "upper")

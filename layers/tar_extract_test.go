@@ -198,6 +198,9 @@ func TestExtractKeepsMetadata(t *testing.T) {
 				t.Skip("owners and device nodes need root")
 			}
 			dst := filepath.Join(t.TempDir(), "dst")
+			// The archive's read-only directory stays so: an ordinary user
+			// must open it up again for TempDir's cleanup.
+			t.Cleanup(func() { _ = os.Chmod(filepath.Join(dst, "ro"), 0o755) })
 			var warnings []string
 			o := extractOptions{privileged: privileged, warn: func(m string) { warnings = append(warnings, m) }}
 			if err := extractTar(bytes.NewReader(makeTar(t, entries...)), dst, o); err != nil {

@@ -209,8 +209,8 @@ func (d *newDialog) view(w int) string {
 		body = append(body, picker)
 		if b := d.bases[d.base]; b.Builtin() && d.baseErr != "" {
 			body = append(body, "  "+st.Dialog.Error.Render(lipgloss.NewStyle().Width(max(20, w-12)).Render(termtext.Visible(d.baseErr))))
-		} else if b.Builtin() && sandbox.Rootless() {
-			body = append(body, "  "+st.Muted.Render("this machine's /, copy-on-write (through fuse-overlayfs)"))
+		} else if b.Builtin() {
+			body = append(body, "  "+st.Muted.Render("this machine's own /, copy-on-write"))
 		} else if b.Source != "" {
 			body = append(body, "  "+st.Muted.Render("from "+termtext.Visible(b.Source)))
 		}
