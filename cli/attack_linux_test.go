@@ -805,6 +805,9 @@ func (h *harness) holdKeeper(t *testing.T, name string) {
 // working for that user. It must go on in a private directory of its
 // own, say so once, and leave the planted one alone.
 func TestAttackRuntimeDirTaken(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to make the runtime dir another user's")
+	}
 	forEachUser(t, func(t *testing.T, h *harness) {
 		usual := h.runtimeDir()
 		if _, err := os.Lstat(usual); err == nil {
@@ -983,6 +986,9 @@ func TestAttackExportThroughPlantedSymlink(t *testing.T) {
 // owns or can write, or with a symlink where a directory of its own
 // belongs, must be refused, and the victim left whole.
 func TestAttackPlantedStore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to plant as another user")
+	}
 	h := newHarness(t, rootUser)
 	victim := filepath.Join(h.dir, "victim")
 	for _, name := range []string{"trash", "tmp", "layers", "sessions"} {
