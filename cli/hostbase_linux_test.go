@@ -290,7 +290,11 @@ func TestAttackCommitDropThroughSymlink(t *testing.T) {
 			if h.u.uid != 0 && !h.u.subIDs && strings.Contains(errOut, "busy") {
 				t.Skip("without sub-ids the session's apt.conf.d holds a bind, which no session can replace")
 			}
-			t.Fatalf("replacing /etc/apt: %s", errOut)
+			// fuse-overlayfs 1.10 now and then says ENOENT to a symlink it
+			// made (see TestApply): what counts is the link.
+			if out, _, _ := h.run("run", "s", "--", "readlink", "/etc/apt"); out != decoy+"\n" {
+				t.Fatalf("replacing /etc/apt: %s", errOut)
+			}
 		}
 		h.ok("commit", "s", "sb")
 		if _, err := os.Lstat(victim); err != nil {
