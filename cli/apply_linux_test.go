@@ -31,15 +31,11 @@ func applyTree(t *testing.T, h *harness) string {
 			t.Fatal(err)
 		}
 	}
-	if out, err := exec.Command("chown", "-R", strings.Join([]string{itoa(h.u.uid), itoa(h.u.gid)}, ":"), tree).CombinedOutput(); err != nil {
+	if out, err := exec.Command("chown", "-R", strconv.Itoa(h.u.uid)+":"+strconv.Itoa(h.u.gid), tree).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v\n%s", err, out)
 	}
 	return tree
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-func errorsAs(err error, target any) bool { return errors.As(err, target) }
 
 func readHost(t *testing.T, p string) string {
 	t.Helper()
@@ -188,7 +184,7 @@ func TestApplyKilled(t *testing.T) {
 			cmd.Env = append(cmd.Env, "INCARNATE_FAULT="+point)
 			err := cmd.Run()
 			var ee *exec.ExitError
-			if !errorsAs(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Fatalf("apply with INCARNATE_FAULT=%s: %v; want death by SIGKILL", point, err)
 			}
 			for name, versions := range map[string][]string{"mod": {"old\n", "new\n"}, "keep": {"keep\n", "k2\n"}, "add": {"(", "added\n"}} {

@@ -180,25 +180,17 @@ func (s *Store) hiddenOps(root string) []sandbox.Op {
 	return ops
 }
 
-// submounts are the mount points below "/" that the host base shows, as
-// the mount table lists them (a parent before what is mounted in it),
-// without the sandbox's own trees and what lies in the store.
+// submounts are the mount points below "/" that the host base shows, a
+// parent before what is mounted in it, without the sandbox's own trees
+// and what lies in the store.
 func (s *Store) submounts() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	all, err := mountPointList()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []string
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		p := unescapeMount(fields[4])
+	for _, p := range all {
 		if p == "/" || seen[p] || !s.showsSubmount(p) {
 			continue
 		}
@@ -207,6 +199,25 @@ func (s *Store) submounts() ([]string, error) {
 	}
 	// Parents first, whatever order the table had.
 	slices.SortStableFunc(out, func(a, b string) int { return strings.Count(a, "/") - strings.Count(b, "/") })
+	return out, nil
+}
+
+// mountPointList is every mount point of this mount namespace, as
+// /proc/self/mountinfo lists them.
+func mountPointList() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) >= 5 {
+			out = append(out, unescapeMount(fields[4]))
+		}
+	}
 	return out, sc.Err()
 }
 
@@ -338,16 +349,12 @@ func kernelDirs() []string {
 	if unix.Lstat(home, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
 		return nil
 	}
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountPointList()
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 5 && strings.HasPrefix(unescapeMount(fields[4]), home+"/") {
+	for _, m := range mounts {
+		if strings.HasPrefix(m, home+"/") {
 			return nil
 		}
 	}

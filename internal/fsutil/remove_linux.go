@@ -62,7 +62,7 @@ func removeAt(dirfd int, name string, dev uint64, path string) error {
 	for {
 		names, err := f.Readdirnames(1024)
 		for _, n := range names {
-			if err := removeAt(fd, n, dev, shortJoin(path, n)); err != nil {
+			if err := removeAt(fd, n, dev, ShortJoin(path, n)); err != nil {
 				f.Close()
 				return err
 			}

@@ -35,7 +35,7 @@ func walkDir(f *os.File, fn WalkFn) error {
 		for _, n := range names {
 			var st unix.Stat_t
 			if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return &os.PathError{Op: "lstat", Path: shortJoin(f.Name(), n), Err: err}
+				return &os.PathError{Op: "lstat", Path: ShortJoin(f.Name(), n), Err: err}
 			}
 			if err := fn(fd, n, prefix+n, &st); err != nil {
 				return err
@@ -45,9 +45,9 @@ func walkDir(f *os.File, fn WalkFn) error {
 			}
 			sub, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {
-				return &os.PathError{Op: "open", Path: shortJoin(f.Name(), n), Err: err}
+				return &os.PathError{Op: "open", Path: ShortJoin(f.Name(), n), Err: err}
 			}
-			if err := walkDir(os.NewFile(uintptr(sub), shortJoin(f.Name(), n)), fn); err != nil {
+			if err := walkDir(os.NewFile(uintptr(sub), ShortJoin(f.Name(), n)), fn); err != nil {
 				return err
 			}
 		}
@@ -60,15 +60,12 @@ func walkDir(f *os.File, fn WalkFn) error {
 	}
 }
 
-// shortJoin is dir/name for messages, kept short in a deep tree: its
+// ShortJoin is dir/name for messages, kept short in a deep tree: its
 // start and its end, which say where it is.
-func shortJoin(dir, name string) string {
+func ShortJoin(dir, name string) string {
 	p := dir + "/" + name
 	if len(p) <= 512 {
 		return p
 	}
 	return p[:200] + "…" + p[len(p)-200:]
 }
-
-// ShortJoin is shortJoin, for other packages' messages.
-func ShortJoin(dir, name string) string { return shortJoin(dir, name) }
