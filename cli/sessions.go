@@ -159,7 +159,7 @@ func newLsRow(st *session.Store, e *session.Entry) lsRow {
 	if m.Damaged != "" {
 		return r
 	}
-	r.Shells = st.Shells(m.Name)
+	r.Shells = st.EntryShells(e)
 	r.Size, r.Changes, r.Stale = e.Stats.Size, e.Stats.Changes, e.Stats.Stale
 	return r
 }

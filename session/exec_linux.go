@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"app/incarnate/internal/faults"
 	"app/incarnate/layers"
 	"app/incarnate/sandbox"
 )
@@ -71,6 +72,7 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 	if err := s.touchEntered(name); err != nil {
 		return nil, nil, err
 	}
+	faults.Pause("entered")
 	for deadline := time.Now().Add(joinWait); ; {
 		started := func(c *sandbox.Conn) {
 			if c.StartedIn != "" {
@@ -189,6 +191,21 @@ func (s *Store) Shells(name string) int {
 	}
 	defer conn.Close()
 	n, _ := conn.Status()
+	return n
+}
+
+// EntryShells counts what runs in e's session and, when anything does,
+// marks e's figures as possibly behind. The mark cannot come from the
+// cache alone: an ls that ran between a client's touch of "entered" and
+// its keeper taking the lock measured a free session, and cached that.
+func (s *Store) EntryShells(e *Entry) int {
+	if e.Meta.Damaged != "" {
+		return 0
+	}
+	n := s.Shells(e.Meta.Name)
+	if n > 0 {
+		e.Stats.Stale = true
+	}
 	return n
 }
 

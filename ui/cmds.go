@@ -28,10 +28,7 @@ func loadCmd(st *session.Store) tea.Cmd {
 		ents, err := st.ListEntries()
 		rows := make([]row, len(ents))
 		for i, e := range ents {
-			rows[i] = row{Entry: e}
-			if e.Meta.Damaged == "" {
-				rows[i].Shells = st.Shells(e.Meta.Name)
-			}
+			rows[i] = row{Entry: e, Shells: st.EntryShells(e)}
 		}
 		return entriesMsg{rows: rows, err: err, took: time.Since(start)}
 	}
