@@ -5,12 +5,22 @@ BIN     ?= incarnate
 PREFIX  ?= /usr/local
 SESSION ?= scratch
 
-.PHONY: all build run shell test test-short bench lint fmt install clean
+.PHONY: all build stage run shell test test-short bench lint fmt install clean
 
 all: build
 
+# The release build enters through the pre-runtime stage of `run`
+# (internal/prestage); a plain `go build` works too, without it.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-E=app/incarnate/internal/prestage.entry -o $(BIN) .
+
+# Rebuild the stage's blob from its C (needs gcc and binutils).
+STAGE := internal/prestage
+stage:
+	gcc $$(cat $(STAGE)/c/cflags) -c $(STAGE)/c/stage.c -o $(STAGE)/stage.o
+	ld -pie --no-dynamic-linker -z norelro -z noexecstack --no-warn-rwx-segments -T $(STAGE)/c/stage.ld -e stage_main $(STAGE)/stage.o -o $(STAGE)/stage.elf
+	cd $(STAGE) && $(GO) run gen.go stage.elf
+	rm -f $(STAGE)/stage.o $(STAGE)/stage.elf
 
 # Build, then open the interface on the store (sessions on the built-in
 # host base need no download).

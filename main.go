@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"app/incarnate/cli"
+	_ "app/incarnate/internal/prestage" // the release build's entry point
 	"app/incarnate/sandbox"
 )
 

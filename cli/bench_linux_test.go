@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -106,24 +107,50 @@ func measure(b *testing.B, subject variant, others ...*variant) {
 		}
 	}
 	times := make(map[string][]time.Duration)
+	faults := make(map[string][]time.Duration) // counts, in a Duration for median
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for j := range vs {
 			v := vs[(i+j)%len(vs)]
+			before := pageFaults(b)
 			times[v.name] = append(times[v.name], v.run(b))
+			faults[v.name] = append(faults[v.name], time.Duration(pageFaults(b)-before))
 		}
 	}
 	b.StopTimer()
 	m := median(times[subject.name])
 	b.ReportMetric(ms(m), "ms/"+subject.name)
+	b.ReportMetric(float64(median(faults[subject.name])), "faults/"+subject.name)
 	b.ReportMetric(0, "ns/op")
 	for _, v := range vs[1:] {
 		base := median(times[v.name])
 		b.ReportMetric(float64(m)/float64(base), "x_"+v.name)
 		if b.N > 1 { // not the framework's one-round probe
-			b.Logf("%s median %.2f ms; %s median %.2f ms; ratio %.2f×", subject.name, ms(m), v.name, ms(base), float64(m)/float64(base))
+			b.Logf("%s median %.2f ms, %d faults; %s median %.2f ms, %d faults; ratio %.2f×", subject.name, ms(m), median(faults[subject.name]),
+				v.name, ms(base), median(faults[v.name]), float64(m)/float64(base))
 		}
 	}
+}
+
+// pageFaults is the machine's count of page faults so far. Every process
+// a variant starts counts, a keeper that outlives its client among them,
+// which a child's rusage would miss; the rest of an idle machine adds a
+// few.
+func pageFaults(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, rest, ok := bytes.Cut(data, []byte("\npgfault "))
+	if !ok {
+		b.Fatal("no pgfault in /proc/vmstat")
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	n, err := strconv.ParseInt(string(line), 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 func median(ds []time.Duration) time.Duration {

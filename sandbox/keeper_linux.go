@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"app/incarnate/internal/prestage"
 )
 
 // Two overlay mounts of one upper dir are undefined behaviour, so a
@@ -109,6 +111,7 @@ func runKeeper(specR, errW *os.File) int {
 	// The socket goes too, while the session's lock is still held, so no
 	// new keeper's can be in its place yet.
 	if strings.Trim(spec.Socket, "./") != "" && !strings.Contains(spec.Socket, "/") {
+		_ = unix.Unlinkat(sockDirFd, prestage.TicketPath(spec.Socket), 0)
 		_ = unix.Unlinkat(sockDirFd, spec.Socket, 0)
 	}
 	ln.Close()

@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -24,33 +25,45 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // caller's terminal and locale variables, then m's --env entries and
 // extra (later ones win).
 func Environ(m *Meta, shell string, extra []string) []string {
-	env := []string{"HOME=/root", "USER=root", "LOGNAME=root", "PATH=" + DefaultPath}
-	if shell != "" {
-		env = append(env, "SHELL="+shell)
-	}
+	env := envHead(shell)
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); passed(name) {
 			env = append(env, kv)
 		}
 	}
-	var specs []string
-	if m != nil {
-		specs = append(specs, m.Env...)
-	}
-	for _, spec := range append(specs, extra...) {
+	for _, spec := range envSpecs(m, extra) {
 		env = setEnv(env, spec)
 	}
 	return env
 }
 
-func passed(name string) bool {
-	for _, p := range passedVars {
-		if name == p {
-			return true
-		}
+// The parts of Environ, which the pre-runtime stage also follows (it
+// gets them in the session's ticket).
+func envHead(shell string) []string {
+	env := []string{"HOME=/root", "USER=root", "LOGNAME=root", "PATH=" + DefaultPath}
+	if shell != "" {
+		env = append(env, "SHELL="+shell)
 	}
-	return strings.HasPrefix(name, "LC_")
+	return env
 }
+
+func envSpecs(m *Meta, extra []string) []string {
+	var specs []string
+	if m != nil {
+		specs = append(specs, m.Env...)
+	}
+	return append(specs, extra...)
+}
+
+// passedPrefixes: every variable named so passes too.
+var passedPrefixes = []string{"LC_"}
+
+func passed(name string) bool {
+	return slices.Contains(passedVars, name) || slices.ContainsFunc(passedPrefixes, func(p string) bool { return strings.HasPrefix(name, p) })
+}
+
+// sessionVar names the session to what runs in it.
+func sessionVar(name string) string { return "INCARNATE_SESSION=" + name }
 
 // setEnv applies one --env entry: NAME=VALUE sets NAME, a bare NAME
 // passes the caller's value (and nothing when the caller has none).

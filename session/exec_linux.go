@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"app/incarnate/internal/faults"
+	"app/incarnate/internal/prestage"
 	"app/incarnate/layers"
 	"app/incarnate/sandbox"
 )
@@ -65,7 +66,7 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 		return nil, nil, err
 	}
 	req := sandbox.SpawnRequest{
-		Argv: o.Argv, Fallback: o.Fallback, Env: append(o.Env, "INCARNATE_SESSION="+name),
+		Argv: o.Argv, Fallback: o.Fallback, Env: append(o.Env, sessionVar(name)),
 		Dir: o.Dir, DirElse: o.DirElse, Umask: o.Umask,
 		Tty: o.Tty, Rows: o.Rows, Cols: o.Cols,
 	}
@@ -147,10 +148,23 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 		Socket: sock, Lock: lk.f, RangeLock: rangeLock,
 	})
 	if err == nil {
+		s.writeTicket(m, sock)
 		// Beside the session's start, on the other core: best effort.
 		go s.sweepSockets()
 	}
 	return err
+}
+
+// writeTicket leaves beside the keeper's socket what the pre-runtime
+// stage needs to run a plain `run` through it (see internal/prestage).
+// Best effort: without a ticket, the Go path does it all.
+func (s *Store) writeTicket(m *Meta, sock string) {
+	t := prestage.Ticket{
+		EUID: uint32(sandbox.HostUID()), Root: s.Root, Name: m.Name, Entered: s.enteredPath(m.Name),
+		Head: envHead(""), Pass: passedVars, Prefixes: passedPrefixes, Specs: envSpecs(m, nil),
+		Tail: []string{sessionVar(m.Name)},
+	}
+	_ = t.Write(prestage.TicketPath(sock))
 }
 
 // Run runs a command in session name with plain streams, passing on the

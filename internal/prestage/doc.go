@@ -1,0 +1,15 @@
+// Package prestage is the stage that runs before the Go runtime, in the
+// model of runc's nsexec: `incarnate run NAME [--] CMD...` against a
+// keeper that already runs is handled by a few kilobytes of freestanding
+// C (c/stage.c), so that an agent's thousandth short command does not pay
+// for a Go start. Go keeps the policy: when it starts a keeper it leaves
+// a ticket beside the socket (Ticket) with what the stage may not work
+// out alone (the session's environment), and the stage steps aside for
+// everything else (a flag, no keeper, a refusal, any doubt), leaving it
+// to the Go path with its checks and its messages.
+//
+// A release build (make build) enters at EntrySymbol through the
+// linker's -E flag; a plain `go build` has the same code but never calls
+// it, and works the same, only slower. `make stage` rebuilds the blob
+// from stage.c, which needs gcc and binutils.
+package prestage

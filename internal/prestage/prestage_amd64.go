@@ -1,0 +1,8 @@
+package prestage
+
+// Bodies in entry_amd64.s and blob_amd64.s.
+func entry()
+func blob()
+
+// EntrySymbol is the symbol a release build names with the linker's -E.
+const EntrySymbol = "app/incarnate/internal/prestage.entry"
