@@ -24,10 +24,16 @@ func (s *Store) socketPath(name string) (string, error) {
 	if s.runtimeErr != nil {
 		return "", s.runtimeErr
 	}
-	dir := s.runtime
+	return filepath.Join(s.runtime, SocketName(s.Root, name)), nil
+}
+
+// SocketName is the file name of the keeper socket of session name in
+// the store at root, in the runtime directory. The pre-runtime stage
+// works it out the same way (fnv64a in internal/prestage/c/stage.c).
+func SocketName(root, name string) string {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%s", s.Root, name)
-	return filepath.Join(dir, fmt.Sprintf("%016x.sock", h.Sum64())), nil
+	fmt.Fprintf(h, "%s\x00%s", root, name)
+	return fmt.Sprintf("%016x.sock", h.Sum64())
 }
 
 // runtimeDir is $XDG_RUNTIME_DIR/incarnate, or /tmp/incarnate-UID when

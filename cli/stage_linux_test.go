@@ -1,0 +1,352 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"app/incarnate/internal/prestage"
+	"app/incarnate/session"
+)
+
+// The pre-runtime stage of `run` (internal/prestage) is only in the
+// release build, which these tests make with `make build`, as a user
+// would, and run as the harness's incarnate.
+
+func releaseBuild(t testing.TB, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "incarnate-release")
+	out, err := exec.Command("make", "-C", "..", "--no-print-directory", "build", "BIN="+bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// entersThroughStage reports whether the ELF file bin starts at the
+// stage's entry point.
+func entersThroughStage(t *testing.T, bin string) bool {
+	t.Helper()
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range syms {
+		if s.Name == prestage.EntrySymbol+".abi0" || s.Name == prestage.EntrySymbol {
+			if s.Value == f.Entry {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stageHarness makes h's incarnate the release build, with session s
+// (made with env specs) kept warm by a sleep inside.
+func stageHarness(t *testing.T, h *harness) *harness {
+	h.bin = releaseBuild(t, h.dir)
+	if err := os.Chmod(h.bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.ok("new", "--base", "bb", "--env", "A=1", "--env", "TERM", "--env", "B", "s")
+	holder := h.command("run", "s", "--", "sleep", "1000")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = holder.Process.Kill()
+		_ = holder.Wait()
+		h.ok("stop", "s")
+		waitFor(t, "the session to be free", func() bool { return sessionFree(h, "s") })
+	})
+	waitFor(t, "the holder to run", func() bool { return regexpLine(h.ok("ls"), "s", "1") })
+	return h
+}
+
+type stageRun struct {
+	stdout, stderr string
+	status         int
+}
+
+// runStage runs incarnate with INCARNATE_STAGE=mode ("" for the default).
+func runStage(t *testing.T, h *harness, mode, dir, stdin string, env []string, args ...string) stageRun {
+	t.Helper()
+	cmd := h.command(args...)
+	cmd.Env = append(cmd.Env, env...)
+	if mode != "" {
+		cmd.Env = append(cmd.Env, "INCARNATE_STAGE="+mode)
+	}
+	if dir != "" {
+		cmd.Dir = dir
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return stageRun{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
+}
+
+func TestReleaseBuildEntersThroughStage(t *testing.T) {
+	dir := t.TempDir()
+	if bin := releaseBuild(t, dir); !entersThroughStage(t, bin) {
+		t.Errorf("`make build` made a binary that does not start at %s", prestage.EntrySymbol)
+	}
+	plain := filepath.Join(dir, "plain")
+	if out, err := exec.Command("go", "build", "-o", plain, "..").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if entersThroughStage(t, plain) {
+		t.Errorf("a plain go build starts at the stage: the flag is not what turns it on")
+	}
+	// Without the stage, the same command takes the Go path and works.
+	h := stageHarness(t, newHarness(t, rootUser))
+	h.bin = filepath.Join(h.dir, "plain")
+	if err := os.Rename(plain, h.bin); err != nil {
+		t.Fatal(err)
+	}
+	if r := runStage(t, h, "must", "/", "", nil, "run", "s", "--", "echo", "hi"); r.stdout != "hi\n" || r.status != 0 {
+		t.Errorf("plain build, run against a keeper: %+v", r)
+	}
+}
+
+// The blob carried in Go's text is the one its C makes: a change to
+// stage.c without `make stage` would leave the old code running.
+func TestStageBlobIsCurrent(t *testing.T) {
+	want, err := prestage.SourceSum("../internal/prestage/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := os.ReadFile("../internal/prestage/blob_amd64.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(blob, []byte("// source "+want+"\n")) {
+		t.Errorf("internal/prestage/blob_amd64.s was not made from the C beside it: run `make stage`")
+	}
+}
+
+// Every `run` the stage sees through gives what the Go path gives: the
+// same output, errors and status, the same environment and directory.
+// Those it steps aside for still work, through Go.
+func TestStageDifferential(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		stageHarness(t, h)
+		callerEnv := []string{"TERM=xterm-test", "LANG=C", "LC_ALL=C", "COLORTERM=truecolor", "FOO=kept-out", "B=from-caller", "PWD=" + h.dir}
+		big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+		cases := []struct {
+			name, dir, stdin string
+			handled          bool
+			args             []string
+		}{
+			{"environment", "/", "", true, []string{"run", "s", "--", "sh", "-c", "env | sort"}},
+			{"no dashes", "/", "", true, []string{"run", "s", "sh", "-c", `echo "$0" "$@"`, "x", "a b", "c"}},
+			{"status", "/", "", true, []string{"run", "s", "--", "sh", "-c", "echo out; echo err >&2; exit 3"}},
+			{"killed", "/", "", true, []string{"run", "s", "--", "sh", "-c", "kill -9 $$"}},
+			{"stdin", "/", "one\ntwo\n", true, []string{"run", "s", "--", "sh", "-c", "cat; echo done"}},
+			{"big stdin", "/", big, true, []string{"run", "s", "--", "md5sum"}},
+			{"big output", "/", big, true, []string{"run", "s", "--", "cat"}},
+			{"quoted", "/", "", true, []string{"run", "s", "--", "echo", "\"\\\t\x01é"}},
+			{"not in the session", h.dir, "", true, []string{"run", "s", "--", "pwd"}},
+			{"in the session", "/", "", true, []string{"run", "s", "--", "pwd"}},
+			{"not found", "/", "", false, []string{"run", "s", "--", "nosuchcommand"}},
+			{"a flag", "/", "", false, []string{"run", "s", "--umask", "077", "--", "sh", "-c", "umask"}},
+			{"no session", "/", "", false, []string{"run", "nosuch", "--", "true"}},
+		}
+		for _, c := range cases {
+			goPath := runStage(t, h, "off", c.dir, c.stdin, callerEnv, c.args...)
+			mode := "must"
+			if !c.handled {
+				mode = ""
+				if r := runStage(t, h, "must", c.dir, c.stdin, callerEnv, c.args...); r.status != 125 {
+					t.Errorf("%s: the stage did not step aside: %+v", c.name, r)
+				}
+			}
+			staged := runStage(t, h, mode, c.dir, c.stdin, callerEnv, c.args...)
+			if staged != goPath {
+				t.Errorf("%s: through the stage\n%+v\nthrough Go\n%+v", c.name, staged, goPath)
+			}
+		}
+	})
+}
+
+// A signal to the client reaches the command, through the stage as
+// through Go.
+func TestStageForwardsSignals(t *testing.T) {
+	h := stageHarness(t, newHarness(t, rootUser))
+	for _, mode := range []string{"must", "off"} {
+		cmd := h.command("run", "s", "--", "sh", "-c", `trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done`)
+		cmd.Env = append(cmd.Env, "INCARNATE_STAGE="+mode)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, _ := out.Read(buf)
+		if string(buf[:n]) != "ready\n" {
+			t.Fatalf("%s: got %q before the signal", mode, buf[:n])
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		rest := new(bytes.Buffer)
+		_, _ = rest.ReadFrom(out)
+		_ = cmd.Wait()
+		if rest.String() != "got TERM\n" || cmd.ProcessState.ExitCode() != 7 {
+			t.Errorf("%s: after SIGTERM: %q, status %d; want the trap's line and 7", mode, rest, cmd.ProcessState.ExitCode())
+		}
+	}
+}
+
+// fakeKeeper is what the stage meets when it looks for session s: the
+// ticket given (a good one for nil) where a keeper's would be. It
+// returns the environment to run incarnate in and the path where the
+// keeper's socket would be.
+func fakeKeeper(t testing.TB, ticket []byte) (env []string, sock string) {
+	dir := t.TempDir()
+	rt := filepath.Join(dir, "incarnate")
+	if err := os.Mkdir(rt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "store")
+	sock = filepath.Join(rt, session.SocketName(root, "s"))
+	if ticket == nil {
+		tk := prestage.Ticket{EUID: uint32(os.Geteuid()), Root: root, Name: "s", Entered: filepath.Join(dir, "entered"),
+			Head: []string{"HOME=/root"}, Pass: []string{"TERM"}, Prefixes: []string{"LC_"}, Specs: []string{"A=1", "B"}, Tail: []string{"X=y"}}
+		var err error
+		if ticket, err = tk.Marshal(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(tk.Entered, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(prestage.TicketPath(sock), ticket, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"XDG_RUNTIME_DIR=" + dir, "INCARNATE_ROOT=" + root, "INCARNATE_STAGE=must", "PATH=/usr/bin:/bin"}, sock
+}
+
+// stageBin is the release build, made once for a fuzz target's inputs.
+func stageBin(f *testing.F) string { return releaseBuild(f, f.TempDir()) }
+
+// runFake runs the release build against a fake keeper and fails if it
+// dies of a signal or hangs: whatever the ticket or the replies hold,
+// the stage steps aside or says what broke.
+func runFake(t *testing.T, bin string, env []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "s", "--", "true")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the stage hung; it said %q", out)
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Fatalf("the stage died of %v; it said %q", ws.Signal(), out)
+	}
+}
+
+// A ticket of any bytes is read within its bounds.
+func FuzzStageTicket(f *testing.F) {
+	good, _ := fakeKeeperTicket()
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add(append(good[:12:12], 0xff, 0xff, 0xff, 0x7f))
+	f.Add([]byte("incT\x01\x00\x00\x00"))
+	f.Add([]byte{})
+	bin := stageBin(f)
+	f.Fuzz(func(t *testing.T, ticket []byte) {
+		env, _ := fakeKeeper(t, ticket)
+		runFake(t, bin, env)
+	})
+}
+
+func fakeKeeperTicket() ([]byte, error) {
+	tk := prestage.Ticket{Root: "/r", Name: "s", Entered: "/e", Head: []string{"A=b"}, Specs: []string{"C"}}
+	return tk.Marshal()
+}
+
+// Replies of any bytes from what looks like the keeper are parsed within
+// their bounds: the first answers the spawn, the second comes after.
+func FuzzStageReplies(f *testing.F) {
+	for _, seed := range [][2]string{
+		{`{"started":true}`, `{"exit":0}`},
+		{`{"started":true,"started_in":"/root"}`, `{"exit":3}`},
+		{`{"started":true,"started_in":"\u001b[2J\ud83d\ude00\\"}`, `{"exit":-1}`},
+		{`{"error":{"op":"chdir","err":"x"}}`, ``},
+		{`{"started":true}`, `{"exit":99999999999999999999}`},
+		{`{"started":true,"x":[[[[{"a":"}"}]]]]}`, `{"children":1}`},
+		{`{"started_in":"\u12`, `{`},
+		{`{`, `}`},
+	} {
+		f.Add([]byte(seed[0]), []byte(seed[1]))
+	}
+	bin := stageBin(f)
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		env, sock := fakeKeeper(t, nil)
+		ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(ln)
+		if err := unix.Bind(ln, &unix.SockaddrUnix{Name: sock}); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Listen(ln, 1); err != nil {
+			t.Fatal(err)
+		}
+		go answer(ln, first, second)
+		runFake(t, bin, env)
+	})
+}
+
+// answer takes one connection on ln, reads the request, closes the fds
+// that came with it, and sends the two replies (an empty one is none).
+func answer(ln int, first, second []byte) {
+	c, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+	if err != nil {
+		return
+	}
+	defer unix.Close(c)
+	buf, oob := make([]byte, 1<<20), make([]byte, 256)
+	_, oobn, _, _, err := unix.Recvmsg(c, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return
+	}
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for i := range msgs {
+			fds, _ := unix.ParseUnixRights(&msgs[i])
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		}
+	}
+	for _, r := range [][]byte{first, second} {
+		if len(r) > 0 {
+			_ = unix.Sendmsg(c, r, nil, nil, 0)
+		}
+	}
+}
