@@ -35,25 +35,22 @@ func releaseBuild(t testing.TB, dir string) string {
 
 // entersThroughStage reports whether the ELF file bin starts at the
 // stage's entry point.
-func entersThroughStage(t *testing.T, bin string) bool {
-	t.Helper()
+func entersThroughStage(bin string) (bool, error) {
 	f, err := elf.Open(bin)
 	if err != nil {
-		t.Fatal(err)
+		return false, err
 	}
 	defer f.Close()
 	syms, err := f.Symbols()
 	if err != nil {
-		t.Fatal(err)
+		return false, err
 	}
 	for _, s := range syms {
-		if s.Name == prestage.EntrySymbol+".abi0" || s.Name == prestage.EntrySymbol {
-			if s.Value == f.Entry {
-				return true
-			}
+		if (s.Name == prestage.EntrySymbol+".abi0" || s.Name == prestage.EntrySymbol) && s.Value == f.Entry {
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // stageHarness makes h's incarnate the release build, with session s
@@ -107,14 +104,14 @@ func runStage(t *testing.T, h *harness, mode, dir, stdin string, env []string, a
 
 func TestReleaseBuildEntersThroughStage(t *testing.T) {
 	dir := t.TempDir()
-	if bin := releaseBuild(t, dir); !entersThroughStage(t, bin) {
-		t.Errorf("`make build` made a binary that does not start at %s", prestage.EntrySymbol)
+	if staged, err := entersThroughStage(releaseBuild(t, dir)); err != nil || !staged {
+		t.Errorf("`make build` made a binary that does not start at %s (%v)", prestage.EntrySymbol, err)
 	}
 	plain := filepath.Join(dir, "plain")
 	if out, err := exec.Command("go", "build", "-o", plain, "..").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	if entersThroughStage(t, plain) {
+	if staged, err := entersThroughStage(plain); err != nil || staged {
 		t.Errorf("a plain go build starts at the stage: the flag is not what turns it on")
 	}
 	// Without the stage, the same command takes the Go path and works.
