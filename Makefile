@@ -15,12 +15,17 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-E=app/incarnate/internal/prestage.entry -o $(BIN) .
 
 # Rebuild the stage's blob from its C (needs gcc and binutils).
-STAGE := internal/prestage
+# STAGE_OUT: where the generated assembly goes (a test compares a fresh
+# one with the one checked in).
+STAGE     := internal/prestage
+STAGE_TMP := $(shell mktemp -d -u /tmp/incarnate-stage.XXXXXX)
+STAGE_OUT ?= $(CURDIR)/$(STAGE)/blob_amd64.s
 stage:
-	gcc $$(cat $(STAGE)/c/cflags) -c $(STAGE)/c/stage.c -o $(STAGE)/stage.o
-	ld -pie --no-dynamic-linker -z norelro -z noexecstack --no-warn-rwx-segments -T $(STAGE)/c/stage.ld -e stage_main $(STAGE)/stage.o -o $(STAGE)/stage.elf
-	cd $(STAGE) && $(GO) run gen.go stage.elf
-	rm -f $(STAGE)/stage.o $(STAGE)/stage.elf
+	mkdir -p $(STAGE_TMP)
+	gcc $$(cat $(STAGE)/c/cflags) -c $(STAGE)/c/stage.c -o $(STAGE_TMP)/stage.o
+	ld -pie --no-dynamic-linker -z norelro -z noexecstack --no-warn-rwx-segments -T $(STAGE)/c/stage.ld -e stage_main $(STAGE_TMP)/stage.o -o $(STAGE_TMP)/stage.elf
+	cd $(STAGE) && $(GO) run gen.go $(STAGE_TMP)/stage.elf $(STAGE_OUT)
+	rm -rf $(STAGE_TMP)
 
 # Build, then open the interface on the store (sessions on the built-in
 # host base need no download).

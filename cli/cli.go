@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -152,7 +153,7 @@ func printUsage(w io.Writer) {
 	for _, cmd := range commands() {
 		fmt.Fprintf(w, "  %-6s %s\n", cmd.name, cmd.summary)
 	}
-	fmt.Fprint(w, "\nThe store lives in $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate.\nRun `incarnate COMMAND --help` for a command's flags.\n")
+	fmt.Fprint(w, "\nThe store lives in $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate. A session's keeper\nstays $INCARNATE_LINGER (default 30s) after its last command, for the next to join.\nRun `incarnate COMMAND --help` for a command's flags.\n")
 }
 
 // report prints err the way a user should see it and picks the status:
@@ -247,7 +248,7 @@ func (c *ctx) storeOutside() (*session.Store, error) {
 	if err != nil {
 		return nil, c.inUserNS(err)
 	}
-	return st, nil
+	return st, setLinger(st)
 }
 
 // joinStore is storeOutside for joining session name (run, enter): with
@@ -287,7 +288,29 @@ func (c *ctx) openStore() (*session.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return session.Open(root)
+	st, err := session.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	return st, setLinger(st)
+}
+
+// setLinger takes how long a keeper stays after its last command from
+// $INCARNATE_LINGER, when set.
+func setLinger(st *session.Store) error {
+	v := os.Getenv("INCARNATE_LINGER")
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if v == "0" {
+		d, err = 0, nil
+	}
+	if err != nil || d < 0 {
+		return usagef("INCARNATE_LINGER=%q: want a duration such as 30s, 5m or 0", v)
+	}
+	st.Linger = d
+	return nil
 }
 
 func storeRoot(flagRoot string) (string, error) {

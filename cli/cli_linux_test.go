@@ -67,6 +67,8 @@ type harness struct {
 	base  string
 	path  string // searched before /usr/bin and /bin, when set
 	home  string // $HOME, when not dir
+	// linger is $INCARNATE_LINGER, when not 0.
+	linger string
 }
 
 func newHarness(t *testing.T, u user) *harness {
@@ -110,7 +112,13 @@ func (h *harness) env() []string {
 	if h.home != "" {
 		home = h.home
 	}
-	env := []string{"INCARNATE_TEST_CLI=1", "INCARNATE_ROOT=" + h.store, "PATH=" + path, "HOME=" + home}
+	// Keepers go as soon as nothing runs, as the tests of what follows a
+	// keeper's end expect; the tests of lingering set h.linger.
+	linger := "0"
+	if h.linger != "" {
+		linger = h.linger
+	}
+	env := []string{"INCARNATE_TEST_CLI=1", "INCARNATE_ROOT=" + h.store, "PATH=" + path, "HOME=" + home, "INCARNATE_LINGER=" + linger}
 	if !h.u.subIDs {
 		env = append(env, sandbox.NoSubIDsEnv+"=0")
 	}

@@ -141,6 +141,31 @@ func TestStageBlobIsCurrent(t *testing.T) {
 	}
 }
 
+// `make stage` makes the very blob checked in, where the tools to build
+// it are here (.ci/run installs them).
+func TestStageBlobRebuilds(t *testing.T) {
+	for _, tool := range []string{"gcc", "ld"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("rebuilding the stage needs %s, which is not installed", tool)
+		}
+	}
+	fresh := filepath.Join(t.TempDir(), "blob.s")
+	if out, err := exec.Command("make", "-C", "..", "--no-print-directory", "stage", "STAGE_OUT="+fresh).CombinedOutput(); err != nil {
+		t.Fatalf("make stage: %v\n%s", err, out)
+	}
+	got, err := os.ReadFile(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../internal/prestage/blob_amd64.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("`make stage` makes another blob than the one checked in: run it and commit the result")
+	}
+}
+
 // Every `run` the stage sees through gives what the Go path gives: the
 // same output, errors and status, the same environment and directory.
 // Those it steps aside for still work, through Go.

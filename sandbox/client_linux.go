@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,12 +30,14 @@ type KeeperConfig struct {
 	// RangeLock holds the session's id range, for as long as the keeper
 	// lives; nil when it has none (an ordinary user's session).
 	RangeLock *os.File
+	// Linger: as Spec.Linger.
+	Linger time.Duration
 }
 
 // StartKeeper starts a keeper and returns once its root is built and it
 // listens, or with the *OpError of the op that failed.
 func StartKeeper(cfg KeeperConfig) error {
-	spec := Spec{Root: cfg.Root, Process: cfg.Process, Socket: filepath.Base(cfg.Socket)}
+	spec := Spec{Root: cfg.Root, Process: cfg.Process, Socket: filepath.Base(cfg.Socket), Linger: cfg.Linger}
 	if err := spec.validateOps(); err != nil {
 		return err
 	}
@@ -273,6 +276,21 @@ func (c *Conn) Wait() (int, error) {
 // Status returns how many processes the keeper has started that still run.
 func (c *Conn) Status() (int, error) {
 	return c.ask(Request{Status: true})
+}
+
+// Release asks a keeper that lingers with nothing running to go now,
+// and reports whether it goes. One that runs something stays.
+func (c *Conn) Release() (bool, error) {
+	if err := c.pc.send(Request{Release: true}); err != nil {
+		return false, keeperGone(err)
+	}
+	var rep Reply
+	fds, err := c.pc.recv(&rep)
+	closeAll(fds)
+	if err != nil {
+		return false, keeperGone(err)
+	}
+	return rep.Released, nil
 }
 
 // Stop asks the keeper to end everything: SIGTERM, then SIGKILL after grace.

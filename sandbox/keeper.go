@@ -28,6 +28,8 @@ type Request struct {
 	Signal int           `json:"signal,omitempty"` // for the process this connection spawned
 	Status bool          `json:"status,omitempty"`
 	Stop   *StopRequest  `json:"stop,omitempty"`
+	// Release: go now if nothing runs (the keeper lingers otherwise).
+	Release bool `json:"release,omitempty"`
 }
 
 // SpawnRequest starts a process in the session. Without Tty, the request
@@ -64,6 +66,7 @@ type Reply struct {
 	StartedIn string `json:"started_in,omitempty"`
 	Exit      *int   `json:"exit,omitempty"`
 	Children  int    `json:"children,omitempty"`
+	Released  bool   `json:"released,omitempty"`
 }
 
 // ErrNoKeeper means no keeper answered on the socket: none runs, or one

@@ -39,11 +39,15 @@ const (
 const keeperIdle = 10 * time.Second
 
 type keeper struct {
-	jobs    chan *job
-	spawner *packetConn
-	fromSp  chan spawnerReply
-	spPid   int
-	spGone  bool
+	jobs chan *job
+	// releases carry Release requests to the main thread, which alone
+	// knows whether a job is on its way; the answer is whether it goes.
+	releases chan chan bool
+	wakeup   chan struct{} // the loop looks again (after a stop request)
+	spawner  *packetConn
+	fromSp   chan spawnerReply
+	spPid    int
+	spGone   bool
 	// spRunning: the spawner said it runs (awaitSpawner).
 	spRunning bool
 	nextID    uint64
@@ -52,6 +56,7 @@ type keeper struct {
 	live      atomic.Int32    // len(children), for status requests
 	spawned   bool
 	stopOnce  sync.Once
+	stopped   atomic.Bool
 	cgroup    *SessionCgroup // the session's, when it has one
 	// devpts is the session's devpts instance, held open from the moment
 	// it is mounted: the keeper makes its ptys there, never through a
@@ -84,7 +89,7 @@ func runKeeper(specR, errW *os.File) int {
 	if rec != nil {
 		return fail(errW, rec)
 	}
-	k := &keeper{jobs: make(chan *job), pending: map[uint64]*job{}, children: map[int]*job{}, devpts: -1}
+	k := &keeper{jobs: make(chan *job), releases: make(chan chan bool), wakeup: make(chan struct{}, 1), pending: map[uint64]*job{}, children: map[int]*job{}, devpts: -1}
 	// A terminal's signals must never end PID 1 (it has no terminal, but
 	// nothing is lost by being sure); caught rather than ignored, as an
 	// ignored signal would stay so in the spawner it execs.
@@ -105,7 +110,7 @@ func runKeeper(specR, errW *os.File) int {
 		return StatusStage
 	}
 	go k.accept(ln)
-	k.loop()
+	k.loop(spec.Linger)
 	// No new clients from here on: one that connected meanwhile sees the
 	// connection closed and starts a new keeper once this one is gone.
 	// The socket goes too, while the session's lock is still held, so no
@@ -279,7 +284,7 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 }
 
 // loop runs on the stage's locked thread until the last child is gone.
-func (k *keeper) loop() {
+func (k *keeper) loop(linger time.Duration) {
 	sigchld := make(chan os.Signal, 1)
 	signal.Notify(sigchld, unix.SIGCHLD)
 	term := make(chan os.Signal, 1)
@@ -288,6 +293,9 @@ func (k *keeper) loop() {
 	idleOver := false
 	late := time.NewTicker(spawnReplyWait / 4)
 	defer late.Stop()
+	// lingered fires once nothing has run for linger; nil while
+	// something runs.
+	var lingered <-chan time.Time
 	for {
 		select {
 		case j := <-k.jobs:
@@ -306,12 +314,33 @@ func (k *keeper) loop() {
 			k.stop(5 * time.Second)
 		case <-idle:
 			idleOver = true
-		}
-		if len(k.children) == 0 && len(k.pending) == 0 && (k.spawned || idleOver || k.spGone) {
+		case <-lingered:
 			return
+		case <-k.wakeup:
+		case answer := <-k.releases:
+			free := k.free()
+			answer <- free
+			if free {
+				return
+			}
+		}
+		done := k.free() && (k.spawned || idleOver || k.spGone)
+		switch {
+		case done && (linger <= 0 || k.spGone || k.stopping()):
+			return
+		case done && lingered == nil:
+			lingered = time.After(linger)
+		case !done:
+			lingered = nil
 		}
 	}
 }
+
+// free: nothing runs and nothing is being started.
+func (k *keeper) free() bool { return len(k.children) == 0 && len(k.pending) == 0 }
+
+// stopping: a stop was asked for, so nothing is kept for later.
+func (k *keeper) stopping() bool { return k.stopped.Load() }
 
 // dispatch hands a client's request to the spawner, with a fresh pty from
 // the session's own devpts when a terminal was asked for (sized before
@@ -513,6 +542,7 @@ func (k *keeper) reap() {
 // stop ends everything in the namespace: kill(-1) from PID 1 reaches every
 // other process in it. The spawner ignores SIGTERM, to report the exits.
 func (k *keeper) stop(grace time.Duration) {
+	k.stopped.Store(true)
 	k.stopOnce.Do(func() {
 		_ = unix.Kill(-1, unix.SIGTERM)
 		time.AfterFunc(grace, func() { _ = unix.Kill(-1, unix.SIGKILL) })
@@ -564,7 +594,16 @@ func (k *keeper) serve(conn *packetConn) {
 	case req.Stop != nil:
 		closeAll(fds)
 		k.stop(time.Duration(req.Stop.GraceMillis) * time.Millisecond)
+		select {
+		case k.wakeup <- struct{}{}: // a lingering keeper goes now
+		default:
+		}
 		_ = conn.send(Reply{Children: int(k.live.Load())})
+	case req.Release:
+		closeAll(fds)
+		answer := make(chan bool, 1)
+		k.releases <- answer
+		_ = conn.send(Reply{Released: <-answer})
 	case req.Spawn != nil:
 		k.serveSpawn(conn, req.Spawn, fds)
 	default:

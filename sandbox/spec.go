@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 )
 
 // Spec is everything the re-exec'd stage needs: the ops that build the
@@ -20,6 +21,9 @@ type Spec struct {
 	// Socket is a keeper's socket, by its name in the directory the
 	// keeper holds (sockDirFd), unlinked when the keeper is done.
 	Socket string
+	// Linger is how long a keeper stays once nothing runs in it, for the
+	// next command to find it up (0: it goes at once).
+	Linger time.Duration
 }
 
 // Validate checks every op and the target before a child is started.
@@ -56,6 +60,7 @@ type wireSpec struct {
 	Argv    []string `json:"argv"`
 	Env     []string `json:"env"`
 	Socket  string   `json:"socket,omitempty"`
+	Linger  int64    `json:"linger_ms,omitempty"`
 }
 
 // opKinds maps each Kind the stage understands to its Go type.
@@ -75,7 +80,7 @@ func init() {
 
 // MarshalJSON encodes the spec in its wire form.
 func (s Spec) MarshalJSON() ([]byte, error) {
-	w := wireSpec{Argv: s.Argv, Env: s.Env, Socket: s.Socket}
+	w := wireSpec{Argv: s.Argv, Env: s.Env, Socket: s.Socket, Linger: s.Linger.Milliseconds()}
 	var err error
 	if w.Root, err = toWire(s.Root); err != nil {
 		return nil, err
@@ -100,6 +105,7 @@ func (s *Spec) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	s.Argv, s.Env, s.Socket = w.Argv, w.Env, w.Socket
+	s.Linger = time.Duration(max(w.Linger, 0)) * time.Millisecond
 	return nil
 }
 

@@ -145,7 +145,7 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 	}
 	err = sandbox.StartKeeper(sandbox.KeeperConfig{
 		Root: ops, Process: confinement(m, ids), Cloneflags: cloneflags(m), Rootless: m.UserXattr,
-		Socket: sock, Lock: lk.f, RangeLock: rangeLock,
+		Socket: sock, Lock: lk.f, RangeLock: rangeLock, Linger: s.Linger,
 	})
 	if err == nil {
 		s.writeTicket(m, sock)
@@ -221,6 +221,28 @@ func (s *Store) EntryShells(e *Entry) int {
 		e.Stats.Stale = true
 	}
 	return n
+}
+
+// release asks session name's keeper to go if nothing runs in it, and
+// reports whether it goes; no keeper is no error.
+func (s *Store) release(name string) (bool, error) {
+	sock, err := s.socketPath(name)
+	if err != nil {
+		return false, err
+	}
+	conn, err := sandbox.Dial(sock)
+	if errors.Is(err, sandbox.ErrNoKeeper) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	gone, err := conn.Release()
+	if errors.Is(err, sandbox.ErrNoKeeper) {
+		return false, nil
+	}
+	return gone, err
 }
 
 // Stop ends everything running in session name: SIGTERM, then SIGKILL

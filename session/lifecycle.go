@@ -199,14 +199,26 @@ func (s *Store) Exists(name string) error {
 // left to run but has not finished exiting.
 const settleWait = 3 * time.Second
 
-// lockSettled takes session name's lock, waiting a moment when it is held
-// by a keeper on its way out: `run s -- true && rm s` must not find s in
-// use just because the keeper's exit trails the command's.
+// lockSettled takes session name's lock for a change, waiting a moment
+// when it is held by a keeper with nothing left to run: one on its way
+// out (`run s -- true && rm s` must not find s in use because the
+// keeper's exit trails the command's), or one that lingers, which is
+// asked to go.
 func (s *Store) lockSettled(name string) (*sessionLock, error) {
 	deadline := time.Now().Add(settleWait)
+	asked := false
 	for {
 		lk, err := s.lock(name)
-		if !errors.Is(err, layers.ErrInUse) || time.Now().After(deadline) || s.Shells(name) > 0 {
+		if !errors.Is(err, layers.ErrInUse) || time.Now().After(deadline) {
+			return lk, err
+		}
+		if !asked {
+			asked = true
+			if gone, _ := s.release(name); gone {
+				continue
+			}
+		}
+		if s.Shells(name) > 0 {
 			return lk, err
 		}
 		time.Sleep(2 * time.Millisecond)

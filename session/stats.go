@@ -46,12 +46,16 @@ func (s *Store) Stats(m *Meta) (Stats, error) {
 	if s.OutsideUserNS && st.UserNS {
 		return st, ErrNeedsUserNS // rather than walk until it fails again
 	}
-	lk, lerr := s.lockSettled(m.Name)
-	if lerr != nil {
+	lk, lerr := s.lock(m.Name)
+	switch {
+	case lerr == nil:
+		defer lk.release()
+	case s.Shells(m.Name) > 0:
 		st.Stale = true // in use: the cached figures, if any, will do
 		return st, nil
 	}
-	defer lk.release()
+	// Free, or held by a keeper with nothing to run (lingering, or on its
+	// way out): the upper dir holds still either way.
 	st, err = measureUpper(filepath.Join(s.Dir(m.Name), "upper"))
 	if err != nil && s.OutsideUserNS && errors.Is(err, fs.ErrPermission) {
 		return st, ErrNeedsUserNS // a directory of another id, closed to us out here

@@ -41,6 +41,11 @@ type Meta struct {
 	Damaged string `json:"-"`
 }
 
+// DefaultLinger is Store.Linger unless the user says otherwise: long
+// enough for a script's or an agent's next command, short enough that
+// an idle session does not hold its mounts for long.
+const DefaultLinger = 30 * time.Second
+
 // Store is the session half of the on-disk store.
 type Store struct {
 	Root   string
@@ -51,6 +56,11 @@ type Store struct {
 	// what needs the namespace (starting a keeper, measuring an upper
 	// dir that holds other ids' files) returns ErrNeedsUserNS instead.
 	OutsideUserNS bool
+	// Linger is how long a keeper stays up once nothing runs in the
+	// session: the next command in that time joins it, and a plain
+	// `run` then never starts Go (internal/prestage). Anything that
+	// needs the session free asks an idle keeper to go first.
+	Linger time.Duration
 
 	// The runtime directory, checked once: ls asks it of every session.
 	runtimeOnce sync.Once
@@ -103,7 +113,7 @@ func open(root string) (*Store, error) {
 	if err := layers.OwnedDirs(root, "sessions", "trash"); err != nil {
 		return nil, err
 	}
-	return &Store{Root: root, Layers: ls}, nil
+	return &Store{Root: root, Layers: ls, Linger: DefaultLinger}, nil
 }
 
 // recover repairs what a crash can leave: workspaces of operations that

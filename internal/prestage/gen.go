@@ -4,7 +4,7 @@
 // checking that it is one flat image the Go assembler can carry as it
 // is: no relocations, nothing writable, stage_main at its start.
 //
-//	go run gen.go stage.elf
+//	go run gen.go stage.elf blob_amd64.s
 package main
 
 import (
@@ -18,8 +18,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		log.Fatal("usage: go run gen.go stage.elf")
+	if len(os.Args) != 3 {
+		log.Fatal("usage: go run gen.go stage.elf OUT.s")
 	}
 	f, err := elf.Open(os.Args[1])
 	if err != nil {
@@ -71,7 +71,7 @@ func main() {
 		}
 		fmt.Fprintf(&b, "\tQUAD $0x%016x\n", q)
 	}
-	if err := os.WriteFile("blob_amd64.s", []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(os.Args[2], []byte(b.String()), 0o644); err != nil {
 		log.Fatal(err)
 	}
 }
