@@ -372,3 +372,39 @@ func answer(ln int, first, second []byte) {
 		}
 	}
 }
+
+// With a stack limit too small for its buffers, the stage leaves the
+// command to Go, which runs it: no command of incarnate's may crash on
+// a small `ulimit -s`.
+func TestStageStepsAsideOnSmallStack(t *testing.T) {
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("needs prlimit (util-linux) to set the stack limit")
+	}
+	h := stageHarness(t, newHarness(t, rootUser))
+	small := func(mode string, args ...string) stageRun {
+		cmd := h.command(append([]string{"--stack=262144", "--", h.bin}, args...)...)
+		cmd.Path, cmd.Args[0] = mustLookPath(t, "prlimit"), "prlimit"
+		cmd.Env = append(cmd.Env, "INCARNATE_STAGE="+mode)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr, cmd.Dir = &out, &errb, "/"
+		_ = cmd.Run()
+		return stageRun{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
+	}
+	if r := small("must", "run", "s", "--", "echo", "hi"); r.status != 125 || !strings.Contains(r.stderr, "small stack") {
+		t.Errorf("stage with a 256 KiB stack: %+v; want it to step aside", r)
+	}
+	if r := small("", "run", "s", "--", "echo", "hi"); r != (stageRun{"hi\n", "", 0}) {
+		t.Errorf("run with a 256 KiB stack: %+v", r)
+	}
+	if r := small("", "--help"); r.status != 0 {
+		t.Errorf("--help with a 256 KiB stack: %+v", r)
+	}
+}
+
+func mustLookPath(t *testing.T, name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -31,7 +31,7 @@ enum {
 	SYS_kill = 62, SYS_fcntl = 72, SYS_getcwd = 79, SYS_geteuid = 107,
 	SYS_clock_gettime = 228, SYS_exit_group = 231, SYS_openat = 257,
 	SYS_newfstatat = 262, SYS_utimensat = 280, SYS_signalfd4 = 289,
-	SYS_pipe2 = 293,
+	SYS_pipe2 = 293, SYS_getrlimit = 97,
 };
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f)
@@ -59,7 +59,7 @@ enum {
 	POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 16, POLLNVAL = 32,
 	S_IFMT = 0170000, S_IFDIR = 0040000, S_IFREG = 0100000,
 	F_SETFL = 4, SIG_BLOCK = 0, SIGPIPE = 13, CLOCK_MONOTONIC = 1,
-	SFD_NONBLOCK = 04000, SFD_CLOEXEC = 02000000,
+	SFD_NONBLOCK = 04000, SFD_CLOEXEC = 02000000, RLIMIT_STACK = 3,
 };
 
 struct kstat {
@@ -408,6 +408,8 @@ static i64 now_ms(void)
 /* ---- the request ---- */
 
 enum { ENV_MAX = 4096 };
+
+#define STACK_NEEDED (2ul << 20)
 
 struct env { struct str kv[ENV_MAX]; u32 n; int over; };
 
@@ -963,29 +965,10 @@ static void close_fds(int *fds, int n)
 		close_fd(&fds[k]);
 }
 
-int stage_main(long *sp)
+/* stage_run is a plain run from its start; its frame is the big one. */
+__attribute__((noinline)) static int stage_run(struct run *r, struct str name, char **cmd, char **envp)
 {
-	long argc = sp[0];
-	char **argv = (char **)(sp + 1), **envp = argv + argc + 1;
-	const char *mode = getenv_val(envp, "INCARNATE_STAGE");
 	struct stage big, *s = &big;
-	struct run *r = &s->run;
-	r->must = mode && eq(cstr(mode), cstr("must"));
-	if (mode && eq(cstr(mode), cstr("off")))
-		return 0;
-
-	/* incarnate run NAME [--] CMD...: any flag is Go's to read. */
-	if (argc < 4 || !eq(cstr(argv[1]), cstr("run")) || argv[2][0] == '-' || argv[2][0] == 0)
-		return aside(r, "not a plain `run NAME CMD`");
-	char **cmd = argv + 3;
-	if (eq(cstr(cmd[0]), cstr("--")))
-		cmd++;
-	else if (cmd[0][0] == '-')
-		return aside(r, "a flag");
-	if (!cmd[0] || !cmd[0][0])
-		return aside(r, "no command");
-	struct str name = cstr(argv[2]);
-
 	u32 euid = (u32)sys(SYS_geteuid, 0, 0, 0);
 	struct str root = store_root(s, envp);
 	if (!clean_abs(root))
@@ -1101,4 +1084,32 @@ int stage_main(long *sp)
 	sys(SYS_fcntl, rl->to, F_SETFL, O_NONBLOCK);
 	relay(rl);
 	return 0;
+}
+
+/* stage_main takes its cheap look at the command line on a small frame:
+ * every command of incarnate but a plain run returns from here. */
+int stage_main(long *sp)
+{
+	long argc = sp[0];
+	char **argv = (char **)(sp + 1), **envp = argv + argc + 1;
+	const char *mode = getenv_val(envp, "INCARNATE_STAGE");
+	struct run r = {mode && eq(cstr(mode), cstr("must"))};
+	if (mode && eq(cstr(mode), cstr("off")))
+		return 0;
+
+	/* incarnate run NAME [--] CMD...: any flag is Go's to read. */
+	if (argc < 4 || !eq(cstr(argv[1]), cstr("run")) || argv[2][0] == '-' || argv[2][0] == 0)
+		return aside(&r, "not a plain `run NAME CMD`");
+	char **cmd = argv + 3;
+	if (eq(cstr(cmd[0]), cstr("--")))
+		cmd++;
+	else if (cmd[0][0] == '-')
+		return aside(&r, "a flag");
+	if (!cmd[0] || !cmd[0][0])
+		return aside(&r, "no command");
+	/* stage_run's buffers take about a megabyte of stack. */
+	struct { u64 cur, max; } lim;
+	if (sys(SYS_getrlimit, RLIMIT_STACK, &lim, 0) != 0 || lim.cur < STACK_NEEDED)
+		return aside(&r, "a small stack limit");
+	return stage_run(&r, cstr(argv[2]), cmd, envp);
 }
