@@ -5,14 +5,18 @@ BIN     ?= incarnate
 PREFIX  ?= /usr/local
 SESSION ?= scratch
 
-.PHONY: all build stage run shell test test-short bench lint fmt install clean
+.PHONY: all build stage man run shell test test-short bench lint fmt install uninstall clean
 
 all: build
 
 # The release build enters through the pre-runtime stage of `run`
 # (internal/prestage); a plain `go build` works too, without it.
+# The version is git's description of the checkout, and the build is
+# stamped with its revision (-buildvcs=auto: none outside a git tree).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := -E=app/incarnate/internal/prestage.entry -X app/incarnate/cli.Version=$(VERSION)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-E=app/incarnate/internal/prestage.entry -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags='$(LDFLAGS)' -o $(BIN) .
 
 # Rebuild the stage's blob from its C (needs gcc and binutils).
 # STAGE_OUT: where the generated assembly goes (a test compares a fresh
@@ -58,8 +62,26 @@ lint:
 fmt:
 	gofmt -w .
 
-install: build
-	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/$(BIN)
+# The man page and the completion scripts come from the binary's own
+# command table, so they cannot drift from it.
+man: build
+	./$(BIN) __man > incarnate.1
+
+# Where each shell looks for completions, under PREFIX.
+BASHCOMP := $(PREFIX)/share/bash-completion/completions/incarnate
+ZSHCOMP  := $(PREFIX)/share/zsh/site-functions/_incarnate
+FISHCOMP := $(PREFIX)/share/fish/vendor_completions.d/incarnate.fish
+MANPAGE  := $(PREFIX)/share/man/man1/incarnate.1
+
+install: build man
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/$(BIN)
+	install -D -m 0644 incarnate.1 $(DESTDIR)$(MANPAGE)
+	./$(BIN) completion bash | install -D -m 0644 /dev/stdin $(DESTDIR)$(BASHCOMP)
+	./$(BIN) completion zsh | install -D -m 0644 /dev/stdin $(DESTDIR)$(ZSHCOMP)
+	./$(BIN) completion fish | install -D -m 0644 /dev/stdin $(DESTDIR)$(FISHCOMP)
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/$(BIN) $(DESTDIR)$(MANPAGE) $(DESTDIR)$(BASHCOMP) $(DESTDIR)$(ZSHCOMP) $(DESTDIR)$(FISHCOMP)
 
 clean:
-	rm -f $(BIN)
+	rm -f $(BIN) incarnate.1

@@ -11,36 +11,8 @@ import (
 	"app/incarnate/session"
 )
 
-const baseUsage = "import NAME SRC | ls [--json] | rm [--yes] NAME..."
-
-func cmdBase(c *ctx, args []string) error {
-	if len(args) == 0 {
-		return usagef("base needs a subcommand: %s", baseUsage)
-	}
-	switch args[0] {
-	case "import":
-		return cmdBaseImport(c, args[1:])
-	case "ls":
-		return cmdBaseLs(c, args[1:])
-	case "rm":
-		return cmdBaseRm(c, args[1:])
-	case "-h", "--help", "help":
-		fmt.Fprintf(c.stdout, "usage: incarnate base %s\n\n%s", baseUsage, baseHelp)
-		return nil
-	}
-	return usagef("unknown base subcommand %q: want import, ls or rm", args[0])
-}
-
-const baseHelp = `  import NAME SRC  make base NAME from SRC: a directory, a rootfs tarball
-                   (.tar, .tar.gz, .tar.zst, .tar.xz: docker export, mmdebstrap,
-                   a minirootfs), a docker save archive, or an OCI image layout
-                   or archive (its layers flattened into one)
-  ls [--json]      list bases: layers, size on disk, sessions on each
-  rm [--yes] NAME  remove bases no session and no other base uses
-`
-
 func cmdBaseImport(c *ctx, args []string) error {
-	fs := newFlags(c, "base")
+	fs := newFlags(c, "base import")
 	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -88,7 +60,7 @@ func newBaseRow(b *layers.Base, users map[string][]string) baseRow {
 }
 
 func cmdBaseLs(c *ctx, args []string) error {
-	fs := newFlags(c, "base")
+	fs := newFlags(c, "base ls")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	pos, err := c.parseArgs(fs, args)
 	if err != nil {
@@ -144,9 +116,8 @@ func baseRows(st *session.Store) ([]baseRow, error) {
 }
 
 func cmdBaseRm(c *ctx, args []string) error {
-	fs := newFlags(c, "base")
-	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	fs.BoolVar(yes, "y", false, "same as --yes")
+	fs := newFlags(c, "base rm")
+	yes := yesFlag(fs)
 	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err

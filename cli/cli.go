@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,12 +21,19 @@ import (
 	"app/incarnate/session"
 )
 
-// command is one subcommand.
+// command is one subcommand. This table is the one source of the
+// usage, `--help`, completion and the man page (help.go, complete.go,
+// man.go); the flags come from each command's own flag set (flagsOf).
 type command struct {
-	name    string
+	name    string // "run", or "base import" for a subcommand
 	args    string // the usage line after the name
 	summary string
 	run     func(c *ctx, args []string) error
+	// operands says what each positional argument is, for completion:
+	// "session", "base", "imported-base" (not host), "command", "file"
+	// or a list of words ("bash zsh fish"); a last one ending in "..."
+	// repeats, without the names given already; "" is anything.
+	operands []string
 }
 
 // ctx is what every subcommand gets.
@@ -33,25 +41,35 @@ type ctx struct {
 	stdin, stdout, stderr *os.File
 	root                  string
 	argv                  []string // the whole command line, to re-execute
+	// describing: the command is run with --help only for newFlags to
+	// record its flag set in flags (flagsOf).
+	describing bool
+	flags      *flag.FlagSet
 }
 
 func commands() []command {
 	return []command{
-		{"new", "[--base BASE] [--net host|none] [--bind SRC:DST[:ro]]... [--env NAME[=VALUE]]... [--memory SIZE] [--pids N] [--nested] [--hostname H] [--shell PATH] NAME", "create a session on a base (default: host)", cmdNew},
-		{"ls", "[--json]", "list sessions", cmdLs},
-		{"enter", "[--shell SHELL] [--env NAME[=VALUE]]... NAME", "open an interactive shell inside a session", cmdEnter},
-		{"run", "[-t] [--cwd DIR] [--umask MODE] [--env NAME[=VALUE]]... NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun},
-		{"stop", "[--grace DURATION] NAME", "end everything running inside a session", cmdStop},
-		{"rm", "[--yes] [--force] NAME...", "discard sessions and everything written in them", cmdRm},
-		{"reset", "[--yes] [--force] NAME", "throw away what a session wrote, keeping its name and base", cmdReset},
-		{"rename", "[--force] OLD NEW", "rename a session", cmdRename},
-		{"clone", "[--force] SRC DST", "copy a session, everything it wrote included", cmdClone},
-		{"diff", "[--json|--stat|-p] NAME [PATH...]", "show what a session changed: A added, M modified, D deleted, R replaced dir; -p the text of it", cmdDiff},
-		{"export", "NAME FILE.tar|-", "write a session's changes as a layer tarball (OCI whiteouts)", cmdExport},
-		{"apply", "[--dry-run] [--yes] [--force] [--keep] NAME [PATH...]", "bring a host-base session's changes back to the host; paths the host changed since are left alone", cmdApply},
-		{"commit", "[--force] NAME BASE", "freeze a session's changes into a new base on top of its own", cmdCommit},
-		{"base", "import NAME SRC | ls [--json] | rm [--yes] NAME...", "manage bases: import (a directory, rootfs tarball or OCI image), ls, rm", cmdBase},
-		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor},
+		{"new", "[--base BASE] [--net host|none] [--bind SRC:DST[:ro|:cow]]... [--env NAME[=VALUE]]... [--memory SIZE] [--pids N] [--nested] [--hostname H] [--shell PATH] NAME", "create a session on a base (default: host)", cmdNew, []string{""}},
+		{"ls", "[--json]", "list sessions", cmdLs, nil},
+		{"show", "[--json] NAME", "show one session's whole record: base, options, sizes, paths, what runs", cmdShow, []string{"session"}},
+		{"enter", "[--shell SHELL] [--env NAME[=VALUE]]... NAME", "open an interactive shell inside a session", cmdEnter, []string{"session"}},
+		{"run", "[-t] [--cwd DIR] [--umask MODE] [--env NAME[=VALUE]]... NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun, []string{"session", ""}},
+		{"stop", "[--grace DURATION] NAME", "end everything running inside a session", cmdStop, []string{"session"}},
+		{"rm", "[--yes] [--force] NAME...", "discard sessions and everything written in them", cmdRm, []string{"session..."}},
+		{"reset", "[--yes] [--force] NAME", "throw away what a session wrote, keeping its name and base", cmdReset, []string{"session"}},
+		{"rename", "[--force] OLD NEW", "rename a session", cmdRename, []string{"session", ""}},
+		{"clone", "[--force] SRC DST", "copy a session, everything it wrote included", cmdClone, []string{"session", ""}},
+		{"diff", "[--json|--stat|-p] NAME [PATH...]", "show what a session changed: A added, M modified, D deleted, R replaced dir; -p the text of it", cmdDiff, []string{"session", ""}},
+		{"export", "NAME FILE.tar|-", "write a session's changes as a layer tarball (OCI whiteouts)", cmdExport, []string{"session", "file"}},
+		{"apply", "[--dry-run] [--yes] [--force] [--keep] NAME [PATH...]", "bring a host-base session's changes back to the host; paths the host changed since are left alone", cmdApply, []string{"session", "file..."}},
+		{"commit", "[--force] NAME BASE", "freeze a session's changes into a new base on top of its own", cmdCommit, []string{"session", ""}},
+		{"base import", "NAME SRC", "make a base from SRC: a directory, a rootfs tarball (.tar, .tar.gz, .tar.zst, .tar.xz), a docker save archive, or an OCI image layout or archive", cmdBaseImport, []string{"", "file"}},
+		{"base ls", "[--json]", "list bases: layers, size on disk, sessions on each", cmdBaseLs, nil},
+		{"base rm", "[--yes] NAME...", "remove bases no session and no other base uses", cmdBaseRm, []string{"imported-base..."}},
+		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor, nil},
+		{"version", "[--json]", "print the version (--json: with the kernel features this machine offers)", cmdVersion, nil},
+		{"completion", "bash|zsh|fish", "print the shell completion script (make install puts it in place)", cmdCompletion, []string{"bash zsh fish"}},
+		{"help", "[COMMAND]", "show the usage of incarnate or of one command", cmdHelp, []string{"command"}},
 	}
 }
 
@@ -77,21 +95,32 @@ func Main(args []string, stdin, stdout, stderr *os.File) int {
 
 // needsSubIDs reports whether a command line must run inside an ordinary
 // user's sub-id namespace (sandbox.ReexecWithSubIDs) from the start:
-// every command but help and doctor, and the interface. ls, run, enter
-// and stop mostly read caches and talk to running keepers, and
-// re-execute later only when they must (storeOutside).
+// every command but those that only print (help, version, completion)
+// and doctor, and the interface. ls, show, run, enter and stop mostly
+// read caches and talk to running keepers, and re-execute later only
+// when they must (storeOutside).
 func needsSubIDs(c *ctx, rest []string, help bool) bool {
 	switch {
 	case help:
 		return false
 	case len(rest) == 0:
 		return c.isTerminal()
+	case asksHelp(rest):
+		return false
 	}
 	switch rest[0] {
-	case "help", "doctor", "ls", "run", "enter", "stop":
+	case "help", "version", "completion", completeCommand, manCommand, "doctor", "ls", "show", "run", "enter", "stop":
 		return false
 	}
 	return true
+}
+
+// asksHelp: a --help or -h among the flags (before any "--").
+func asksHelp(args []string) bool {
+	if i := slices.Index(args, "--"); i >= 0 {
+		args = args[:i]
+	}
+	return slices.Contains(args, "--help") || slices.Contains(args, "-h")
 }
 
 func dispatch(c *ctx, args []string) error {
@@ -100,6 +129,7 @@ func dispatch(c *ctx, args []string) error {
 	global.StringVar(&c.root, "root", "", "")
 	help := global.Bool("help", false, "")
 	global.BoolVar(help, "h", false, "")
+	version := global.Bool("version", false, "")
 	var tf tuiFlags
 	global.StringVar(&tf.theme, "theme", "", "")
 	global.BoolVar(&tf.noColor, "no-color", false, "")
@@ -108,7 +138,7 @@ func dispatch(c *ctx, args []string) error {
 	}
 	rest := global.Args()
 	c.argv = args
-	if needsSubIDs(c, rest, *help) {
+	if needsSubIDs(c, rest, *help || *version) {
 		if err := sandbox.ReexecWithSubIDs(args); err != nil {
 			return err
 		}
@@ -116,44 +146,31 @@ func dispatch(c *ctx, args []string) error {
 	if len(rest) == 0 && !*help && c.isTerminal() {
 		return cmdTUI(c, tf)
 	}
-	if *help || len(rest) == 0 || rest[0] == "help" {
-		if len(rest) > 1 {
-			return showHelp(c, rest[1])
-		}
+	if *version {
+		return cmdVersion(c, nil)
+	}
+	if *help || len(rest) == 0 {
 		if len(rest) == 0 && !*help {
 			printUsage(c.stderr)
 			return usagef("no command: the interface needs a terminal on stdin and stdout; give a command to run without one")
 		}
-		printUsage(c.stdout)
-		return nil
+		return cmdHelp(c, rest)
 	}
-	for _, cmd := range commands() {
-		if cmd.name == rest[0] {
-			return cmd.run(c, rest[1:])
-		}
+	if cmd, args, ok := lookup(rest); ok {
+		return cmd.run(c, args)
 	}
-	if rest[0] == session.PurgeCommand {
+	if group := subcommands(rest[0]); len(group) > 0 {
+		return groupHelp(c, rest[0], group, rest[1:])
+	}
+	switch rest[0] {
+	case session.PurgeCommand:
 		return cmdPurge(c, rest[1:])
+	case completeCommand:
+		return cmdComplete(c, rest[1:])
+	case manCommand:
+		return cmdMan(c, rest[1:])
 	}
 	return usagef("unknown command %q; run `incarnate --help` for the list", rest[0])
-}
-
-func showHelp(c *ctx, name string) error {
-	for _, cmd := range commands() {
-		if cmd.name == name {
-			fmt.Fprintf(c.stdout, "usage: incarnate %s %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
-			return nil
-		}
-	}
-	return usagef("unknown command %q", name)
-}
-
-func printUsage(w io.Writer) {
-	fmt.Fprint(w, "incarnate: throwaway environments that stay until you throw them away\n\nusage: incarnate [--root DIR] COMMAND [ARGS]\n       incarnate [--root DIR] [--theme NAME] [--no-color]   (on a terminal: the interface)\n\ncommands:\n")
-	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-6s %s\n", cmd.name, cmd.summary)
-	}
-	fmt.Fprint(w, "\nThe store lives in $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate. A session's keeper\nstays $INCARNATE_LINGER (default 30s) after its last command, for the next to join.\nRun `incarnate COMMAND --help` for a command's flags.\n")
 }
 
 // report prints err the way a user should see it and picks the status:
@@ -189,18 +206,8 @@ func newFlags(c *ctx, cmd string) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.root, "root", c.root, "store directory (default $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate)")
 	fs.Usage = func() {}
+	c.flags = fs
 	return fs
-}
-
-// printCmdUsage prints the usage and flags of fs's command.
-func (c *ctx) printCmdUsage(fs *flag.FlagSet) {
-	fs.SetOutput(c.stderr)
-	for _, k := range commands() {
-		if k.name == fs.Name() {
-			fmt.Fprintf(c.stderr, "usage: incarnate %s %s\n\n%s\n\nflags:\n", k.name, k.args, k.summary)
-		}
-	}
-	fs.PrintDefaults()
 }
 
 // parseArgs parses flags placed anywhere among the arguments and returns
@@ -225,7 +232,9 @@ func (c *ctx) parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func (c *ctx) flagErr(fs *flag.FlagSet, err error) error {
 	if errors.Is(err, flag.ErrHelp) {
-		c.printCmdUsage(fs)
+		if !c.describing {
+			printCmdUsage(c.stdout, fs)
+		}
 		return exitStatus(0)
 	}
 	return usageError{err.Error()}

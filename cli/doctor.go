@@ -89,13 +89,18 @@ func cmdDoctor(c *ctx, args []string) error {
 	if len(pos) != 0 {
 		return usagef("doctor takes no arguments")
 	}
+	return runChecks(c.stdout, doctorChecks(), c.doctorEnv())
+}
+
+// doctorEnv is what the checks look at for this caller.
+func (c *ctx) doctorEnv() *doctorEnv {
 	e := &doctorEnv{root: os.Geteuid() == 0}
 	if st, err := c.openStore(); err != nil {
 		e.storeErr = err
 	} else {
 		e.store = st.Root
 	}
-	return runChecks(c.stdout, doctorChecks(), e)
+	return e
 }
 
 // runChecks prints one line per check and a summary, and returns exit

@@ -198,7 +198,7 @@ func TestStageDifferential(t *testing.T) {
 			mode := "must"
 			if !c.handled {
 				mode = ""
-				if r := runStage(t, h, "must", c.dir, c.stdin, callerEnv, c.args...); r.status != 125 {
+				if r := runStage(t, h, "must", c.dir, c.stdin, callerEnv, c.args...); r.status != 98 {
 					t.Errorf("%s: the stage did not step aside: %+v", c.name, r)
 				}
 			}
@@ -390,7 +390,7 @@ func TestStageStepsAsideOnSmallStack(t *testing.T) {
 		_ = cmd.Run()
 		return stageRun{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
 	}
-	if r := small("must", "run", "s", "--", "echo", "hi"); r.status != 125 || !strings.Contains(r.stderr, "small stack") {
+	if r := small("must", "run", "s", "--", "echo", "hi"); r.status != 98 || !strings.Contains(r.stderr, "small stack") {
 		t.Errorf("stage with a 256 KiB stack: %+v; want it to step aside", r)
 	}
 	if r := small("", "run", "s", "--", "echo", "hi"); r != (stageRun{"hi\n", "", 0}) {

@@ -160,6 +160,12 @@ func (s *Store) Get(name string) (*Base, error) {
 }
 
 // List returns every base, host first, then by name.
+// BaseNames lists the bases of the store at root by their records alone,
+// host first: for shell completion, which must not open the store.
+func BaseNames(root string) []string {
+	return append([]string{HostBase}, fsutil.Names(filepath.Join(root, "bases"), ".json")...)
+}
+
 func (s *Store) List() ([]*Base, error) {
 	ents, err := os.ReadDir(filepath.Join(s.Root, "bases"))
 	if err != nil {

@@ -173,6 +173,16 @@ func Dial(path string) (*Conn, error) {
 	return &Conn{pc: pc}, nil
 }
 
+// PeerPID is the keeper's process id, as this process sees it (0 when
+// the kernel cannot say).
+func (c *Conn) PeerPID() int {
+	cred, err := c.pc.peerCred()
+	if err != nil {
+		return 0
+	}
+	return int(cred.Pid)
+}
+
 // Close hangs up.
 func (c *Conn) Close() error {
 	if c.relay != nil {

@@ -208,6 +208,22 @@ func (s *Store) Shells(name string) int {
 	return n
 }
 
+// Keeper reports what runs in session name: the keeper's pid (0: none
+// runs) and how many processes it started that still run.
+func (s *Store) Keeper(name string) (pid, shells int) {
+	sock, err := s.socketPath(name)
+	if err != nil {
+		return 0, 0
+	}
+	conn, err := sandbox.Dial(sock)
+	if err != nil {
+		return 0, 0
+	}
+	defer conn.Close()
+	shells, _ = conn.Status()
+	return conn.PeerPID(), shells
+}
+
 // EntryShells counts what runs in e's session and, when anything does,
 // marks e's figures as possibly behind. The mark cannot come from the
 // cache alone: an ls that ran between a client's touch of "entered" and

@@ -130,6 +130,10 @@ func (s *Store) recover() {
 }
 
 // Dir is session name's directory.
+// Names lists the sessions of the store at root by their directories
+// alone: for shell completion, which must not open the store.
+func Names(root string) []string { return fsutil.Names(filepath.Join(root, "sessions"), "") }
+
 func (s *Store) Dir(name string) string { return filepath.Join(s.Root, "sessions", name) }
 
 func (s *Store) metaPath(name string) string { return filepath.Join(s.Dir(name), "session.json") }

@@ -246,7 +246,7 @@ static int aside(struct run *r, const char *why)
 		puts_(&b, why);
 		puts_(&b, "\n");
 		write_all(2, b.p, b.n);
-		sys(SYS_exit_group, 125, 0, 0);
+		sys(SYS_exit_group, 98, 0, 0);
 	}
 	return 0;
 }
