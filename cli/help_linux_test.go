@@ -125,7 +125,7 @@ func TestManPageRenders(t *testing.T) {
 	}
 	text := out.String()
 	for _, cmd := range commands() {
-		if !strings.Contains(text, cmd.name+" "+strings.Fields(cmd.args+" x")[0]) && !strings.Contains(text, cmd.name) {
+		if !strings.Contains(text, cmd.name+" "+strings.Fields(cmd.args + " x")[0]) && !strings.Contains(text, cmd.name) {
 			t.Errorf("the man page has no %s", cmd.name)
 		}
 		for _, f := range flagList(cmd, flagsOf(cmd)) {
