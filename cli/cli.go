@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -50,6 +51,7 @@ type ctx struct {
 func commands() []command {
 	return []command{
 		{"new", "[--base BASE] [--net host|none] [--bind SRC:DST[:ro|:cow]]... [--env NAME[=VALUE]]... [--memory SIZE] [--pids N] [--nested] [--hostname H] [--shell PATH] NAME", "create a session on a base (default: host)", cmdNew, []string{""}},
+		{"set", "[--force] [--net host|none] [--bind SRC:DST[:ro|:cow]]... [--env NAME[=VALUE]]... [--memory SIZE] [--pids N] [--nested[=false]] [--hostname H] [--shell PATH] NAME", "change a stopped session's options (an option given replaces the session's, a repeated one all of them)", cmdSet, []string{"session"}},
 		{"ls", "[--json]", "list sessions", cmdLs, nil},
 		{"show", "[--json] NAME", "show one session's whole record: base, options, sizes, paths, what runs", cmdShow, []string{"session"}},
 		{"enter", "[--shell SHELL] [--env NAME[=VALUE]]... NAME", "open an interactive shell inside a session", cmdEnter, []string{"session"}},
@@ -237,8 +239,12 @@ func (c *ctx) flagErr(fs *flag.FlagSet, err error) error {
 		}
 		return exitStatus(0)
 	}
-	return usageError{err.Error()}
+	// The flag package names a flag with one dash; incarnate's help
+	// spells the long ones with two.
+	return usageError{longDash.ReplaceAllString(err.Error(), "$1--$2")}
 }
+
+var longDash = regexp.MustCompile(`(^|\s)-([a-z][a-z-]+)`)
 
 // storeOutside opens the store for a command that can often do without
 // an ordinary user's sub-id namespace (ls, run, enter): it then skips the

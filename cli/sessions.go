@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,28 +20,14 @@ import (
 	"app/incarnate/layers"
 	"app/incarnate/sandbox"
 	"app/incarnate/session"
+	"app/incarnate/ui"
 )
 
 func cmdNew(c *ctx, args []string) error {
 	fs := newFlags(c, "new")
-	base := fs.String("base", layers.HostBase, "base to stand on")
+	base := fs.String("base", layers.HostBase, "base to stand on (default: default_base in config.toml, else host)")
 	var opts session.Options
-	fs.StringVar(&opts.Net, "net", "host", "network: host (shared) or none (loopback only)")
-	fs.StringVar(&opts.Hostname, "hostname", "", "host name inside (default: the session's name)")
-	fs.StringVar(&opts.Shell, "shell", "", "shell enter starts (default: your $SHELL if the session has it, else /bin/sh)")
-	fs.Func("bind", "bind a host path inside: SRC:DST[:ro] (repeatable)", func(v string) error {
-		b, err := session.ParseBind(v)
-		opts.Binds = append(opts.Binds, b)
-		return err
-	})
-	envFlag(fs, &opts.Env)
-	fs.Func("memory", "memory limit of the whole session, such as 2G (default: none)", func(v string) error {
-		n, err := sandbox.ParseSize(v)
-		opts.Memory = n
-		return err
-	})
-	fs.Int64Var(&opts.Pids, "pids", 0, fmt.Sprintf("most processes and threads at once (default: %d)", sandbox.DefaultPidsMax))
-	fs.BoolVar(&opts.Nested, "nested", false, "let processes inside make namespaces of their own, for podman or bwrap inside")
+	optionFlags(fs, &opts)
 	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -51,21 +38,143 @@ func cmdNew(c *ctx, args []string) error {
 	if err := opts.Validate(); err != nil {
 		return usagef("%v", err)
 	}
+	fromConfig := ""
+	if !flagGiven(fs, "base") {
+		cfg, path, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		if cfg.DefaultBase != "" {
+			*base, fromConfig = cfg.DefaultBase, path
+		}
+	}
 	st, err := c.openStore()
 	if err != nil {
 		return err
 	}
 	m, err := st.Create(pos[0], *base, opts)
+	if err != nil && fromConfig != "" && errors.Is(err, layers.ErrNotExist) {
+		return fmt.Errorf("%w (default_base in %s; pass --base to choose another)", err, fromConfig)
+	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "created session %s on base %s\n", m.Name, m.Base)
+	warnLimits(c, opts)
+	return nil
+}
+
+// loadConfig reads config.toml, the interface's and new's.
+func loadConfig() (ui.Config, string, error) {
+	path := filepath.Join(ui.ConfigDir(), "config.toml")
+	cfg, err := ui.LoadConfig(path)
+	return cfg, path, err
+}
+
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
+// warnLimits says when --memory and --pids cannot be enforced here.
+func warnLimits(c *ctx, opts session.Options) {
 	if opts.Memory > 0 || opts.Pids > 0 {
 		if _, err := sandbox.CgroupSupport(); err != nil {
 			fmt.Fprintf(c.stderr, "incarnate: --memory and --pids are recorded but not enforced on this machine: sessions get no cgroup of their own here (see `incarnate doctor`)\n")
 		}
 	}
+}
+
+// optionFlags are a session's options, as new and set take them.
+func optionFlags(fs *flag.FlagSet, opts *session.Options) {
+	fs.StringVar(&opts.Net, "net", "host", "network: host (shared) or none (loopback only)")
+	fs.StringVar(&opts.Hostname, "hostname", "", "host name inside (default: the session's name)")
+	fs.StringVar(&opts.Shell, "shell", "", "shell enter starts (default: your $SHELL if the session has it, else /bin/sh)")
+	fs.Func("bind", "bind a host path inside: SRC:DST[:ro] (repeatable)", func(v string) error {
+		b, err := session.ParseBind(v)
+		opts.Binds = append(opts.Binds, b)
+		return err
+	})
+	envFlag(fs, &opts.Env)
+	fs.Func("memory", "memory limit of the whole session, such as 2G (default: none; 0 or none for none)", func(v string) error {
+		if v == "0" || v == "none" {
+			opts.Memory = 0
+			return nil
+		}
+		n, err := sandbox.ParseSize(v)
+		opts.Memory = n
+		return err
+	})
+	fs.Int64Var(&opts.Pids, "pids", 0, fmt.Sprintf("most processes and threads at once (default: %d)", sandbox.DefaultPidsMax))
+	fs.BoolVar(&opts.Nested, "nested", false, "let processes inside make namespaces of their own, for podman or bwrap inside")
+}
+
+func cmdSet(c *ctx, args []string) error {
+	fs := newFlags(c, "set")
+	var given session.Options
+	optionFlags(fs, &given)
+	force := forceFlag(fs)
+	pos, err := c.parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("set takes one session name and the options to change; see `incarnate set --help`")
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	m, err := st.Get(pos[0])
+	if err != nil {
+		return err
+	}
+	opts := m.Options
+	var changed []string
+	fs.Visit(func(f *flag.Flag) {
+		if setOption(&opts, given, f.Name) {
+			changed = append(changed, "--"+f.Name)
+		}
+	})
+	if len(changed) == 0 {
+		return usagef("set needs an option to change; see `incarnate set --help`")
+	}
+	if err := opts.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	if _, err := st.SetOptions(m.Name, opts, *force); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "set %s of session %s; `incarnate show %s` has them all\n", strings.Join(changed, ", "), m.Name, m.Name)
+	warnLimits(c, opts)
 	return nil
+}
+
+// setOption copies option flag from given to opts; a repeatable one
+// given replaces the whole list. It reports whether flag is an option.
+func setOption(opts *session.Options, given session.Options, flag string) bool {
+	switch flag {
+	case "net":
+		opts.Net = given.Net
+	case "hostname":
+		opts.Hostname = given.Hostname
+	case "shell":
+		opts.Shell = given.Shell
+	case "bind":
+		opts.Binds = given.Binds
+	case "env":
+		opts.Env = given.Env
+	case "memory":
+		opts.Memory = given.Memory
+	case "pids":
+		opts.Pids = given.Pids
+	case "nested":
+		opts.Nested = given.Nested
+	default:
+		return false
+	}
+	return true
 }
 
 func cmdLs(c *ctx, args []string) error {

@@ -9,6 +9,7 @@ import (
 
 	"app/incarnate/internal/progress"
 	"app/incarnate/internal/termtext"
+	"app/incarnate/layers"
 	"app/incarnate/session"
 )
 
@@ -85,11 +86,11 @@ func (r showRecord) print(c *ctx) error {
 		fmt.Fprintf(w, "%-13s %s\n", key+":", termtext.Visible(fmt.Sprintf(format, a...)))
 	}
 	line("name", "%s", r.Name)
-	base := r.Base
-	if r.BaseSource != "" {
-		base += " (from " + r.BaseSource + ")"
+	if r.Base == layers.HostBase {
+		line("base", "host (the machine's own /, copy-on-write)")
+	} else {
+		line("base", "%s (from %s), %d layer%s", r.Base, r.BaseSource, len(r.Layers), plural(len(r.Layers)))
 	}
-	line("base", "%s, %d layer%s", base, len(r.Layers), plural(len(r.Layers)))
 	line("made by", "%s", map[string]string{"root": "root (an id range of its own)", "user": "an ordinary user"}[r.Privilege])
 	stale := ""
 	if r.Stale {

@@ -89,6 +89,32 @@ func (s *Store) Rename(old, new string, force bool) error {
 	return fsutil.WriteJSON(s.metaPath(new), m)
 }
 
+// SetOptions gives session name the options o in place of its own,
+// checked as Create checks them. The session must be free: what runs
+// inside keeps the options it started with, unless force stops it.
+func (s *Store) SetOptions(name string, o Options, force bool) (*Meta, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.checkBinds(o.Binds); err != nil {
+		return nil, err
+	}
+	if err := resolveBinds(o.Binds); err != nil {
+		return nil, err
+	}
+	lk, err := s.claim(name, force)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.release()
+	m, err := s.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	m.Options = o
+	return m, fsutil.WriteJSON(s.metaPath(name), m)
+}
+
 // Clone makes session dst an exact copy of session src: same base and
 // options, and an upper dir copied with owners, modes, xattrs, overlay
 // whiteouts and opaque dirs, hard links and holes. When progress is not

@@ -170,7 +170,8 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 			return nil
 		}
 		st := m.c.store
-		body := fmt.Sprintf("%d running in %s get SIGTERM, and SIGKILL 5 s later; what they have not saved is lost.", r.Shells, name)
+		body := fmt.Sprintf("%s running in %s %s SIGTERM, and SIGKILL 5 s later; what %s not saved is lost.",
+			plural(r.Shells, "process", "processes"), name, verb(r.Shells, "gets", "get"), verb(r.Shells, "it has", "they have"))
 		m.dialog = newConfirm(m.c, "Stop everything in "+name+"?", body, func() tea.Cmd {
 			return m.c.task("stopping "+name, func() (string, error) {
 				_, err := st.Stop(name, 5*time.Second)
@@ -216,21 +217,30 @@ func (m *Model) enter(name string) tea.Cmd {
 	})
 }
 
-// lost says what discarding or resetting r throws away.
+// lost says, in whole sentences, what discarding or resetting r throws
+// away.
 func lost(r *row) string {
-	what := fmt.Sprintf("%s in %s", progress.HumanSize(r.Stats.Size), plural(r.Stats.Changes, "changed path", "changed paths"))
+	what := fmt.Sprintf("This loses %s in %s.", progress.HumanSize(r.Stats.Size), plural(r.Stats.Changes, "changed path", "changed paths"))
 	if r.Stats.Changes == 0 {
-		what = "nothing was written in it yet"
+		what = "Nothing was written in it yet."
 	}
 	if r.Shells > 0 {
-		what += fmt.Sprintf("; %s running inside will be stopped", plural(r.Shells, "process", "processes"))
+		what += fmt.Sprintf(" %s running inside %s stopped first.", plural(r.Shells, "process", "processes"), verb(r.Shells, "is", "are"))
 	}
 	return what
 }
 
+// verb is one or many, by n.
+func verb(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 func (m *Model) discardDialog(r *row) dialog {
 	name, force := r.name(), r.Shells > 0
-	body := fmt.Sprintf("Discard session %s and everything written in it? This loses %s.", name, lost(r))
+	body := fmt.Sprintf("Discard session %s and everything written in it? %s", name, lost(r))
 	if r.Meta.Damaged != "" {
 		body = fmt.Sprintf("Discard the damaged session %s?", name)
 	}
@@ -244,7 +254,7 @@ func (m *Model) discardDialog(r *row) dialog {
 
 func (m *Model) resetDialog(r *row) dialog {
 	name, force := r.name(), r.Shells > 0
-	body := fmt.Sprintf("Reset session %s to its base %s? This loses %s.", name, r.Meta.Base, lost(r))
+	body := fmt.Sprintf("Reset session %s to its base %s? %s", name, r.Meta.Base, lost(r))
 	return newConfirm(m.c, "Reset "+name, body, func() tea.Cmd {
 		st := m.c.store
 		return m.c.task("resetting "+name, func() (string, error) {

@@ -55,18 +55,31 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return c, fmt.Errorf("config %s: unknown field %s (known: theme, sort, default_base, shell)", path, strings.Join(keys, ", "))
+		k := und[0]
+		return c, fmt.Errorf("config %s: line %d: unknown field %s (known: theme, sort, default_base, shell)", path, keyLine(path, k[len(k)-1]), k)
 	}
 	if c.Sort != "" {
 		if _, ok := parseSort(c.Sort); !ok {
-			return c, fmt.Errorf("config %s: field \"sort\": %q is not one of %s", path, c.Sort, strings.Join(sortNames[:], ", "))
+			return c, fmt.Errorf("config %s: line %d: field \"sort\": %q is not one of %s", path, keyLine(path, "sort"), c.Sort, strings.Join(sortNames[:], ", "))
 		}
 	}
 	return c, nil
+}
+
+// keyLine is the line of path where key is set (0 when it cannot tell):
+// the decoder knows the lines of syntax errors only.
+func keyLine(path, key string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		name, _, ok := strings.Cut(line, "=")
+		if ok && strings.Trim(strings.TrimSpace(name), `"'`) == key {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // SaveConfig writes c to path atomically (a temp file renamed over it).

@@ -665,3 +665,22 @@ func TestDiffViewFilter(t *testing.T) {
 	}
 	_ = m
 }
+
+// What a discard or reset loses is said in whole sentences, whatever
+// the counts.
+func TestLostIsWholeSentences(t *testing.T) {
+	for _, tc := range []struct {
+		changes, shells int
+		want            string
+	}{
+		{0, 0, "Nothing was written in it yet."},
+		{0, 1, "Nothing was written in it yet. 1 process running inside is stopped first."},
+		{1, 0, "This loses 4.0K in 1 changed path."},
+		{6, 2, "This loses 4.0K in 6 changed paths. 2 processes running inside are stopped first."},
+	} {
+		r := &row{Entry: &session.Entry{Meta: &session.Meta{Name: "s"}, Stats: session.Stats{Size: 4096, Changes: tc.changes}}, Shells: tc.shells}
+		if got := lost(r); got != tc.want {
+			t.Errorf("lost(%d changes, %d shells) = %q, want %q", tc.changes, tc.shells, got, tc.want)
+		}
+	}
+}

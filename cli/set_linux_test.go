@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// set changes a stopped session's options, checked as new checks them;
+// a running one keeps its options unless --force stops it.
+func TestSetOptions(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "--env", "A=1", "s")
+		h.ok("set", "s", "--net", "none", "--env", "B=2", "--hostname", "box")
+		out := h.ok("run", "s", "--", "sh", "-c", `echo "$A/$B/$(hostname)"; ls /sys/class/net`)
+		if out != "/2/box\nlo\n" {
+			t.Errorf("after set --net none --env B=2 --hostname box, inside: %q", out)
+		}
+		for _, tc := range []struct {
+			args   []string
+			status int
+			want   string
+		}{
+			{[]string{"set", "s"}, 2, "needs an option"},
+			{[]string{"set", "s", "--net", "bogus"}, 2, "want host or none"},
+			{[]string{"set", "s", "--env", "1X=y"}, 2, "--env"},
+			{[]string{"set", "s", "--bind", "/nonexistent-incarnate:/x"}, 2, "nonexistent-incarnate"},
+			{[]string{"set", "nosuch", "--net", "host"}, 1, "does not exist"},
+		} {
+			if _, errOut, status := h.run(tc.args...); status != tc.status || !strings.Contains(errOut, tc.want) {
+				t.Errorf("incarnate %v: status %d, %q; want %d and %q", tc.args, status, errOut, tc.status, tc.want)
+			}
+		}
+		bg := h.command("run", "s", "--", "sleep", "100")
+		if err := bg.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = bg.Process.Kill(); _ = bg.Wait() }()
+		waitFor(t, "the sleep to run", func() bool { return regexpLine(h.ok("ls"), "s", "1") })
+		if _, errOut, status := h.run("set", "s", "--net", "host"); status != 1 || !strings.Contains(errOut, "in use") {
+			t.Errorf("set of a running session: status %d, %q; want a refusal", status, errOut)
+		}
+		h.ok("set", "--force", "s", "--net", "host")
+		if out := h.ok("run", "s", "--", "sh", "-c", "ls /sys/class/net | wc -l"); strings.TrimSpace(out) == "1" {
+			t.Errorf("set --force --net host left the session without the host's network")
+		}
+	})
+}
+
+// new stands a session on default_base from config.toml unless --base
+// says otherwise; a bad config is named with its file and line.
+func TestNewUsesDefaultBase(t *testing.T) {
+	h := newHarness(t, rootUser)
+	config := filepath.Join(h.dir, ".config", "incarnate", "config.toml")
+	if err := os.MkdirAll(filepath.Dir(config), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(text string) {
+		if err := os.WriteFile(config, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("theme = \"dusk\"\ndefault_base = \"bb\"\n")
+	h.ok("new", "s")
+	h.ok("new", "--base", "host", "t")
+	ls := h.ok("ls")
+	if lsColumn(ls, "s", 1) != "bb" || lsColumn(ls, "t", 1) != "host" {
+		t.Errorf("default_base = bb, then new s and new --base host t:\n%s", ls)
+	}
+	write("default_base = \"nosuch\"\n")
+	if _, errOut, status := h.run("new", "u"); status != 1 || !strings.Contains(errOut, config) || !strings.Contains(errOut, "--base") {
+		t.Errorf("default_base naming no base: status %d, %q; want the config file named and --base offered", status, errOut)
+	}
+	write("theme = \"dusk\"\ncolour = \"x\"\n")
+	if _, errOut, status := h.run("new", "u"); status != 1 || !strings.Contains(errOut, config+": line 2: unknown field colour") {
+		t.Errorf("an unknown key: status %d, %q; want its file and line", status, errOut)
+	}
+	write("sort = \"sideways\"\n")
+	if _, errOut, _ := h.run("new", "u"); !strings.Contains(errOut, config+": line 1:") {
+		t.Errorf("a bad value: %q; want its file and line", errOut)
+	}
+}
