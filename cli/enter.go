@@ -111,12 +111,14 @@ func attachTTY(st *session.Store, name string, o session.ExecOptions, in, out *o
 		return 0, err
 	}
 	defer conn.Close()
-	return sandbox.Attach(conn, master, in, out)
+	status, err := sandbox.Attach(conn, master, in, out)
+	session.TellStopped(name, conn)
+	return status, err
 }
 
 func cmdStop(c *ctx, args []string) error {
 	fs := newFlags(c, "stop")
-	grace := fs.Duration("grace", 5*time.Second, "time between SIGTERM and SIGKILL")
+	grace := fs.Duration("grace", 5*time.Second, "how long what runs has after SIGHUP and SIGTERM before SIGKILL")
 	pos, err := c.parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -128,7 +130,7 @@ func cmdStop(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	ran, err := st.Stop(pos[0], *grace)
+	ran, err := st.Stop(pos[0], *grace, "")
 	if err != nil {
 		return err
 	}

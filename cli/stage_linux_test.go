@@ -408,3 +408,42 @@ func mustLookPath(t *testing.T, name string) string {
 	}
 	return p
 }
+
+// A command the stage sees through, ended by a stop from outside, says
+// so as the Go path does.
+func TestStageSaysStopped(t *testing.T) {
+	h := stageHarness(t, newHarness(t, rootUser))
+	var runs []stageRun
+	for _, mode := range []string{"must", "off"} {
+		if mode == "off" { // the stop took the first holder with it
+			holder := h.command("run", "s", "--", "sleep", "1000")
+			if err := holder.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+			waitFor(t, "the holder to run", func() bool { return regexpLine(h.ok("ls"), "s", "1") })
+		}
+		cmd := h.command("run", "s", "--", "sh", "-c", "echo ready; while :; do sleep 0.05; done")
+		cmd.Env = append(cmd.Env, "INCARNATE_STAGE="+mode)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errOut bytes.Buffer
+		cmd.Stderr, cmd.Dir = &errOut, "/"
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 16)
+		if n, _ := out.Read(buf); string(buf[:n]) != "ready\n" {
+			t.Fatalf("%s: %q", mode, buf[:n])
+		}
+		h.ok("stop", "s")
+		_ = cmd.Wait()
+		runs = append(runs, stageRun{"", errOut.String(), cmd.ProcessState.ExitCode()})
+	}
+	want := stageRun{"", "incarnate: session s was stopped from outside\n", 129}
+	if runs[0] != want || runs[1] != want {
+		t.Errorf("stopped from outside, through the stage %+v and through Go %+v; want %+v", runs[0], runs[1], want)
+	}
+}

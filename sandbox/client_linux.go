@@ -149,6 +149,9 @@ type Conn struct {
 	// Started, when set, is called once the process runs and before any
 	// of its output is passed on, so what it says comes first.
 	Started func(c *Conn)
+	// Stopped, once Wait returns: why the process ended, when the
+	// session was stopped from outside (Reply.Stopped).
+	Stopped string
 }
 
 // Dial connects to the keeper on path, or returns ErrNoKeeper.
@@ -278,6 +281,7 @@ func (c *Conn) Wait() (int, error) {
 			if c.relay != nil {
 				c.relay.finish()
 			}
+			c.Stopped = rep.Stopped
 			return *rep.Exit, nil
 		}
 	}
@@ -303,9 +307,10 @@ func (c *Conn) Release() (bool, error) {
 	return rep.Released, nil
 }
 
-// Stop asks the keeper to end everything: SIGTERM, then SIGKILL after grace.
-func (c *Conn) Stop(graceMillis int) (int, error) {
-	return c.ask(Request{Stop: &StopRequest{GraceMillis: graceMillis}})
+// Stop asks the keeper to end everything: SIGHUP and SIGTERM, then
+// SIGKILL after grace; why is what its clients are told.
+func (c *Conn) Stop(graceMillis int, why string) (int, error) {
+	return c.ask(Request{Stop: &StopRequest{GraceMillis: graceMillis, Why: why}})
 }
 
 func (c *Conn) ask(req Request) (int, error) {

@@ -55,6 +55,9 @@ type SpawnRequest struct {
 // GraceMillis have passed.
 type StopRequest struct {
 	GraceMillis int `json:"grace_ms"`
+	// Why ends "session NAME was stopped from outside…" for the
+	// clients whose processes it ends: ", for a reset" (or nothing).
+	Why string `json:"why,omitempty"`
 }
 
 // Reply is the keeper's answer.
@@ -67,6 +70,9 @@ type Reply struct {
 	Exit      *int   `json:"exit,omitempty"`
 	Children  int    `json:"children,omitempty"`
 	Released  bool   `json:"released,omitempty"`
+	// Stopped, with an exit: the process ended because the session was
+	// stopped from outside; what to tell the user after "session NAME".
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // ErrNoKeeper means no keeper answered on the socket: none runs, or one

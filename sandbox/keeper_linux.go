@@ -57,6 +57,8 @@ type keeper struct {
 	spawned   bool
 	stopOnce  sync.Once
 	stopped   atomic.Bool
+	// stoppedWhy: set by stop (string), for Reply.Stopped.
+	stoppedWhy atomic.Value
 	cgroup    *SessionCgroup // the session's, when it has one
 	// devpts is the session's devpts instance, held open from the moment
 	// it is mounted: the keeper makes its ptys there, never through a
@@ -311,7 +313,7 @@ func (k *keeper) loop(linger time.Duration) {
 		case <-sigchld:
 			k.reap()
 		case <-term:
-			k.stop(5 * time.Second)
+			k.stop(5*time.Second, ", by a signal to its keeper")
 		case <-idle:
 			idleOver = true
 		case <-lingered:
@@ -540,13 +542,30 @@ func (k *keeper) reap() {
 }
 
 // stop ends everything in the namespace: kill(-1) from PID 1 reaches every
-// other process in it. The spawner ignores SIGTERM, to report the exits.
-func (k *keeper) stop(grace time.Duration) {
+// other process in it. SIGHUP comes first, as from a closed terminal: a
+// shell saves its history and goes (an interactive one ignores SIGTERM),
+// so a session of shells ends at once. SIGTERM follows for the rest, and
+// SIGKILL once grace has passed. The spawner ignores them all, to report
+// the exits. why is what the clients are told (StopRequest.Why).
+func (k *keeper) stop(grace time.Duration, why string) {
 	k.stopped.Store(true)
 	k.stopOnce.Do(func() {
-		_ = unix.Kill(-1, unix.SIGTERM)
+		k.stoppedWhy.Store("was stopped from outside" + why)
+		_ = unix.Kill(-1, unix.SIGHUP)
+		time.AfterFunc(min(hupFirst, grace), func() { _ = unix.Kill(-1, unix.SIGTERM) })
 		time.AfterFunc(grace, func() { _ = unix.Kill(-1, unix.SIGKILL) })
 	})
+}
+
+// hupFirst is how long SIGHUP has before SIGTERM follows: long enough
+// for a trap that saves something.
+const hupFirst = 200 * time.Millisecond
+
+// stoppedNote is what a client whose process ended is told: nothing,
+// unless the session was stopped from outside.
+func (k *keeper) stoppedNote() string {
+	s, _ := k.stoppedWhy.Load().(string)
+	return s
 }
 
 func (k *keeper) accept(ln *packetConn) {
@@ -593,7 +612,7 @@ func (k *keeper) serve(conn *packetConn) {
 		_ = conn.send(Reply{Children: int(k.live.Load())})
 	case req.Stop != nil:
 		closeAll(fds)
-		k.stop(time.Duration(req.Stop.GraceMillis) * time.Millisecond)
+		k.stop(time.Duration(req.Stop.GraceMillis)*time.Millisecond, req.Stop.Why)
 		select {
 		case k.wakeup <- struct{}{}: // a lingering keeper goes now
 		default:
@@ -635,7 +654,7 @@ func (k *keeper) serveSpawn(conn *packetConn, req *SpawnRequest, fds []int) {
 	}
 	select {
 	case code := <-j.exit:
-		_ = conn.send(Reply{Exit: &code})
+		_ = conn.send(Reply{Exit: &code, Stopped: k.stoppedNote()})
 	case <-gone:
 		// The client died or left: hang its process up, as closing a
 		// terminal would, and let the reaper collect it.

@@ -164,7 +164,7 @@ func (s *Store) Apply(name string, o ApplyOptions) ([]Step, error) {
 	if o.DryRun {
 		return s.PlanApply(name, o.Paths)
 	}
-	lk, err := s.claim(name, o.Force)
+	lk, err := s.claim(name, o.Force, ", for an apply")
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func (s *Store) Commit(name, newBase string, force bool, progress io.Writer) (*l
 	}
 	// Copying an upper dir that a mounted overlay writes to would freeze
 	// a torn state (and overlayfs forbids changing it under a mount).
-	lk, err := s.claim(name, force)
+	lk, err := s.claim(name, force, ", to be committed")
 	if err != nil {
 		return nil, err
 	}

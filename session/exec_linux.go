@@ -186,7 +186,17 @@ func (s *Store) Run(name string, o ExecOptions) (int, error) {
 			_ = conn.Signal(sig.(syscall.Signal))
 		}
 	}()
-	return conn.Wait()
+	status, err := conn.Wait()
+	TellStopped(name, conn)
+	return status, err
+}
+
+// TellStopped says, when conn's process ended because session name was
+// stopped from outside, so: a bare status 129 says nothing.
+func TellStopped(name string, conn *sandbox.Conn) {
+	if conn.Stopped != "" {
+		Notice("session " + name + " " + conn.Stopped)
+	}
 }
 
 // Shells returns how many processes started through session name's
@@ -261,10 +271,12 @@ func (s *Store) release(name string) (bool, error) {
 	return gone, err
 }
 
-// Stop ends everything running in session name: SIGTERM, then SIGKILL
-// after grace. It returns once the keeper is gone and the session is
-// free, and reports whether anything was running.
-func (s *Store) Stop(name string, grace time.Duration) (bool, error) {
+// Stop ends everything running in session name: SIGHUP and SIGTERM,
+// then SIGKILL after grace. Those whose processes it ends are told the
+// session "was stopped from outside" and why (", for a reset", or "").
+// It returns once the keeper is gone and the session is free, and
+// reports whether anything was running.
+func (s *Store) Stop(name string, grace time.Duration, why string) (bool, error) {
 	if _, err := s.Get(name); err != nil {
 		return false, err
 	}
@@ -279,7 +291,7 @@ func (s *Store) Stop(name string, grace time.Duration) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = conn.Stop(int(grace / time.Millisecond))
+	_, err = conn.Stop(int(grace/time.Millisecond), why)
 	conn.Close()
 	if err != nil && !errors.Is(err, sandbox.ErrNoKeeper) {
 		return true, err

@@ -18,7 +18,7 @@ import (
 // as soon as the session is in trash/; the deletion runs in the
 // background. With force, whatever runs inside is stopped first.
 func (s *Store) Remove(name string, force bool) error {
-	lk, err := s.claim(name, force)
+	lk, err := s.claim(name, force, ", to be discarded")
 	if err != nil {
 		return err
 	}
@@ -29,7 +29,7 @@ func (s *Store) Remove(name string, force bool) error {
 // Reset throws away everything written in session name, keeping its name,
 // base and options: it is as new.
 func (s *Store) Reset(name string, force bool) error {
-	lk, err := s.claim(name, force)
+	lk, err := s.claim(name, force, ", for a reset")
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (s *Store) Rename(old, new string, force bool) error {
 	if err := layers.ValidateName("session", new); err != nil {
 		return err
 	}
-	lk, err := s.claim(old, force)
+	lk, err := s.claim(old, force, ", to be renamed")
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (s *Store) SetOptions(name string, o Options, force bool) (*Meta, error) {
 	if err := resolveBinds(o.Binds); err != nil {
 		return nil, err
 	}
-	lk, err := s.claim(name, force)
+	lk, err := s.claim(name, force, ", to change its options")
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (s *Store) Clone(src, dst string, force bool, progress io.Writer) (*Meta, e
 	if _, err := os.Lstat(s.Dir(dst)); err == nil {
 		return nil, fmt.Errorf("session %q: %w", dst, layers.ErrExist)
 	}
-	lk, err := s.claim(src, force)
+	lk, err := s.claim(src, force, ", to be cloned")
 	if err != nil {
 		return nil, err
 	}
@@ -163,13 +163,13 @@ func (s *Store) copyUpper(name, dst, label string, w io.Writer) error {
 // claim takes session name's lock for a change that must not happen
 // while it runs: refused when it is in use, unless force, which stops
 // what runs inside first. A reset a crash cut short is finished first.
-func (s *Store) claim(name string, force bool) (*sessionLock, error) {
+func (s *Store) claim(name string, force bool, why string) (*sessionLock, error) {
 	if err := s.Exists(name); err != nil {
 		return nil, err
 	}
 	lk, err := s.lockSettled(name)
 	if errors.Is(err, layers.ErrInUse) && force {
-		if _, err := s.Stop(name, 5*time.Second); err != nil {
+		if _, err := s.Stop(name, 5*time.Second, why); err != nil {
 			return nil, err
 		}
 		lk, err = s.lock(name)

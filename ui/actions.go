@@ -174,7 +174,7 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 			plural(r.Shells, "process", "processes"), name, verb(r.Shells, "gets", "get"), verb(r.Shells, "it has", "they have"))
 		m.dialog = newConfirm(m.c, "Stop everything in "+name+"?", body, func() tea.Cmd {
 			return m.c.task("stopping "+name, func() (string, error) {
-				_, err := st.Stop(name, 5*time.Second)
+				_, err := st.Stop(name, 5*time.Second, ", from the interface")
 				return "stopped everything in " + name, err
 			})
 		})

@@ -513,8 +513,9 @@ struct reply {
 	int error;        /* an "error" key: the command did not start */
 	int has_exit;
 	long exit;
-	struct str started_in;
+	struct str started_in, stopped;
 	char text[4096];  /* started_in, unescaped */
+	char note[512];   /* stopped, unescaped */
 };
 
 static u32 skip_value(const char *p, u32 n, u32 i);
@@ -609,8 +610,9 @@ static u32 skip_value(const char *p, u32 n, u32 i)
 static int parse_reply(const char *p, u32 n, struct reply *r)
 {
 	struct buf text = {r->text, 0, sizeof r->text, 0};
+	struct buf note = {r->note, 0, sizeof r->note, 0};
 	r->error = r->has_exit = 0;
-	r->started_in = (struct str){0, 0};
+	r->started_in = r->stopped = (struct str){0, 0};
 	if (n < 2 || p[0] != '{')
 		return 0;
 	u32 i = 1;
@@ -631,6 +633,14 @@ static int parse_reply(const char *p, u32 n, struct reply *r)
 			if (e > n || text.over)
 				return 0;
 			r->started_in = (struct str){r->text, text.n};
+			i = e;
+			goto next;
+		} else if (eq(key, cstr("stopped")) && i < n && p[i] == '"') {
+			/* The session was stopped from outside: said at the end. */
+			u32 e = parse_string(p, n, i + 1, &note);
+			if (e > n || note.over)
+				return 0;
+			r->stopped = (struct str){r->note, note.n};
 			i = e;
 			goto next;
 		} else if (eq(key, cstr("exit")) && i < n) {
@@ -751,6 +761,7 @@ static void out_all(int fd, const char *p, u64 n)
 }
 
 struct relay {
+	struct str name;   /* the session's, for the note at the end */
 	int sock, sigfd;
 	int in, to;        /* our stdin, and the pipe to the command's */
 	int from[2];       /* the pipes from its stdout and stderr */
@@ -759,6 +770,8 @@ struct relay {
 	u32 pendoff, pendn;
 	char io[CHUNK];
 	char msg[8192];
+	char stopped[512]; /* Reply.Stopped, copied from the exit reply */
+	u32 stoppedn;
 };
 
 static void close_fd(int *fd)
@@ -832,6 +845,22 @@ static void lost_keeper(void)
 	sys(SYS_exit_group, 1, 0, 0);
 }
 
+/* tell_stopped says, as session.TellStopped does, that the command ended
+ * because the session was stopped from outside. */
+static void tell_stopped(struct relay *r)
+{
+	if (r->stoppedn == 0)
+		return;
+	char m[1024];
+	struct buf b = {m, 0, sizeof m, 0};
+	puts_(&b, "incarnate: session ");
+	putstr(&b, r->name);
+	puts_(&b, " ");
+	putvisible(&b, (struct str){r->stopped, r->stoppedn});
+	puts_(&b, "\n");
+	write_all(2, b.p, b.n);
+}
+
 /* relay runs until the command has exited and its output is passed on
  * (as sandbox's relay: after the exit, a stream quiet for 100 ms, or
  * any stream after 2 s, is left), then exits with the command's status. */
@@ -851,8 +880,10 @@ static void relay(struct relay *r)
 						timeout = d - now;
 				}
 			}
-			if (r->from[0] < 0 && r->from[1] < 0)
+			if (r->from[0] < 0 && r->from[1] < 0) {
+				tell_stopped(r);
 				sys(SYS_exit_group, status, 0, 0);
+			}
 		}
 		struct pollfd p[6];
 		int np = 0, ix[6];
@@ -888,6 +919,8 @@ static void relay(struct relay *r)
 				lost_keeper();
 			if (rep.has_exit) {
 				status = rep.exit & 0xff; /* as exit(2) takes it */
+				memcpy(r->stopped, rep.stopped.p, rep.stopped.n);
+				r->stoppedn = rep.stopped.n;
 				end = now + DRAIN_MS;
 				r->last[0] = r->last[1] = now;
 				r->in = -1;
@@ -1074,6 +1107,8 @@ __attribute__((noinline)) static int stage_run(struct run *r, struct str name, c
 	struct ksigaction ign = {1 /* SIG_IGN */, 0, 0, 0};
 	sys4(SYS_rt_sigaction, SIGPIPE, &ign, 0, 8);
 	struct relay *rl = &s->rl;
+	rl->name = name;
+	rl->stoppedn = 0;
 	rl->sock = sk;
 	rl->sigfd = (int)sys4(SYS_signalfd4, -1, &mask, 8, SFD_NONBLOCK | SFD_CLOEXEC);
 	rl->in = 0;
