@@ -59,7 +59,7 @@ type keeper struct {
 	stopped   atomic.Bool
 	// stoppedWhy: set by stop (string), for Reply.Stopped.
 	stoppedWhy atomic.Value
-	cgroup    *SessionCgroup // the session's, when it has one
+	cgroup     *SessionCgroup // the session's, when it has one
 	// devpts is the session's devpts instance, held open from the moment
 	// it is mounted: the keeper makes its ptys there, never through a
 	// path in the session, which would point it anywhere.
