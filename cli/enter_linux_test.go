@@ -368,7 +368,7 @@ func TestStopEndsEverything(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
 		h.ok("new", "--base", "bb", "s")
 		marker := fmt.Sprintf("%d", 300000+time.Now().UnixNano()%100000)
-		bg := h.command("run", "s", "--", "sh", "-c", "trap '' TERM; exec sleep "+marker)
+		bg := h.command("run", "s", "--", "sh", "-c", "trap '' HUP TERM; exec sleep "+marker)
 		if err := bg.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -46,7 +46,7 @@ func (m *Model) onKey(msg tea.KeyMsg) tea.Cmd {
 		return m.onFilterKey(msg)
 	}
 	switch m.mode {
-	case modeHelp:
+	case modeHelp, modeLog:
 		if key.Matches(msg, m.keys.Quit) && msg.String() == "ctrl+c" {
 			return requestQuit
 		}
@@ -102,6 +102,8 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 		return requestQuit
 	case key.Matches(msg, k.Help):
 		m.mode = modeHelp
+	case key.Matches(msg, k.Log):
+		m.mode = modeLog
 	case msg.String() == "esc" && m.list.filter != "":
 		m.filter.SetValue("")
 		m.list.setFilter("")
@@ -112,7 +114,7 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 		return m.filter.Focus()
 	case key.Matches(msg, k.Sort):
 		m.list.cycleSort()
-		m.status = status{text: "sorted by " + m.list.sort.String()}
+		m.say(status{text: "sorted by " + m.list.sort.String()})
 		return m.selectionChanged()
 	case key.Matches(msg, k.Refresh):
 		return tea.Batch(m.reload(), basesCmd(m.c.store))
@@ -166,7 +168,7 @@ func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.Stop):
 		name := r.name()
 		if r.Shells == 0 {
-			m.status = status{text: "nothing runs in " + name}
+			m.say(status{text: "nothing runs in " + name})
 			return nil
 		}
 		st := m.c.store
@@ -207,11 +209,11 @@ func (m *Model) baseTaken(name string) bool {
 // enter hands the terminal to a shell in session name.
 func (m *Model) enter(name string) tea.Cmd {
 	if m.opts.Shell == nil {
-		m.status = status{text: "entering a session is not available here", err: true}
+		m.say(status{text: "entering a session is not available here", err: true})
 		return nil
 	}
 	c := m.opts.Shell(name, m.cfg.Shell)
-	m.status = status{text: "entering " + name + "…"}
+	m.say(status{text: "entering " + name + "…"})
 	return tea.Exec(c, func(err error) tea.Msg {
 		return execDoneMsg{name: name, status: c.ExitStatus(), err: err}
 	})
@@ -269,7 +271,7 @@ func (m *Model) cycleTheme() tea.Cmd {
 	t := m.themes[m.theme]
 	m.c.styles = themes.NewStyles(m.c.renderer, t)
 	m.applyStyles()
-	m.status = status{text: "theme " + t.Name}
+	m.say(status{text: "theme " + t.Name})
 	if m.opts.ConfigDir == "" {
 		return nil
 	}

@@ -60,11 +60,11 @@ func (v *basesView) update(msg tea.KeyMsg, m *Model) (back bool, cmd tea.Cmd) {
 	case key.Matches(msg, v.keys.Remove) && len(v.bases) > 0:
 		b := v.bases[v.scroll.cursor]
 		if b.Builtin() {
-			m.status = status{text: "host is this machine's own / and cannot be removed", err: true}
+			m.say(status{text: "host is this machine's own / and cannot be removed", err: true})
 			return false, nil
 		}
 		if on := v.users[b.Name]; len(on) > 0 {
-			m.status = status{text: fmt.Sprintf("base %s is in use by %s; discard them first", b.Name, strings.Join(on, ", ")), err: true}
+			m.say(status{text: fmt.Sprintf("base %s is in use by %s; discard them first", b.Name, strings.Join(on, ", ")), err: true})
 			return false, nil
 		}
 		size, _ := b.Size()

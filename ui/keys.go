@@ -9,7 +9,7 @@ type KeyMap struct {
 	Up, Down, PageUp, PageDown, Home, End key.Binding
 
 	Enter, New, Discard, Reset, Rename, Clone, Commit, Stop key.Binding
-	Diff, Bases, Sort, Filter, Theme, Refresh, Help, Quit   key.Binding
+	Diff, Bases, Sort, Filter, Theme, Refresh, Log, Help, Quit key.Binding
 }
 
 // DefaultKeyMap is the keys as lazydocker and k9s users expect them.
@@ -38,6 +38,7 @@ func DefaultKeyMap() *KeyMap {
 		Filter:   b([]string{"/"}, "/", "filter"),
 		Theme:    b([]string{"t"}, "t", "theme"),
 		Refresh:  b([]string{"ctrl+r", "f5"}, "ctrl+r", "refresh"),
+		Log:      b([]string{"L"}, "L", "messages"),
 		Help:     b([]string{"?"}, "?", "help"),
 		Quit:     b([]string{"q", "ctrl+c"}, "q", "quit"),
 	}
@@ -66,7 +67,7 @@ func (k *KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End},
 		{k.Enter, k.New, k.Discard, k.Reset, k.Rename, k.Clone, k.Commit, k.Stop},
-		{k.Diff, k.Bases, k.Sort, k.Filter, k.Theme, k.Refresh, k.Help, k.Quit},
+		{k.Diff, k.Bases, k.Sort, k.Filter, k.Theme, k.Refresh, k.Log, k.Help, k.Quit},
 	}
 }
 

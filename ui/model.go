@@ -68,6 +68,7 @@ const (
 	modeHelp
 	modeDiff
 	modeBases
+	modeLog
 )
 
 // status is the line above the footer.
@@ -79,6 +80,7 @@ type status struct {
 
 // Model is the whole interface.
 type Model struct {
+	log    []logEntry // what the status line said, oldest first
 	c      *common
 	opts   Options
 	cfg    Config
@@ -172,7 +174,7 @@ func New(o Options) *Model {
 		if o.ConfigDir != "" {
 			text = strings.ReplaceAll(text, o.ConfigDir+string(filepath.Separator), "")
 		}
-		m.status = status{text: text, err: true}
+		m.say(status{text: text, err: true})
 	}
 	m.filter = newInput(m.c, "fuzzy filter")
 	m.filter.Prompt = "/ "
@@ -296,9 +298,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case msg.err != nil:
 			m.setError(fmt.Errorf("shell in %s: %w", msg.name, msg.err))
 		case msg.status == 0:
-			m.status = status{text: fmt.Sprintf("left %s (exit status 0)", msg.name), ok: true}
+			m.say(status{text: fmt.Sprintf("left %s (exit status 0)", msg.name), ok: true})
 		default:
-			m.status = status{text: fmt.Sprintf("left %s (exit status %d)", msg.name, msg.status)}
+			m.say(status{text: fmt.Sprintf("left %s (exit status %d)", msg.name, msg.status)})
 		}
 		return m, tea.Batch(m.reload(), basesCmd(m.c.store))
 	case tickMsg:
@@ -324,7 +326,25 @@ func (m *Model) baseUsers() map[string][]string {
 }
 
 func (m *Model) setError(err error) {
-	m.status = status{text: err.Error(), err: true}
+	m.say(status{text: err.Error(), err: true})
+}
+
+// say shows st on the status line and keeps it for the messages view
+// (L), where a line too long for the screen is read whole.
+func (m *Model) say(st status) {
+	m.status = st
+	m.log = append(m.log, logEntry{at: m.c.now(), status: st})
+	if len(m.log) > maxLog {
+		m.log = m.log[len(m.log)-maxLog:]
+	}
+}
+
+// maxLog is how many messages L shows: the recent ones.
+const maxLog = 50
+
+type logEntry struct {
+	at time.Time
+	status
 }
 
 func (m *Model) onEntries(msg entriesMsg) tea.Cmd {
@@ -402,7 +422,7 @@ func (m *Model) onTaskDone(msg taskDoneMsg) tea.Cmd {
 	if msg.err != nil {
 		m.setError(msg.err)
 	} else if msg.msg != "" {
-		m.status = status{text: msg.msg, ok: true}
+		m.say(status{text: msg.msg, ok: true})
 	}
 	if msg.selectName != "" {
 		m.pending = msg.selectName

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -683,4 +684,27 @@ func TestLostIsWholeSentences(t *testing.T) {
 			t.Errorf("lost(%d changes, %d shells) = %q, want %q", tc.changes, tc.shells, got, tc.want)
 		}
 	}
+}
+
+// L shows the recent messages whole, however narrow the screen: a status
+// line that was replaced, or too long to read, is read there.
+func TestMessagesViewKeepsWhatWasSaid(t *testing.T) {
+	m := New(options(newStore(t), t))
+	tm := start(t, m)
+	waitFor(t, tm, "No sessions yet")
+	long := "the first message, which is long enough that a status line of eighty columns cannot hold all of it and its end: the-very-end"
+	tm.Send(inspectMsg(func(m *Model) { m.setError(errors.New(long)) }))
+	tm.Send(inspectMsg(func(m *Model) { m.say(status{text: "a second one replaces it"}) }))
+	waitFor(t, tm, "a second one replaces it")
+	tm.Send(press("L"))
+	var out string
+	waitScreen(t, m, "the messages view", func(s string) bool { out = s; return strings.Contains(s, "Recent messages") })
+	flat := strings.Join(strings.Fields(out), " ")
+	if !strings.Contains(out, "the-very-end") || !strings.Contains(flat, "cannot hold all of it") || !strings.Contains(out, "a second one replaces it") {
+		t.Errorf("the messages view lost something:\n%s", out)
+	}
+	tm.Send(press("esc"))
+	waitScreen(t, m, "the list again", func(s string) bool {
+		return strings.Contains(s, "No sessions yet") && !strings.Contains(s, "Recent messages")
+	})
 }

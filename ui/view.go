@@ -23,6 +23,8 @@ func (m *Model) View() string {
 	switch {
 	case m.mode == modeHelp:
 		body = m.helpView()
+	case m.mode == modeLog:
+		body = m.logView(bodyH)
 	case m.mode == modeDiff:
 		body = m.diff.View()
 	case m.mode == modeBases:
@@ -105,6 +107,35 @@ func (m *Model) helpView() string {
 		"a applies the marked (else the filtered, else all) to the host after asking, and / filters; in the bases view, i imports and d removes.")
 	wrap := lipgloss.NewStyle().Width(m.width)
 	return "\n" + wrap.Render(intro) + "\n\n" + h.View(m.keys) + "\n\n" + wrap.Render(more)
+}
+
+// logView is the recent messages, newest last, each wrapped to the
+// screen's width: what the status line had no room for is read here.
+func (m *Model) logView(h int) string {
+	st := m.c.styles
+	lines := []string{"", st.Muted.Render("Recent messages, newest last. esc or any key goes back."), ""}
+	if len(m.log) == 0 {
+		lines = append(lines, st.Muted.Render("Nothing has been said yet."))
+	}
+	wrap := lipgloss.NewStyle().Width(max(m.width-9, 10))
+	var body []string
+	for _, e := range m.log {
+		style := st.Status.Normal
+		switch {
+		case e.err:
+			style = st.Status.Error
+		case e.ok:
+			style = st.Status.Success
+		}
+		text := wrap.Render(style.Render(termtext.Visible(e.text)))
+		stamp := st.Muted.Render(e.at.Format("15:04:05")) + " "
+		body = append(body, lipgloss.JoinHorizontal(lipgloss.Top, stamp, text))
+	}
+	all := strings.Split(strings.Join(body, "\n"), "\n")
+	if room := h - len(lines); room > 0 && len(all) > room {
+		all = all[len(all)-room:] // the newest fit
+	}
+	return strings.Join(append(lines, all...), "\n")
 }
 
 func (m *Model) statusView() string {
