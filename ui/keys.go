@@ -8,7 +8,7 @@ import "github.com/charmbracelet/bubbles/key"
 type KeyMap struct {
 	Up, Down, PageUp, PageDown, Home, End key.Binding
 
-	Enter, New, Discard, Reset, Rename, Clone, Commit, Stop key.Binding
+	Enter, New, Discard, Reset, Rename, Clone, Commit, Stop    key.Binding
 	Diff, Bases, Sort, Filter, Theme, Refresh, Log, Help, Quit key.Binding
 }
 
