@@ -47,8 +47,9 @@ type Styles struct {
 
 // NewStyles builds t's styles for renderer r (its colour profile and
 // background decide how the colours come out).
-func NewStyles(r *lipgloss.Renderer, t Theme) *Styles {
-	s := &Styles{Theme: t}
+func NewStyles(r *lipgloss.Renderer, theme Theme) *Styles {
+	s := &Styles{Theme: theme}
+	t := theme.forProfile(r.ColorProfile())
 	ns := r.NewStyle
 	s.Title = ns().Bold(true).Foreground(t.TitleText).Background(t.TitleBg).Padding(0, 1)
 	s.TitleInfo = ns().Foreground(t.Muted).Padding(0, 1)
