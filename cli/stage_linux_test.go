@@ -3,11 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"debug/elf"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -193,7 +195,17 @@ func TestStageDifferential(t *testing.T) {
 			{"a flag", "/", "", false, []string{"run", "s", "--umask", "077", "--", "sh", "-c", "umask"}},
 			{"no session", "/", "", false, []string{"run", "nosuch", "--", "true"}},
 		}
+		// A bad INCARNATE_LINGER is Go's to refuse, with status 2.
+		cases = append(cases, struct {
+			name, dir, stdin string
+			handled          bool
+			args             []string
+		}{"bad linger", "/", "", false, []string{"run", "s", "--", "true"}})
 		for _, c := range cases {
+			callerEnv := callerEnv
+			if c.name == "bad linger" {
+				callerEnv = append(slices.Clone(callerEnv), "INCARNATE_LINGER=soon")
+			}
 			goPath := runStage(t, h, "off", c.dir, c.stdin, callerEnv, c.args...)
 			mode := "must"
 			if !c.handled {
@@ -240,20 +252,27 @@ func TestStageForwardsSignals(t *testing.T) {
 }
 
 // fakeKeeper is what the stage meets when it looks for session s: the
-// ticket given (a good one for nil) where a keeper's would be. It
-// returns the environment to run incarnate in and the path where the
-// keeper's socket would be.
-func fakeKeeper(t testing.TB, ticket []byte) (env []string, sock string) {
+// ticket given where a keeper's would be, or for nil a listening socket
+// (returned) with a good ticket of its own beside it. It returns the
+// environment to run incarnate in.
+func fakeKeeper(t testing.TB, ticket []byte) (env []string, ln int) {
 	dir := t.TempDir()
 	rt := filepath.Join(dir, "incarnate")
 	if err := os.Mkdir(rt, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	root := filepath.Join(dir, "store")
-	sock = filepath.Join(rt, session.SocketName(root, "s"))
+	sock := filepath.Join(rt, session.SocketName(root, "s"))
+	ln = -1
 	if ticket == nil {
-		tk := prestage.Ticket{EUID: uint32(os.Geteuid()), Root: root, Name: "s", Entered: filepath.Join(dir, "entered"),
-			Head: []string{"HOME=/root"}, Pass: []string{"TERM"}, Prefixes: []string{"LC_"}, Specs: []string{"A=1", "B"}, Tail: []string{"X=y"}}
+		ln = listenAt(t, sock)
+		var st unix.Stat_t
+		if err := unix.Lstat(sock, &st); err != nil {
+			t.Fatal(err)
+		}
+		tk := prestage.Ticket{EUID: uint32(os.Geteuid()), SockDev: st.Dev, SockIno: st.Ino, Root: root, Name: "s",
+			Entered: filepath.Join(dir, "entered"), Head: []string{"HOME=/root"}, Pass: []string{"TERM"},
+			Prefixes: []string{"LC_"}, Specs: []string{"A=1", "B"}, Tail: []string{"X=y"}}
 		var err error
 		if ticket, err = tk.Marshal(); err != nil {
 			t.Fatal(err)
@@ -265,7 +284,22 @@ func fakeKeeper(t testing.TB, ticket []byte) (env []string, sock string) {
 	if err := os.WriteFile(prestage.TicketPath(sock), ticket, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return []string{"XDG_RUNTIME_DIR=" + dir, "INCARNATE_ROOT=" + root, "INCARNATE_STAGE=must", "PATH=/usr/bin:/bin"}, sock
+	return []string{"XDG_RUNTIME_DIR=" + dir, "INCARNATE_ROOT=" + root, "INCARNATE_STAGE=must", "PATH=/usr/bin:/bin"}, ln
+}
+
+func listenAt(t testing.TB, sock string) int {
+	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(ln) })
+	if err := unix.Bind(ln, &unix.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 1); err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 // stageBin is the release build, made once for a fuzz target's inputs.
@@ -274,7 +308,7 @@ func stageBin(f *testing.F) string { return releaseBuild(f, f.TempDir()) }
 // runFake runs the release build against a fake keeper and fails if it
 // dies of a signal or hangs: whatever the ticket or the replies hold,
 // the stage steps aside or says what broke.
-func runFake(t *testing.T, bin string, env []string) {
+func runFake(t *testing.T, bin string, env []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "run", "s", "--", "true")
@@ -289,6 +323,7 @@ func runFake(t *testing.T, bin string, env []string) {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		t.Fatalf("the stage died of %v; it said %q", ws.Signal(), out)
 	}
+	return cmd.ProcessState.ExitCode()
 }
 
 // A ticket of any bytes is read within its bounds.
@@ -323,25 +358,21 @@ func FuzzStageReplies(f *testing.F) {
 		{`{"started":true,"x":[[[[{"a":"}"}]]]]}`, `{"children":1}`},
 		{`{"started_in":"\u12`, `{`},
 		{`{`, `}`},
+		// A session's /root made a path whose escapes pass 64 KiB.
+		{`{"started":true,"started_in":"` + strings.Repeat(`\u0001`, 12000) + `"}`, `{"exit":0}`},
 	} {
 		f.Add([]byte(seed[0]), []byte(seed[1]))
 	}
 	bin := stageBin(f)
 	f.Fuzz(func(t *testing.T, first, second []byte) {
-		env, sock := fakeKeeper(t, nil)
-		ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(ln)
-		if err := unix.Bind(ln, &unix.SockaddrUnix{Name: sock}); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Listen(ln, 1); err != nil {
-			t.Fatal(err)
-		}
+		env, ln := fakeKeeper(t, nil)
 		go answer(ln, first, second)
-		runFake(t, bin, env)
+		// Once the request is sent, only a refusal or a keeper gone
+		// without a word lets Go ask again: anything else may have
+		// started the command, which must not start twice.
+		if status := runFake(t, bin, env); status == 98 && len(first) > 0 && !bytes.Contains(first, []byte(`"error"`)) {
+			t.Errorf("the stage stepped aside after the reply %q: Go would start the command again", first)
+		}
 	})
 }
 
@@ -445,5 +476,59 @@ func TestStageSaysStopped(t *testing.T) {
 	want := stageRun{"", "incarnate: session s was stopped from outside\n", 129}
 	if runs[0] != want || runs[1] != want {
 		t.Errorf("stopped from outside, through the stage %+v and through Go %+v; want %+v", runs[0], runs[1], want)
+	}
+}
+
+// Closed standard streams: Go gives them /dev/null, the stage steps
+// aside, and the command sees the same either way.
+func TestStageClosedStreams(t *testing.T) {
+	h := stageHarness(t, newHarness(t, rootUser))
+	inner := `echo hello; read x; echo "stdin gave: $x" >&2`
+	run := func(mode, closing string) stageRun {
+		cmd := exec.Command("sh", "-c", `exec "$0" run s -- sh -c "$1" `+closing, h.bin, inner)
+		cmd.Env = append(h.env(), "INCARNATE_STAGE="+mode)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr, cmd.Dir = &out, &errb, "/"
+		_ = cmd.Run()
+		return stageRun{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
+	}
+	for _, closing := range []string{"0<&-", "0<&- 1>&-", "2>&-"} {
+		// (With stderr closed, the reason cannot be read: the status is.)
+		if r := run("must", closing); r.status != 98 || (closing != "2>&-" && !strings.Contains(r.stderr, "closed standard stream")) {
+			t.Errorf("%s: the stage did not step aside: %+v", closing, r)
+		}
+		if staged, goPath := run("", closing), run("off", closing); staged != goPath {
+			t.Errorf("%s: through the stage %+v, through Go %+v", closing, staged, goPath)
+		}
+	}
+}
+
+// A reader that goes away ends the command and incarnate with SIGPIPE,
+// as in any pipeline (` + "`run s -- yes | head -1`" + `), both ways.
+func TestBrokenPipeEndsTheRun(t *testing.T) {
+	h := stageHarness(t, newHarness(t, rootUser))
+	for _, mode := range []string{"must", "off"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, h.bin, "run", "s", "--", "yes")
+		cmd.Env, cmd.Dir = append(h.env(), "INCARNATE_STAGE="+mode), "/"
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 2)
+		if _, err := io.ReadFull(out, buf); err != nil || string(buf) != "y\n" {
+			t.Fatalf("%s: %q %v", mode, buf, err)
+		}
+		out.Close()
+		_ = cmd.Wait()
+		timedOut := ctx.Err() != nil
+		cancel()
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if timedOut || !ws.Signaled() || ws.Signal() != syscall.SIGPIPE {
+			t.Errorf("%s: after its reader went: %v (timed out: %v); want death by SIGPIPE", mode, cmd.ProcessState, timedOut)
+		}
 	}
 }

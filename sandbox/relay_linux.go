@@ -158,6 +158,14 @@ func spliceOut(dst, src *os.File, between func()) (done bool, err error) {
 			return true, err // the drain's deadline, or a closed pipe
 		case serr == unix.EINVAL && !moved:
 			return false, serr
+		case serr == unix.EPIPE && (dstFd == 1 || dstFd == 2):
+			// Our stdout or stderr is a closed pipe (`run s -- yes |
+			// head -1`): die of SIGPIPE, as a write there would have
+			// made the runtime do (os.epipecheck), and as a filter in a
+			// pipeline should; splice has no such check. The byte
+			// cannot land: the pipe is closed for good.
+			_, _ = dst.Write([]byte{'\n'})
+			return true, serr
 		case serr != nil:
 			// dst is gone: drain src so the writer inside is not blocked.
 			_ = copyAll(nil, src, between)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"app/incarnate/internal/faults"
 	"app/incarnate/internal/prestage"
 	"app/incarnate/layers"
@@ -143,6 +145,9 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 	if m.Fuse && m.UserXattr {
 		s.makeStubs(m)
 	}
+	// The last keeper's ticket, if it died without taking it along, is
+	// not this one's.
+	_ = os.Remove(prestage.TicketPath(sock))
 	err = sandbox.StartKeeper(sandbox.KeeperConfig{
 		Root: ops, Process: confinement(m, ids), Cloneflags: cloneflags(m), Rootless: m.UserXattr,
 		Socket: sock, Lock: lk.f, RangeLock: rangeLock, Linger: s.Linger,
@@ -159,12 +164,19 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 // stage needs to run a plain `run` through it (see internal/prestage).
 // Best effort: without a ticket, the Go path does it all.
 func (s *Store) writeTicket(m *Meta, sock string) {
+	var st unix.Stat_t
+	if err := unix.Lstat(sock, &st); err != nil {
+		return
+	}
 	t := prestage.Ticket{
-		EUID: uint32(sandbox.HostUID()), Root: s.Root, Name: m.Name, Entered: s.enteredPath(m.Name),
+		EUID: uint32(sandbox.HostUID()), SockDev: st.Dev, SockIno: st.Ino,
+		Root: s.Root, Name: m.Name, Entered: s.enteredPath(m.Name),
 		Head: envHead(""), Pass: passedVars, Prefixes: passedPrefixes, Specs: envSpecs(m, nil),
 		Tail: []string{sessionVar(m.Name)},
 	}
-	_ = t.Write(prestage.TicketPath(sock))
+	if err := t.Write(prestage.TicketPath(sock)); err != nil {
+		_ = os.Remove(prestage.TicketPath(sock))
+	}
 }
 
 // Run runs a command in session name with plain streams, passing on the

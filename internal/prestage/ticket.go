@@ -14,7 +14,11 @@ import (
 // written by the Go side when the keeper is up, read by stage.c's
 // parse_ticket. Only the Go side decides what goes in.
 type Ticket struct {
-	EUID    uint32
+	EUID uint32
+	// SockDev and SockIno are the keeper socket's: a ticket older than
+	// the socket beside it (a keeper since, whose ticket was not
+	// written) is not used.
+	SockDev, SockIno uint64
 	Root    string // the store, as the CLI resolved it
 	Name    string
 	Entered string // the file whose time says when the session was entered
@@ -33,12 +37,15 @@ const (
 
 var magic = [8]byte{'i', 'n', 'c', 'T', 1, 0, 0, 0}
 
-// Marshal encodes t: the magic, the uid, then each string as a
+// Marshal encodes t: the magic, the uid, the socket's device and inode
+// (little-endian uint64s), then each string as a
 // little-endian uint32 length and its bytes, each list as a count and
 // its strings.
 func (t *Ticket) Marshal() ([]byte, error) {
 	b := append([]byte{}, magic[:]...)
 	b = binary.LittleEndian.AppendUint32(b, t.EUID)
+	b = binary.LittleEndian.AppendUint64(b, t.SockDev)
+	b = binary.LittleEndian.AppendUint64(b, t.SockIno)
 	for _, s := range []string{t.Root, t.Name, t.Entered} {
 		b = appendString(b, s)
 	}
@@ -74,6 +81,7 @@ func (t *Ticket) Write(path string) error {
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, path)

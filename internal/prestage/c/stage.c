@@ -50,15 +50,15 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define sys4(n, a, b, c, d) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
 enum {
-	EINTR = 4, EAGAIN = 11, EPIPE = 32,
+	EINTR = 4, EAGAIN = 11, EPIPE = 32, ERANGE = 34, ENAMETOOLONG = 36, EBADF = 9,
 	O_RDONLY = 0, O_NOFOLLOW = 0400000, O_CLOEXEC = 02000000, O_NONBLOCK = 04000,
 	AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100,
 	AF_UNIX = 1, SOCK_SEQPACKET = 5, SOCK_CLOEXEC = 02000000,
 	SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_TRUNC = 0x20, MSG_CTRUNC = 0x8,
 	MSG_CMSG_CLOEXEC = 0x40000000, MSG_NOSIGNAL = 0x4000,
 	POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 16, POLLNVAL = 32,
-	S_IFMT = 0170000, S_IFDIR = 0040000, S_IFREG = 0100000,
-	F_SETFL = 4, SIG_BLOCK = 0, SIGPIPE = 13, CLOCK_MONOTONIC = 1,
+	S_IFMT = 0170000, S_IFDIR = 0040000, S_IFREG = 0100000, S_IFSOCK = 0140000,
+	F_GETFD = 1, F_SETFL = 4, SIG_BLOCK = 0, SIGPIPE = 13, CLOCK_MONOTONIC = 1,
 	SFD_NONBLOCK = 04000, SFD_CLOEXEC = 02000000, RLIMIT_STACK = 3,
 };
 
@@ -259,6 +259,7 @@ struct list { struct str s[LIST_MAX]; u32 n; };
 
 struct ticket {
 	u32 euid;
+	u64 sock_dev, sock_ino; /* the socket it was written beside */
 	struct str root, name, entered;
 	struct list head, pass, prefixes, specs, tail;
 };
@@ -317,6 +318,10 @@ static int parse_ticket(const u8 *buf, u32 n, struct ticket *t)
 			return 0;
 	rd.off = 8;
 	t->euid = get_u32(&rd);
+	t->sock_dev = get_u32(&rd);
+	t->sock_dev |= (u64)get_u32(&rd) << 32;
+	t->sock_ino = get_u32(&rd);
+	t->sock_ino |= (u64)get_u32(&rd) << 32;
 	t->root = get_str(&rd);
 	t->name = get_str(&rd);
 	t->entered = get_str(&rd);
@@ -409,7 +414,7 @@ static i64 now_ms(void)
 
 enum { ENV_MAX = 4096 };
 
-#define STACK_NEEDED (2ul << 20)
+#define STACK_NEEDED (4ul << 20)
 
 struct env { struct str kv[ENV_MAX]; u32 n; int over; };
 
@@ -481,6 +486,8 @@ static struct str working_dir(char **envp, char *buf, u32 cap)
 	    sys4(SYS_newfstatat, AT_FDCWD, pwd, &d, 0) == 0 && dot.dev == d.dev && dot.ino == d.ino)
 		return cstr(pwd);
 	long n = sys(SYS_getcwd, buf, cap, 0);
+	if (n == -ERANGE || n == -ENAMETOOLONG)
+		return (struct str){buf, 0}; /* too long: Go's to refuse */
 	if (n <= 1 || buf[0] != '/')
 		return (struct str){0, 0};
 	return (struct str){buf, (u32)(n - 1)};
@@ -514,7 +521,7 @@ struct reply {
 	int has_exit;
 	long exit;
 	struct str started_in, stopped;
-	char text[4096];  /* started_in, unescaped */
+	char text[1024];  /* started_in, unescaped (cut to fit) */
 	char note[512];   /* stopped, unescaped */
 };
 
@@ -629,8 +636,9 @@ static int parse_reply(const char *p, u32 n, struct reply *r)
 		if (eq(key, cstr("error"))) {
 			r->error = 1;
 		} else if (eq(key, cstr("started_in")) && i < n && p[i] == '"') {
+			/* A path longer than text is shown cut (put keeps what fits). */
 			u32 e = parse_string(p, n, i + 1, &text);
-			if (e > n || text.over)
+			if (e > n)
 				return 0;
 			r->started_in = (struct str){r->text, text.n};
 			i = e;
@@ -638,7 +646,7 @@ static int parse_reply(const char *p, u32 n, struct reply *r)
 		} else if (eq(key, cstr("stopped")) && i < n && p[i] == '"') {
 			/* The session was stopped from outside: said at the end. */
 			u32 e = parse_string(p, n, i + 1, &note);
-			if (e > n || note.over)
+			if (e > n)
 				return 0;
 			r->stopped = (struct str){r->note, note.n};
 			i = e;
@@ -729,7 +737,7 @@ static int send_packet(int sock, const char *p, u32 n, const int *fds, int nfds)
 
 /* ---- the relay, once the command runs ---- */
 
-enum { CHUNK = 64 << 10, QUIET_MS = 100, DRAIN_MS = 2000 };
+enum { CHUNK = 64 << 10, QUIET_MS = 100, DRAIN_MS = 2000, PIPE_BUF = 4096 };
 
 /* The signals Go's client passes on (sandbox.ForwardedSignals). */
 static const u64 forwarded = 1ul << (2 - 1) | 1ul << (15 - 1) | 1ul << (1 - 1) |
@@ -745,10 +753,26 @@ static void die_of_sigpipe(void)
 	sys(SYS_exit_group, 2, 0, 0);
 }
 
-static void out_all(int fd, const char *p, u64 n)
+struct relay;
+static void forward_signals(struct relay *r);
+static int sigfd_of(struct relay *r);
+
+/* out_all writes p to our stdout or stderr. It waits for room with
+ * poll, forwarding signals meanwhile, and writes a pipe's atomic piece
+ * at a time, which never blocks once poll says there is room: a reader
+ * that is slow to take the output must not hold up a ^C, nor make a
+ * non-blocking stdout spin. */
+static void out_all(struct relay *r, int fd, const char *p, u64 n)
 {
 	while (n > 0) {
-		long w = sys(SYS_write, fd, p, n);
+		struct pollfd pw[2] = {{fd, POLLOUT, 0}, {sigfd_of(r), POLLIN, 0}};
+		if (sys(SYS_poll, pw, pw[1].fd >= 0 ? 2 : 1, -1) < 0)
+			continue;
+		if (pw[1].revents)
+			forward_signals(r);
+		if (!pw[0].revents)
+			continue;
+		long w = sys(SYS_write, fd, p, n < PIPE_BUF ? n : PIPE_BUF);
 		if (w == -EINTR || w == -EAGAIN)
 			continue;
 		if (w == -EPIPE)
@@ -769,10 +793,12 @@ struct relay {
 	char pend[CHUNK];  /* stdin read, not yet taken by the command */
 	u32 pendoff, pendn;
 	char io[CHUNK];
-	char msg[8192];
+	char msg[64 << 10]; /* a reply: a few bytes, unless a hostile path */
 	char stopped[512]; /* Reply.Stopped, copied from the exit reply */
 	u32 stoppedn;
 };
+
+static int sigfd_of(struct relay *r) { return r->sigfd; }
 
 static void close_fd(int *fd)
 {
@@ -820,7 +846,7 @@ static void pass_output(struct relay *r, int k, i64 now)
 		close_fd(&r->from[k]);
 		return;
 	}
-	out_all(1 + k, r->io, (u64)n);
+	out_all(r, 1 + k, r->io, (u64)n);
 	r->last[k] = now;
 }
 
@@ -1026,8 +1052,16 @@ __attribute__((noinline)) static int stage_run(struct run *r, struct str name, c
 		return aside(r, "no ticket: no keeper runs");
 	if (s->t.euid != euid || !eq(s->t.root, root) || !eq(s->t.name, name))
 		return aside(r, "the ticket is another's");
+	/* A ticket speaks for the keeper that made its socket, not for one
+	 * started since (whose ticket may not have been written). */
+	struct kstat sst;
+	if (sys4(SYS_newfstatat, AT_FDCWD, sock, &sst, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    (sst.mode & S_IFMT) != S_IFSOCK || sst.dev != s->t.sock_dev || sst.ino != s->t.sock_ino)
+		return aside(r, "the ticket is older than the socket");
 
 	struct str dir = working_dir(envp, s->cwdbuf, sizeof s->cwdbuf), dir_else = cstr("/root");
+	if (dir.n == 0 && dir.p)
+		return aside(r, "a working directory too long");
 	if (dir.n == 0)
 		dir = cstr("/root"), dir_else = cstr("/");
 	if (!printable_ascii(dir))
@@ -1081,17 +1115,21 @@ __attribute__((noinline)) static int stage_run(struct run *r, struct str name, c
 		return aside(r, "the keeper took no request");
 	}
 	close_fds(theirs, 3);
+	all[0] = all[3] = all[5] = -1;
 	struct reply rep;
 	int got = recv_reply(sk, s->rl.msg, sizeof s->rl.msg, &rep);
-	if (got != 1 || rep.error) {
-		/* Nothing runs: Go asks again and says what went wrong. */
+	if (got == 0 || (got == 1 && rep.error)) {
+		/* Nothing runs (a refusal, or a keeper that went before it
+		 * read the request): Go asks again and says what went wrong. */
 		close_fds(all, 7);
 		return aside(r, "the keeper refused");
 	}
+	if (got < 0)
+		lost_keeper(); /* the command may run: never start it twice */
 
 	/* From here the command runs: the stage sees it through. */
 	if (rep.started_in.n > 0) {
-		char m[8192];
+		char m[12288];
 		struct buf b = {m, 0, sizeof m, 0};
 		puts_(&b, "incarnate: ");
 		putvisible(&b, dir);
@@ -1121,6 +1159,40 @@ __attribute__((noinline)) static int stage_run(struct run *r, struct str name, c
 	return 0;
 }
 
+/* go_duration says whether Go's time.ParseDuration takes s, and it is
+ * not negative (as the CLI's setLinger wants): "0", or numbers, each
+ * with a unit of ns, us, µs, ms, s, m or h. */
+static int go_duration(const char *s)
+{
+	if (s[0] == '0' && s[1] == 0)
+		return 1;
+	if (*s == '+')
+		s++;
+	if (!*s)
+		return 0;
+	while (*s) {
+		int digits = 0;
+		while (*s >= '0' && *s <= '9')
+			s++, digits++;
+		if (*s == '.')
+			for (s++; *s >= '0' && *s <= '9'; s++)
+				digits++;
+		if (!digits)
+			return 0;
+		if (s[0] == 'n' && s[1] == 's')
+			s += 2;
+		else if ((s[0] == 'u' || s[0] == 'm') && s[1] == 's')
+			s += 2;
+		else if ((((u8)s[0] == 0xc2 && (u8)s[1] == 0xb5) || ((u8)s[0] == 0xce && (u8)s[1] == 0xbc)) && s[2] == 's')
+			s += 3;
+		else if (s[0] == 's' || s[0] == 'm' || s[0] == 'h')
+			s += 1;
+		else
+			return 0;
+	}
+	return 1;
+}
+
 /* stage_main takes its cheap look at the command line on a small frame:
  * every command of incarnate but a plain run returns from here. */
 int stage_main(long *sp)
@@ -1142,6 +1214,18 @@ int stage_main(long *sp)
 		return aside(&r, "a flag");
 	if (!cmd[0] || !cmd[0][0])
 		return aside(&r, "no command");
+	/* Go gives a closed fd 0-2 /dev/null; the stage's own fds would take
+	 * their numbers instead, and be read as stdin or written as stdout. */
+	for (int fd = 0; fd < 3; fd++)
+		if (sys(SYS_fcntl, fd, F_GETFD, 0) < 0)
+			return aside(&r, "a closed standard stream");
+	long nenv = 0;
+	for (char **v = envp; *v; v++)
+		if (++nenv > ENV_MAX)
+			return aside(&r, "too many environment variables");
+	const char *linger = getenv_val(envp, "INCARNATE_LINGER");
+	if (linger && *linger && !go_duration(linger))
+		return aside(&r, "INCARNATE_LINGER is not a duration: Go says so");
 	/* stage_run's buffers take about a megabyte of stack. */
 	struct { u64 cur, max; } lim;
 	if (sys(SYS_getrlimit, RLIMIT_STACK, &lim, 0) != 0 || lim.cur < STACK_NEEDED)
