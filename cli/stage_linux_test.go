@@ -3,9 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
-	"io"
 	"debug/elf"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"

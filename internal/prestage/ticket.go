@@ -19,9 +19,9 @@ type Ticket struct {
 	// the socket beside it (a keeper since, whose ticket was not
 	// written) is not used.
 	SockDev, SockIno uint64
-	Root    string // the store, as the CLI resolved it
-	Name    string
-	Entered string // the file whose time says when the session was entered
+	Root             string // the store, as the CLI resolved it
+	Name             string
+	Entered          string // the file whose time says when the session was entered
 	// The environment, as session.Environ builds it: Head, then the
 	// caller's variables named in Pass or starting with one of
 	// Prefixes, then Specs applied (NAME=VALUE sets, a bare NAME passes
