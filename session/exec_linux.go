@@ -233,12 +233,8 @@ func (s *Store) Shells(name string) int {
 // Keeper reports what runs in session name: the keeper's pid (0: none
 // runs) and how many processes it started that still run.
 func (s *Store) Keeper(name string) (pid, shells int) {
-	sock, err := s.socketPath(name)
-	if err != nil {
-		return 0, 0
-	}
-	conn, err := sandbox.Dial(sock)
-	if err != nil {
+	conn, _ := s.dialKeeper(name)
+	if conn == nil {
 		return 0, 0
 	}
 	defer conn.Close()
@@ -261,18 +257,25 @@ func (s *Store) EntryShells(e *Entry) int {
 	return n
 }
 
-// release asks session name's keeper to go if nothing runs in it, and
-// reports whether it goes; no keeper is no error.
-func (s *Store) release(name string) (bool, error) {
+// dialKeeper connects to session name's keeper: nil and no error when
+// none runs.
+func (s *Store) dialKeeper(name string) (*sandbox.Conn, error) {
 	sock, err := s.socketPath(name)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	conn, err := sandbox.Dial(sock)
 	if errors.Is(err, sandbox.ErrNoKeeper) {
-		return false, nil
+		return nil, nil
 	}
-	if err != nil {
+	return conn, err
+}
+
+// release asks session name's keeper to go if nothing runs in it, and
+// reports whether it goes; no keeper is no error.
+func (s *Store) release(name string) (bool, error) {
+	conn, err := s.dialKeeper(name)
+	if conn == nil {
 		return false, err
 	}
 	defer conn.Close()
@@ -292,15 +295,8 @@ func (s *Store) Stop(name string, grace time.Duration, why string) (bool, error)
 	if _, err := s.Get(name); err != nil {
 		return false, err
 	}
-	sock, err := s.socketPath(name)
-	if err != nil {
-		return false, err
-	}
-	conn, err := sandbox.Dial(sock)
-	if errors.Is(err, sandbox.ErrNoKeeper) {
-		return false, nil
-	}
-	if err != nil {
+	conn, err := s.dialKeeper(name)
+	if conn == nil {
 		return false, err
 	}
 	_, err = conn.Stop(int(grace/time.Millisecond), why)
