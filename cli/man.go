@@ -29,7 +29,8 @@ func cmdMan(c *ctx, args []string) error {
 	if len(args) != 0 {
 		return usagef("%s takes no arguments", manCommand)
 	}
-	m := mango.NewManPage(1, "incarnate", "throwaway environments that stay until you throw them away").
+	// The description heads the page too, between its corners: short.
+	m := mango.NewManPage(1, "incarnate", "throwaway environments that stay until discarded").
 		WithLongDescription(manDescription)
 	for _, f := range []mango.Flag{
 		{Name: "root DIR", Usage: "the store directory (default $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate)", PFlag: true},

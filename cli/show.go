@@ -98,6 +98,8 @@ func (r showRecord) print(c *ctx) error {
 	}
 	line("size", "%s, %d change%s%s", progress.HumanSize(r.Size), r.Changes, plural(r.Changes), stale)
 	switch {
+	case r.KeeperPID != 0 && r.Shells == 0:
+		line("running", "nothing; its keeper (pid %d) stays up a while for the next command", r.KeeperPID)
 	case r.KeeperPID != 0:
 		line("running", "%d process%s (keeper pid %d)", r.Shells, map[bool]string{true: "es", false: ""}[r.Shells != 1], r.KeeperPID)
 	default:
