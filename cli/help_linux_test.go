@@ -42,20 +42,14 @@ func TestHelpGoesToStdout(t *testing.T) {
 	}
 }
 
-// The completion script, sourced into bash, completes commands, flags,
-// session and base names from the store; `__complete` starts nothing.
+// Each shell's completion script, loaded into that shell, completes
+// commands, flags, session and base names from the store, through the
+// shell's own completion entry; `__complete` starts nothing.
 func TestCompletionAnswers(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("bash is not installed")
-	}
 	h := newHarness(t, rootUser)
 	h.ok("new", "--base", "bb", "alpha")
 	h.ok("new", "--base", "bb", "beta")
-	script := filepath.Join(h.dir, "incarnate.bash")
-	if err := os.WriteFile(script, []byte(h.ok("completion", "bash")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// incarnate on PATH as the script calls it.
+	// incarnate on PATH as the scripts call it.
 	bin := filepath.Join(h.dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
@@ -63,43 +57,70 @@ func TestCompletionAnswers(t *testing.T) {
 	if err := os.Symlink(h.bin, filepath.Join(bin, "incarnate")); err != nil {
 		t.Fatal(err)
 	}
-	complete := func(line string) []string {
-		t.Helper()
-		// bash's own completion entry: COMP_WORDS and COMP_CWORD as
-		// readline sets them, then the function complete -F named.
-		prog := `source "$1"; read -ra COMP_WORDS <<< "$2"; [[ $2 == *" " ]] && COMP_WORDS+=(""); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); ` +
-			`f=$(complete -p incarnate | sed -n 's/.*-F \([^ ]*\).*/\1/p'); $f; printf '%s\n' "${COMPREPLY[@]}"`
-		cmd := exec.Command("bash", "--norc", "--noprofile", "-c", prog, "bash", script, line)
-		cmd.Env = append(h.env(), "PATH="+bin+":/usr/bin:/bin")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("bash completion of %q: %v\n%s", line, err, out)
-		}
-		return strings.Fields(string(out))
-	}
-	for _, tc := range []struct {
-		line string
-		want []string
+	// Each program gets the script in $1 and the line in $2 and prints
+	// the candidates, one a line.
+	shells := map[string]struct {
+		argv []string
+		prog string
 	}{
-		{"incarnate r", []string{"run", "rm", "reset", "rename"}},
-		{"incarnate run ", []string{"alpha", "beta"}},
-		{"incarnate enter a", []string{"alpha"}},
-		{"incarnate rm alpha ", []string{"beta"}},
-		{"incarnate new --base ", []string{"host", "bb"}},
-		{"incarnate base rm ", []string{"bb"}},
-		{"incarnate base ", []string{"import", "ls", "rm"}},
-		{"incarnate new --n", []string{"--nested", "--net"}},
-		{"incarnate new --net ", []string{"host", "none"}},
-		{"incarnate completion ", []string{"bash", "zsh", "fish"}},
-		{"incarnate run alpha -- ", nil},
-	} {
-		got := complete(tc.line)
-		slices.Sort(got)
-		want := slices.Clone(tc.want)
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			t.Errorf("completing %q: %q, want %q", tc.line, got, want)
-		}
+		// readline's COMP_WORDS and COMP_CWORD, then the -F function.
+		"bash": {[]string{"bash", "--norc", "--noprofile", "-c"}, `source "$1"; read -ra COMP_WORDS <<< "$2"; [[ $2 == *" " ]] && COMP_WORDS+=(""); ` +
+			`COMP_CWORD=$((${#COMP_WORDS[@]}-1)); f=$(complete -p incarnate | sed -n 's/.*-F \([^ ]*\).*/\1/p'); $f; printf '%s\n' "${COMPREPLY[@]}"`},
+		// zle's words and CURRENT, compadd and _files standing in for
+		// the completion system's own.
+		"zsh": {[]string{"zsh", "-f", "-c"}, `compdef() {}; _files() {}; compadd() { [[ $1 == -- ]] && shift; printf '%s\n' "$@" }; source "$1"; ` +
+			`words=(${(z)2}); [[ $2 == *" " ]] && words+=(""); CURRENT=${#words}; _incarnate`},
+		// fish's own test hook.
+		"fish": {[]string{"fish", "--no-config", "-c"}, `source $argv[1]; complete -C $argv[2]`},
+	}
+	for name, sh := range shells {
+		t.Run(name, func(t *testing.T) {
+			if _, err := exec.LookPath(sh.argv[0]); err != nil {
+				t.Skipf("%s is not installed", name)
+			}
+			script := filepath.Join(h.dir, "incarnate."+name)
+			if err := os.WriteFile(script, []byte(h.ok("completion", name)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			complete := func(line string) []string {
+				t.Helper()
+				argv := append(slices.Clone(sh.argv), sh.prog, name, script, line)
+				if name == "fish" {
+					argv = append(slices.Clone(sh.argv), sh.prog, script, line)
+				}
+				cmd := exec.Command(argv[0], argv[1:]...)
+				cmd.Env = append(h.env(), "PATH="+bin+":/usr/bin:/bin")
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s completion of %q: %v\n%s", name, line, err, out)
+				}
+				return strings.Fields(string(out))
+			}
+			for _, tc := range []struct {
+				line string
+				want []string
+			}{
+				{"incarnate r", []string{"run", "rm", "reset", "rename"}},
+				{"incarnate run ", []string{"alpha", "beta"}},
+				{"incarnate enter a", []string{"alpha"}},
+				{"incarnate rm alpha ", []string{"beta"}},
+				{"incarnate new --base ", []string{"host", "bb"}},
+				{"incarnate base rm ", []string{"bb"}},
+				{"incarnate base ", []string{"import", "ls", "rm"}},
+				{"incarnate new --n", []string{"--nested", "--net"}},
+				{"incarnate new --net ", []string{"host", "none"}},
+				{"incarnate completion ", []string{"bash", "zsh", "fish"}},
+				{"incarnate run alpha -- ", nil},
+			} {
+				got := complete(tc.line)
+				slices.Sort(got)
+				want := slices.Clone(tc.want)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("completing %q: %q, want %q", tc.line, got, want)
+				}
+			}
+		})
 	}
 	if !sessionFree(h, "alpha") {
 		t.Errorf("completion started a keeper")
