@@ -91,29 +91,32 @@ func shellOptions(st *session.Store, name, shell string, env []string) session.E
 // attach runs o with a fresh pty inside the session and connects this
 // terminal to it until it exits.
 func (c *ctx) attach(st *session.Store, name string, o session.ExecOptions) error {
-	status, err := attachTTY(st, name, o, c.stdin, c.stdout)
+	status, stopped, err := attachTTY(st, name, o, c.stdin, c.stdout)
 	if err != nil {
 		return c.inUserNS(err)
+	}
+	if stopped != "" {
+		session.Notice(stopped)
 	}
 	return exitStatus(status)
 }
 
 // attachTTY runs o in session name with a fresh pty sized like in, and
-// connects in and out to it until it exits; it returns the exit status.
+// connects in and out to it until it exits; it returns the exit status,
+// and what to tell the user when the session was stopped from outside.
 // `enter`, `run -t` and the TUI's enter all come through here.
-func attachTTY(st *session.Store, name string, o session.ExecOptions, in, out *os.File) (int, error) {
+func attachTTY(st *session.Store, name string, o session.ExecOptions, in, out *os.File) (int, string, error) {
 	o.Tty = true
 	if ws, err := pty.GetsizeFull(in); err == nil {
 		o.Rows, o.Cols = ws.Rows, ws.Cols
 	}
 	conn, master, err := st.Exec(name, o)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer conn.Close()
 	status, err := sandbox.Attach(conn, master, in, out)
-	session.TellStopped(name, conn)
-	return status, err
+	return status, session.StoppedNote(name, conn), err
 }
 
 func cmdStop(c *ctx, args []string) error {

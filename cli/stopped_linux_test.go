@@ -58,3 +58,16 @@ func TestStoppedShellIsTold(t *testing.T) {
 	h.ok("stop", "s")
 	s.waitText("incarnate: session s was stopped from outside")
 }
+
+// A shell entered from the interface and stopped from outside: back in
+// the list, the status line says so.
+func TestInterfaceSaysStopped(t *testing.T) {
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	s := startInTmux(t, h, 100, 24)
+	s.waitText("LAST ENTERED")
+	s.keys("Enter")
+	s.waitText("[s]")
+	h.ok("stop", "s")
+	s.waitText("left s: session s was stopped from outside")
+}

@@ -57,6 +57,7 @@ type shellCommand struct {
 	name, shell string
 	in, out     *os.File
 	status      int
+	stopped     string // as session.StoppedNote says it
 }
 
 func (s *shellCommand) SetStdin(r io.Reader) {
@@ -73,11 +74,12 @@ func (s *shellCommand) SetStdout(w io.Writer) {
 
 func (s *shellCommand) SetStderr(io.Writer) {}
 
-func (s *shellCommand) Run() error {
+func (s *shellCommand) Run() (err error) {
 	fmt.Fprintf(s.out, "incarnate: entering %s — exit the shell to return to the list\r\n", s.name)
-	status, err := attachTTY(s.st, s.name, shellOptions(s.st, s.name, s.shell, nil), s.in, s.out)
-	s.status = status
+	s.status, s.stopped, err = attachTTY(s.st, s.name, shellOptions(s.st, s.name, s.shell, nil), s.in, s.out)
 	return err
 }
 
 func (s *shellCommand) ExitStatus() int { return s.status }
+
+func (s *shellCommand) Stopped() string { return s.stopped }

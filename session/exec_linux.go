@@ -206,9 +206,17 @@ func (s *Store) Run(name string, o ExecOptions) (int, error) {
 // TellStopped says, when conn's process ended because session name was
 // stopped from outside, so: a bare status 129 says nothing.
 func TellStopped(name string, conn *sandbox.Conn) {
-	if conn.Stopped != "" {
-		Notice("session " + name + " " + conn.Stopped)
+	if note := StoppedNote(name, conn); note != "" {
+		Notice(note)
 	}
+}
+
+// StoppedNote is what TellStopped says, or "".
+func StoppedNote(name string, conn *sandbox.Conn) string {
+	if conn.Stopped == "" {
+		return ""
+	}
+	return "session " + name + " " + conn.Stopped
 }
 
 // Shells returns how many processes started through session name's

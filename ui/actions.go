@@ -215,7 +215,7 @@ func (m *Model) enter(name string) tea.Cmd {
 	c := m.opts.Shell(name, m.cfg.Shell)
 	m.say(status{text: "entering " + name + "…"})
 	return tea.Exec(c, func(err error) tea.Msg {
-		return execDoneMsg{name: name, status: c.ExitStatus(), err: err}
+		return execDoneMsg{name: name, status: c.ExitStatus(), stopped: c.Stopped(), err: err}
 	})
 }
 

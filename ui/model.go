@@ -39,6 +39,10 @@ type ShellCommand interface {
 	tea.ExecCommand
 	// ExitStatus is the shell's status once Run returned.
 	ExitStatus() int
+	// Stopped, once Run returned: why the shell ended when its session
+	// was stopped from outside ("session web was stopped from outside"),
+	// else "".
+	Stopped() string
 }
 
 // Options configure a Model.
@@ -297,6 +301,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		switch {
 		case msg.err != nil:
 			m.setError(fmt.Errorf("shell in %s: %w", msg.name, msg.err))
+		case msg.stopped != "":
+			m.say(status{text: "left " + msg.name + ": " + msg.stopped, err: true})
 		case msg.status == 0:
 			m.say(status{text: fmt.Sprintf("left %s (exit status 0)", msg.name), ok: true})
 		default:

@@ -67,9 +67,10 @@ type taskDoneMsg struct {
 
 // execDoneMsg ends a shell entered with tea.Exec.
 type execDoneMsg struct {
-	name   string
-	status int
-	err    error
+	name    string
+	status  int
+	stopped string // ShellCommand.Stopped
+	err     error
 }
 
 // tickMsg refreshes the list now and then: shells come and go.
