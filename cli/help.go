@@ -111,7 +111,7 @@ func printCmdUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: incarnate %s %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
 	flags := flagList(cmd, fs)
 	for _, f := range flags {
-		if f.aliasOf != "" {
+		if f.aliasOf != "" || f.name == "root" {
 			continue
 		}
 		spelling := f.spelling()
@@ -120,6 +120,7 @@ func printCmdUsage(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintf(w, "  %s\n      %s\n", spelling, f.usage)
 	}
+	fmt.Fprint(w, "  --root DIR\n      the store, as for every command (default $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate)\n")
 }
 
 // aliasFor is the one-letter spelling of flag name, if it has one.
