@@ -85,7 +85,10 @@ func (c *packetConn) recv(v any) ([]int, error) {
 				rerr = fmt.Errorf("keeper message of %d bytes is over the %d limit", size, maxMessage)
 				return true
 			}
-			buf, oob, sizeKnown = make([]byte, max(size, 1)), make([]byte, unix.CmsgSpace(4*4)), true
+			// At least a page: every reply but a spawn's is far smaller,
+			// and a CI run once saw an exit reply come back truncated
+			// into the buffer its own peek had sized.
+			buf, oob, sizeKnown = make([]byte, max(size, 4096)), make([]byte, unix.CmsgSpace(4*4)), true
 		}
 		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
 		return rerr != unix.EAGAIN
