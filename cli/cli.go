@@ -54,7 +54,7 @@ func commands() []command {
 		{"set", "[--force] [--net host|none] [--bind SRC:DST[:ro|:cow]]... [--env NAME[=VALUE]]... [--memory SIZE] [--pids N] [--nested[=false]] [--hostname H] [--shell PATH] NAME", "change a stopped session's options (an option given replaces the session's, a repeated one all of them)", cmdSet, []string{"session"}},
 		{"ls", "[--json]", "list sessions", cmdLs, nil},
 		{"show", "[--json] NAME", "show one session's whole record: base, options, sizes, paths, what runs", cmdShow, []string{"session"}},
-		{"enter", "[--shell SHELL] [--env NAME[=VALUE]]... NAME", "open an interactive shell inside a session", cmdEnter, []string{"session"}},
+		{"enter", "[--shell SHELL] [--cwd DIR] [--env NAME[=VALUE]]... NAME", "open an interactive shell inside a session", cmdEnter, []string{"session"}},
 		{"run", "[-t] [--cwd DIR] [--umask MODE] [--env NAME[=VALUE]]... NAME [--] CMD [ARG...]", "run a command inside a session", cmdRun, []string{"session", ""}},
 		{"stop", "[--grace DURATION] NAME", "end everything running inside a session", cmdStop, []string{"session"}},
 		{"rm", "[--yes] [--force] NAME...", "discard sessions and everything written in them", cmdRm, []string{"session..."}},
@@ -65,7 +65,7 @@ func commands() []command {
 		{"export", "NAME FILE.tar|-", "write a session's changes as a layer tarball (OCI whiteouts)", cmdExport, []string{"session", "file"}},
 		{"apply", "[--dry-run] [--yes] [--force] [--keep] NAME [PATH...]", "bring a host-base session's changes back to the host; paths the host changed since are left alone", cmdApply, []string{"session", "file..."}},
 		{"commit", "[--force] NAME BASE", "freeze a session's changes into a new base on top of its own", cmdCommit, []string{"session", ""}},
-		{"base import", "NAME SRC", "make a base from SRC: a directory, a rootfs tarball (.tar, .tar.gz, .tar.zst, .tar.xz), a docker save archive, or an OCI image layout or archive", cmdBaseImport, []string{"", "file"}},
+		{"base import", "NAME SRC", "make a base from SRC: a directory, a rootfs tarball (.tar, .tar.gz, .tar.zst, .tar.xz, .tar.bz2), a docker save archive, or an OCI image layout or archive", cmdBaseImport, []string{"", "file"}},
 		{"base ls", "[--json]", "list bases: layers, size on disk, sessions on each", cmdBaseLs, nil},
 		{"base rm", "[--yes] NAME...", "remove bases no session and no other base uses", cmdBaseRm, []string{"imported-base..."}},
 		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor, nil},
@@ -136,7 +136,7 @@ func dispatch(c *ctx, args []string) error {
 	global.StringVar(&tf.theme, "theme", "", "")
 	global.BoolVar(&tf.noColor, "no-color", false, "")
 	if err := global.Parse(args); err != nil {
-		return usagef("%v", err)
+		return usagef("%s", longDash.ReplaceAllString(err.Error(), "$1--$2"))
 	}
 	rest := global.Args()
 	c.argv = args

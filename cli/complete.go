@@ -82,6 +82,9 @@ var globalFlags = map[string]bool{"--root": true, "--theme": true, "--no-color":
 func complete(done []string, cur string) []string {
 	root := ""
 	i := 0
+	if n := len(done); n > 0 && globalFlags[done[n-1]] {
+		return nil // --root's directory, --theme's name: the shell's own
+	}
 	for i < len(done) && strings.HasPrefix(done[i], "-") {
 		if takesValue := globalFlags[done[i]]; takesValue && i+1 < len(done) {
 			if done[i] == "--root" {

@@ -64,7 +64,8 @@ func startDir(cwd string) (dir, orElse string) {
 
 // shellOptions start an interactive shell in session name, in the
 // caller's directory: shell when given, else the session's own setting,
-// else the user's $SHELL if the session has it, else /bin/sh.
+// else shell in config.toml, else the user's $SHELL if the session has it,
+// else /bin/sh.
 func shellOptions(st *session.Store, name, shell string, env []string) session.ExecOptions {
 	o := session.ExecOptions{Argv: []string{"/bin/sh"}, Umask: 0o022}
 	o.Dir, o.DirElse = startDir("")
@@ -72,9 +73,14 @@ func shellOptions(st *session.Store, name, shell string, env []string) session.E
 	if shell == "" && m != nil {
 		shell = m.Shell
 	}
+	cfg, _, _ := loadConfig() // a broken config is new's to report
 	switch {
 	case shell != "":
 		o.Argv = []string{shell}
+	case cfg.Shell != "":
+		// Every session's, whatever its base: /bin/sh where it lacks it.
+		o.Argv = []string{cfg.Shell}
+		o.Fallback = [][]string{{"/bin/sh"}}
 	case os.Getenv("SHELL") != "":
 		o.Argv = []string{os.Getenv("SHELL")}
 		o.Fallback = [][]string{{"/bin/sh"}}

@@ -81,7 +81,7 @@ func cmdHelp(c *ctx, args []string) error {
 	if group := subcommands(args[0]); len(group) > 0 && len(args) == 1 {
 		return groupHelp(c, args[0], group, []string{"--help"})
 	}
-	return usagef("no command %q; run `incarnate --help` for the list", strings.Join(args, " "))
+	return usagef("unknown command %q; run `incarnate --help` for the list", strings.Join(args, " "))
 }
 
 func printUsage(w io.Writer) {
@@ -118,7 +118,11 @@ func printCmdUsage(w io.Writer, fs *flag.FlagSet) {
 		if a := aliasFor(flags, f.name); a != "" {
 			spelling = "-" + a + ", " + spelling
 		}
-		fmt.Fprintf(w, "  %s\n      %s\n", spelling, f.usage)
+		usage := f.usage
+		if f.def != "" {
+			usage += " (default " + f.def + ")"
+		}
+		fmt.Fprintf(w, "  %s\n      %s\n", spelling, usage)
 	}
 	fmt.Fprint(w, "  --root DIR\n      the store, as for every command (default $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate)\n")
 }
@@ -136,6 +140,7 @@ func aliasFor(flags []cmdFlag, name string) string {
 // cmdFlag is one flag as help, completion and the man page show it.
 type cmdFlag struct {
 	name, value, usage string // value: the placeholder, "" for a switch
+	def                string // the default, when it says something: "5s"
 	aliasOf            string // a one-letter spelling of another flag
 }
 
@@ -171,6 +176,9 @@ func flagList(cmd command, fs *flag.FlagSet) []cmdFlag {
 			value = strings.ToUpper(value)
 		}
 		cf := cmdFlag{name: f.Name, value: value, usage: usage}
+		if d := f.DefValue; d != "" && d != "0" && d != "false" && d != "[]" && !strings.Contains(usage, "default") {
+			cf.def = d
+		}
 		if strings.HasPrefix(usage, "same as --") {
 			cf.aliasOf = strings.TrimPrefix(usage, "same as --")
 		}

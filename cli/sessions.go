@@ -53,7 +53,7 @@ func cmdNew(c *ctx, args []string) error {
 		return err
 	}
 	m, err := st.Create(pos[0], *base, opts)
-	if err != nil && fromConfig != "" && errors.Is(err, layers.ErrNotExist) {
+	if err != nil && fromConfig != "" && (errors.Is(err, layers.ErrNotExist) || errors.Is(err, layers.ErrInvalidName)) {
 		return fmt.Errorf("%w (default_base in %s; pass --base to choose another)", err, fromConfig)
 	}
 	if err != nil {
@@ -91,7 +91,7 @@ func optionFlags(fs *flag.FlagSet, opts *session.Options) {
 	fs.StringVar(&opts.Net, "net", "host", "network: host (shared) or none (loopback only)")
 	fs.StringVar(&opts.Hostname, "hostname", "", "host name inside (default: the session's name)")
 	fs.StringVar(&opts.Shell, "shell", "", "shell enter starts (default: your $SHELL if the session has it, else /bin/sh)")
-	fs.Func("bind", "bind a host path inside: SRC:DST[:ro] (repeatable)", func(v string) error {
+	fs.Func("bind", "bind a host path inside: SRC:DST read-write, :ro read-only, :cow copy-on-write (repeatable)", func(v string) error {
 		b, err := session.ParseBind(v)
 		opts.Binds = append(opts.Binds, b)
 		return err
@@ -147,7 +147,9 @@ func cmdSet(c *ctx, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "set %s of session %s; `incarnate show %s` has them all\n", strings.Join(changed, ", "), m.Name, m.Name)
-	warnLimits(c, opts)
+	if slices.Contains(changed, "--memory") || slices.Contains(changed, "--pids") {
+		warnLimits(c, opts)
+	}
 	return nil
 }
 
@@ -252,16 +254,19 @@ type lsRow struct {
 	// measured (shown "~" in the table).
 	Stale bool `json:"stale,omitempty"`
 	// The sandbox's limits: bytes (0: none), processes (0: the default).
-	Memory  int64  `json:"memory"`
-	Pids    int64  `json:"pids"`
-	Nested  bool   `json:"nested"`
-	summary string // the three, as the table's OPTIONS shows them
+	Memory int64 `json:"memory"`
+	Pids   int64 `json:"pids"`
+	Nested bool  `json:"nested"`
+	// Net and Binds, as `show` gives them whole.
+	Net     string              `json:"net"`
+	Binds   []session.BindMount `json:"binds"`
+	summary string              // as the table's OPTIONS shows them
 }
 
 func newLsRow(st *session.Store, e *session.Entry) lsRow {
 	m := e.Meta
 	r := lsRow{Name: m.Name, Base: m.Base, Created: m.Created, Damaged: m.Damaged,
-		Memory: m.Memory, Pids: m.Pids, Nested: m.Nested, summary: m.Summary()}
+		Memory: m.Memory, Pids: m.Pids, Nested: m.Nested, Net: orDefault(m.Net, "host"), Binds: m.Binds, summary: m.Summary()}
 	if !m.LastEntered.IsZero() {
 		r.LastEntered = &m.LastEntered
 	}
@@ -409,7 +414,7 @@ func cmdRun(c *ctx, args []string) error {
 
 // envFlag adds the repeatable --env NAME[=VALUE] to fs.
 func envFlag(fs *flag.FlagSet, env *[]string) {
-	fs.Func("env", "set NAME=VALUE inside, or pass your own NAME (repeatable); only TERM, COLORTERM, LANG, LC_* and TZ pass by default", func(v string) error {
+	fs.Func("env", "set NAME=VALUE inside, or pass your own NAME (repeatable); only TERM, COLORTERM, LANG, LANGUAGE, LC_* and TZ pass by default", func(v string) error {
 		if err := session.ValidateEnv(v); err != nil {
 			return err
 		}

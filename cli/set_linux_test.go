@@ -81,3 +81,26 @@ func TestNewUsesDefaultBase(t *testing.T) {
 		t.Errorf("a bad value: %q; want its file and line", errOut)
 	}
 }
+
+// enter starts config.toml's shell when neither --shell nor the session
+// names one, and /bin/sh in a session that lacks it.
+func TestEnterUsesConfigShell(t *testing.T) {
+	h := newHarness(t, rootUser)
+	config := filepath.Join(h.dir, ".config", "incarnate", "config.toml")
+	if err := os.MkdirAll(filepath.Dir(config), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.ok("new", "--base", "bb", "s")
+	h.ok("run", "s", "--", "test", "-e", "/bin/ash") // the busybox base has it
+	for shell, want := range map[string]string{"/bin/ash": "/bin/ash", "/bin/nosuchshell": "/bin/sh"} {
+		if err := os.WriteFile(config, []byte("shell = \""+shell+"\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := h.command("enter", "s")
+		cmd.Stdin = strings.NewReader("echo \"$0\"\n")
+		out, err := cmd.Output()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("enter with shell = %s in config.toml: %q (%v); want %s", shell, out, err, want)
+		}
+	}
+}

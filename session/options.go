@@ -166,6 +166,12 @@ func within(p, dir string) bool {
 // default (no memory limit, sandbox.DefaultPidsMax, no nesting), or "-".
 func (o *Options) Summary() string {
 	var parts []string
+	if o.Net == "none" {
+		parts = append(parts, "net none")
+	}
+	if n := len(o.Binds); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d bind%s", n, map[bool]string{true: "", false: "s"}[n == 1]))
+	}
 	if o.Memory > 0 {
 		parts = append(parts, "mem "+sandbox.FormatSize(o.Memory))
 	}
