@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/faults"
 	"app/incarnate/internal/prestage"
 	"app/incarnate/layers"
 	"app/incarnate/sandbox"
@@ -75,7 +74,6 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 	if err := s.touchEntered(name); err != nil {
 		return nil, nil, err
 	}
-	faults.Pause("entered")
 	for deadline := time.Now().Add(joinWait); ; {
 		started := func(c *sandbox.Conn) {
 			if c.StartedIn != "" {

@@ -20,12 +20,3 @@ func Point(name string) {
 		select {} // the signal is on its way
 	}
 }
-
-// Pause stops the process with SIGSTOP when the test armed this point,
-// so that the test can act in the window that follows it and then let
-// the process go on with SIGCONT.
-func Pause(name string) {
-	if armed != "" && armed == name {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
-	}
-}
