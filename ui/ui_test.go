@@ -142,6 +142,17 @@ func start(t *testing.T, m *Model) *teatest.TestModel {
 	return tm
 }
 
+// openWebDiff opens the interface on st with the diff view of web, the
+// second session, on the screen.
+func openWebDiff(t *testing.T, st *session.Store) (*Model, *teatest.TestModel) {
+	t.Helper()
+	m, tm := openList(t, st)
+	tm.Send(press("down"))
+	tm.Send(press("D"))
+	waitFor(t, tm, "paths changed in web")
+	return m, tm
+}
+
 // openList opens the interface on st and waits for the list's header.
 func openList(t *testing.T, st *session.Store) (*Model, *teatest.TestModel) {
 	t.Helper()
@@ -370,19 +381,13 @@ func TestDiffView(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(st.Dir("web"), "upper", "etc"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, tm := openList(t, st)
-	tm.Send(press("down"))
-	tm.Send(press("D"))
-	waitFor(t, tm, "paths changed in web")
+	_, tm := openWebDiff(t, st)
 	teatest.RequireEqualOutput(t, screen(t, tm))
 }
 
 func TestDiffPreview(t *testing.T) {
 	st := threeSessions(t)
-	m, tm := openList(t, st)
-	tm.Send(press("down"))
-	tm.Send(press("D"))
-	waitFor(t, tm, "paths changed in web")
+	m, tm := openWebDiff(t, st)
 	open := func(path, want string) {
 		t.Helper()
 		tm.Send(press("g"))
@@ -598,10 +603,7 @@ func TestLongErrorIsReadToItsEnd(t *testing.T) {
 // in its own colour with its reason.
 func TestDiffViewMarksAndConflict(t *testing.T) {
 	st := threeSessions(t)
-	_, tm := openList(t, st)
-	tm.Send(press("down"))
-	tm.Send(press("D"))
-	waitFor(t, tm, "paths changed in web")
+	_, tm := openWebDiff(t, st)
 	// The real plan first (none: web is on an imported base), then what
 	// PlanApply says of a host-base session, for this one: the rendering
 	// is what is under test here (cli tests apply for real).
@@ -638,10 +640,7 @@ func TestDiffViewMarksAndConflict(t *testing.T) {
 // / filters the diff view's paths; esc clears the filter.
 func TestDiffViewFilter(t *testing.T) {
 	st := threeSessions(t)
-	m, tm := openList(t, st)
-	tm.Send(press("down"))
-	tm.Send(press("D"))
-	waitFor(t, tm, "paths changed in web")
+	m, tm := openWebDiff(t, st)
 	tm.Send(press("/"))
 	for _, r := range "var" {
 		tm.Send(press(string(r)))
