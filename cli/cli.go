@@ -117,6 +117,24 @@ func needsSubIDs(c *ctx, rest []string, help bool) bool {
 	return true
 }
 
+// globalCmd is the usage line of the flags before the command, for
+// their placeholders (flagList).
+var globalCmd = command{name: "incarnate", args: "[--root DIR] [--theme NAME] [--no-color]"}
+
+// globalFlags are the flags taken before the command: the one list that
+// dispatch parses, completion offers and the man page shows.
+func globalFlags(c *ctx, tf *tuiFlags) (fs *flag.FlagSet, help, version *bool) {
+	fs = flag.NewFlagSet("incarnate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.root, "root", "", "the store directory (default $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate)")
+	help = fs.Bool("help", false, "print the usage and exit")
+	fs.BoolVar(help, "h", false, "same as --help")
+	version = fs.Bool("version", false, "print the version and exit")
+	fs.StringVar(&tf.theme, "theme", "", "the interface's theme")
+	fs.BoolVar(&tf.noColor, "no-color", false, "draw the interface without colours")
+	return fs, help, version
+}
+
 // asksHelp: a --help or -h among the flags (before any "--").
 func asksHelp(args []string) bool {
 	if i := slices.Index(args, "--"); i >= 0 {
@@ -126,17 +144,10 @@ func asksHelp(args []string) bool {
 }
 
 func dispatch(c *ctx, args []string) error {
-	global := flag.NewFlagSet("incarnate", flag.ContinueOnError)
-	global.SetOutput(io.Discard)
-	global.StringVar(&c.root, "root", "", "")
-	help := global.Bool("help", false, "")
-	global.BoolVar(help, "h", false, "")
-	version := global.Bool("version", false, "")
 	var tf tuiFlags
-	global.StringVar(&tf.theme, "theme", "", "")
-	global.BoolVar(&tf.noColor, "no-color", false, "")
+	global, help, version := globalFlags(c, &tf)
 	if err := global.Parse(args); err != nil {
-		return usagef("%s", longDash.ReplaceAllString(err.Error(), "$1--$2"))
+		return flagMistake(err)
 	}
 	rest := global.Args()
 	c.argv = args
@@ -239,8 +250,13 @@ func (c *ctx) flagErr(fs *flag.FlagSet, err error) error {
 		}
 		return exitStatus(0)
 	}
-	// The flag package names a flag with one dash; incarnate's help
-	// spells the long ones with two.
+	return flagMistake(err)
+}
+
+// flagMistake is a usage error of the flag package's, which names a
+// flag with one dash where incarnate's help spells the long ones with
+// two.
+func flagMistake(err error) error {
 	return usageError{longDash.ReplaceAllString(err.Error(), "$1--$2")}
 }
 

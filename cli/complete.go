@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"app/incarnate/layers"
@@ -75,18 +75,28 @@ func cmdComplete(c *ctx, words []string) error {
 	return nil
 }
 
-// globalFlags take a value before the command; --no-color does not.
-var globalFlags = map[string]bool{"--root": true, "--theme": true, "--no-color": false, "--help": false, "--version": false}
+// takesValue reports whether word is a flag before the command that
+// takes a value (--root DIR), and whether it is one at all.
+func takesValue(global *flag.FlagSet, word string) (value, ok bool) {
+	if !strings.HasPrefix(word, "-") {
+		return false, false
+	}
+	f := global.Lookup(strings.TrimLeft(word, "-"))
+	return f != nil && !isSwitch(f), f != nil
+}
 
 // complete lists what may follow done.
 func complete(done []string, cur string) []string {
 	root := ""
 	i := 0
-	if n := len(done); n > 0 && globalFlags[done[n-1]] {
-		return nil // --root's directory, --theme's name: the shell's own
+	global, _, _ := globalFlags(&ctx{}, &tuiFlags{})
+	if n := len(done); n > 0 {
+		if value, _ := takesValue(global, done[n-1]); value {
+			return nil // --root's directory, --theme's name: the shell's own
+		}
 	}
 	for i < len(done) && strings.HasPrefix(done[i], "-") {
-		if takesValue := globalFlags[done[i]]; takesValue && i+1 < len(done) {
+		if value, _ := takesValue(global, done[i]); value && i+1 < len(done) {
 			if done[i] == "--root" {
 				root = done[i+1]
 			}
@@ -97,7 +107,11 @@ func complete(done []string, cur string) []string {
 	done = done[i:]
 	if len(done) == 0 {
 		if strings.HasPrefix(cur, "-") {
-			return sortedKeys(globalFlags)
+			var out []string
+			for _, f := range flagList(globalCmd, global) {
+				out = append(out, strings.Fields(f.spelling())[0])
+			}
+			return out
 		}
 		return commandWords()
 	}
@@ -202,15 +216,6 @@ func commandWords() []string {
 			out = append(out, w)
 		}
 	}
-	return out
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -374,10 +374,7 @@ func TestCommitKilledLeavesNoBase(t *testing.T) {
 	})
 }
 
-// On the host base as root, diff reads "/" as the overlay does. A commit
-// is refused when the store lies on the host's root file system (the
-// kernel would refuse the stacked base), and works when it does not.
-// A host-base session commits with the store on the host's own root file
+// On the host base, diff reads "/" as the overlay does. A host-base session commits with the store on the host's own root file
 // system, the default, as root (where overlayfs would refuse the layer
 // inside "/", so fuse-overlayfs serves the new base) and as a user.
 func TestDiffAndCommitOnHostBase(t *testing.T) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"strings"
 
@@ -32,13 +33,8 @@ func cmdMan(c *ctx, args []string) error {
 	// The description heads the page too, between its corners: short.
 	m := mango.NewManPage(1, "incarnate", "throwaway environments that stay until discarded").
 		WithLongDescription(manDescription)
-	for _, f := range []mango.Flag{
-		{Name: "root DIR", Usage: "the store directory (default $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate)", PFlag: true},
-		{Name: "theme NAME", Usage: "the interface's theme", PFlag: true},
-		{Name: "no-color", Usage: "draw the interface without colours", PFlag: true},
-		{Name: "help", Short: "h", Usage: "print the usage and exit", PFlag: true},
-		{Name: "version", Usage: "print the version and exit", PFlag: true},
-	} {
+	global, _, _ := globalFlags(&ctx{}, &tuiFlags{})
+	for _, f := range manFlags(globalCmd, global, true) {
 		if err := m.Root.AddFlag(f); err != nil {
 			return err
 		}
@@ -55,23 +51,26 @@ func cmdMan(c *ctx, args []string) error {
 	return err
 }
 
-// manCommandOf is cmd with its flags, one-letter aliases folded into
-// the flags they stand for; --root, which every command takes, is said
-// once, at the top.
+// manCommandOf is cmd with its flags; --root, which every command
+// takes, is said once, at the top.
 func manCommandOf(cmd command) *mango.Command {
 	mc := mango.NewCommand(cmd.name, cmd.summary, cmd.name+" "+cmd.args)
-	flags := flagList(cmd, flagsOf(cmd))
-	short := map[string]string{}
-	for _, f := range flags {
-		if f.aliasOf != "" {
-			short[f.aliasOf] = f.name
-		}
-	}
-	for _, f := range flags {
-		if f.name == "root" || f.aliasOf != "" {
-			continue
-		}
-		_ = mc.AddFlag(mango.Flag{Name: strings.TrimLeft(f.spelling(), "-"), Short: short[f.name], Usage: f.usage, PFlag: len(f.name) > 1})
+	for _, f := range manFlags(cmd, flagsOf(cmd), false) {
+		_ = mc.AddFlag(f)
 	}
 	return mc
+}
+
+// manFlags are the flags of cmd's fs as mango takes them, one-letter
+// aliases folded into the flags they stand for (--root only withRoot).
+func manFlags(cmd command, fs *flag.FlagSet, withRoot bool) []mango.Flag {
+	flags := flagList(cmd, fs)
+	var out []mango.Flag
+	for _, f := range flags {
+		if (f.name == "root" && !withRoot) || f.aliasOf != "" {
+			continue
+		}
+		out = append(out, mango.Flag{Name: strings.TrimLeft(f.spelling(), "-"), Short: aliasFor(flags, f.name), Usage: f.usage, PFlag: len(f.name) > 1})
+	}
+	return out
 }
