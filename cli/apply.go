@@ -69,6 +69,8 @@ func printPlan(c *ctx, steps []session.Step, force bool) {
 			line += "  ! " + s.Conflict + " (overwritten: --force)"
 		case s.Conflict != "":
 			line += "  ! " + s.Conflict + " (left alone; --force overwrites)"
+		case s.Kind == session.Replaced:
+			line += "  (all the host holds in it goes; what the session has comes)"
 		}
 		fmt.Fprintln(c.stdout, line)
 	}

@@ -215,6 +215,12 @@ func TestApplyKilled(t *testing.T) {
 			if out := h.ok("diff", "s"); out != "no changes in s\n" {
 				t.Errorf("diff after the rerun: %q", out)
 			}
+			ents, _ := os.ReadDir(tree)
+			for _, e := range ents {
+				if strings.Contains(e.Name(), ".incarnate-") {
+					t.Errorf("the rerun left the killed apply's temp file %s", e.Name())
+				}
+			}
 		})
 	}
 }
@@ -308,5 +314,158 @@ func TestInterfaceAppliesMarked(t *testing.T) {
 			t.Error("the unmarked f3 was applied too")
 		}
 		s.waitText("1 path changed in s")
+	})
+}
+
+// What lies deeper than a change is checked too: a directory both the
+// session and the host made is merged, so a file the host put in it is
+// no new file of the session's; and a directory the session deleted or
+// replaced takes along every host file below it, so one changed there
+// since is a conflict, not a silent loss.
+func TestApplyChecksWhatLiesDeeper(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run as root and as an ordinary user")
+	}
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		tree := applyTree(t, h)
+		for _, p := range []string{"deldir/a/b/deep", "rep/a/x"} {
+			writeOwned(t, h, filepath.Join(tree, p), "host\n")
+		}
+		h.ok("new", "s")
+		h.ok("run", "s", "--", "sh", "-c", "cd "+tree+` && mkdir both.d && echo sess > both.d/f &&
+rm -rf deldir && rm -rf rep && mkdir rep && echo r > rep/r`)
+		time.Sleep(50 * time.Millisecond) // past the file system's clock tick
+		writeOwned(t, h, filepath.Join(tree, "both.d/f"), "host made\n")
+		// Only the deep files change: their directories keep their ctimes.
+		for _, p := range []string{"deldir/a/b/deep", "rep/a/x"} {
+			if err := os.WriteFile(filepath.Join(tree, p), []byte("host changed\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		out, _, status := h.run("apply", "--dry-run", "s")
+		for _, want := range []string{
+			tree + "/both.d/f  ! ", // M on the kernel overlay, A under fuse-overlayfs (its new dirs are opaque)
+			"D " + tree + "/deldir  ! " + tree + "/deldir/a/b/deep in it changed on the host since the session deleted it",
+			"R " + tree + "/rep  ! " + tree + "/rep/a/x in it changed on the host since the session replaced it",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("apply --dry-run lacks %q:\n%s", want, out)
+			}
+		}
+		if status != 1 {
+			t.Errorf("apply --dry-run with conflicts: status %d, want 1", status)
+		}
+		h.run("apply", "--yes", "s")
+		for name, want := range map[string]string{"both.d/f": "host made\n", "deldir/a/b/deep": "host changed\n", "rep/a/x": "host changed\n"} {
+			if got := readHost(t, filepath.Join(tree, name)); got != want {
+				t.Errorf("host %s after apply: %q, want the host's %q", name, got, want)
+			}
+		}
+	})
+}
+
+// writeOwned writes a host file of the test user's, its directories too.
+func writeOwned(t *testing.T, h *harness, p, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for d := p; strings.HasPrefix(d, h.dir+"/"); d = filepath.Dir(d) {
+		if err := os.Lchown(d, h.u.uid, h.u.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// --keep leaves the applied change in the session; a running session is
+// refused until --force stops it; xattrs and directory times land, and
+// overlay's own markers do not.
+func TestApplyKeepStopAndMetadata(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run as root and as an ordinary user")
+	}
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		tree := applyTree(t, h)
+		h.ok("new", "s")
+		h.ok("run", "s", "--", "sh", "-c", "cd "+tree+` && echo kept > kept && rm -rf opq && mkdir opq && echo n > opq/n &&
+mkdir -p dated && echo d > dated/f && touch -d 2021-05-06T07:08:09 dated &&
+/usr/bin/python3 -c "import os; os.setxattr('mod', 'user.note', b'hi')"`)
+
+		h.ok("apply", "--yes", "--keep", "s", tree+"/kept")
+		if got := readHost(t, filepath.Join(tree, "kept")); got != "kept\n" {
+			t.Errorf("host kept after apply --keep: %q", got)
+		}
+		if diff := h.ok("diff", "s"); !strings.Contains(diff, " "+tree+"/kept\n") {
+			t.Errorf("apply --keep dropped the change from the session:\n%s", diff)
+		}
+
+		bg := h.command("run", "s", "--", "sleep", "100")
+		if err := bg.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = bg.Process.Kill(); _ = bg.Wait() }()
+		waitFor(t, "the sleep to run", func() bool { return regexpLine(h.ok("ls"), "s", "1") })
+		if _, errOut, status := h.run("apply", "--yes", "s"); status == 0 || !strings.Contains(errOut, "--force") {
+			t.Errorf("apply of a running session: status %d, stderr %q; want a refusal naming --force", status, errOut)
+		}
+		if got := readHost(t, filepath.Join(tree, "mod")); got != "old\n" {
+			t.Errorf("a refused apply wrote mod: %q", got)
+		}
+		h.ok("apply", "--yes", "--force", "s")
+		if err := bg.Wait(); err == nil {
+			t.Error("the session's sleep outlived apply --force")
+		}
+
+		if v, err := unix.Getxattr(filepath.Join(tree, "mod"), "user.note", make([]byte, 16)); err != nil || v != 2 {
+			t.Errorf("host mod's user.note after apply: %d bytes, %v; want the session's 2", v, err)
+		}
+		for _, p := range []string{"opq", "dated", "mod"} {
+			names := make([]byte, 4096)
+			n, err := unix.Llistxattr(filepath.Join(tree, p), names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range strings.Split(string(names[:n]), "\x00") {
+				if strings.Contains(x, "overlay") {
+					t.Errorf("host %s got overlay's xattr %s", p, x)
+				}
+			}
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(tree, "dated"), &st); err != nil || time.Unix(st.Mtim.Unix()).UTC().Year() != 2021 {
+			t.Errorf("host dated/: mtime %v, %v; want the session's 2021", time.Unix(st.Mtim.Unix()), err)
+		}
+	})
+}
+
+// Below a :cow bind the base of a change is the bind's source: diff -p
+// compares with it, and apply sets the times of the source's directory,
+// never those of a host directory that happens to have the session's
+// path (here the bind's target exists on the host too).
+func TestCowBindPatchAndTimes(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		src := applyTree(t, h)
+		dst := filepath.Join(h.dir, "mirror")
+		writeOwned(t, h, filepath.Join(dst, "newd", "host-only"), "not the session's\n")
+		h.ok("new", "--base", "bb", "--bind", src+":"+dst+":cow", "c")
+		h.ok("run", "c", "--", "sh", "-c", "cd "+dst+" && echo changed > mod && mkdir newd && echo y > newd/y && touch -t 201901020304 newd")
+		patch := h.ok("diff", "-p", "c", dst+"/mod")
+		if !strings.Contains(patch, "-old\n") || !strings.Contains(patch, "+changed\n") {
+			t.Errorf("diff -p of a :cow file does not compare with the bind's source:\n%s", patch)
+		}
+		h.ok("apply", "--yes", "c", dst)
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(src, "newd"), &st); err != nil || time.Unix(st.Mtim.Unix()).UTC().Year() != 2019 {
+			t.Errorf("the source's newd: mtime %v, %v; want the session's 2019", time.Unix(st.Mtim.Unix()), err)
+		}
+		if err := unix.Lstat(filepath.Join(dst, "newd"), &st); err != nil || time.Unix(st.Mtim.Unix()).UTC().Year() == 2019 {
+			t.Errorf("apply set the times of the host's own %s/newd: %v, %v", dst, time.Unix(st.Mtim.Unix()), err)
+		}
 	})
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,8 @@ type Step struct {
 	// changed since; Denied, why it cannot be made at all.
 	Conflict string `json:"conflict,omitempty"`
 	Denied   string `json:"denied,omitempty"`
+	// onHost: the host has an entry at the path now.
+	onHost bool
 }
 
 // ApplyOptions choose what Apply does.
@@ -121,7 +124,12 @@ func (s *Store) PlanApply(name string, paths []string) ([]Step, error) {
 		} else {
 			steps[i] = a.plan(c)
 		}
-		if st := steps[i]; st.Denied == "" && st.Conflict == "" && (c.Kind == Added || c.Kind == Replaced) && a.isUpperDir(c.Path) {
+		// A directory both made is merged, not new: what the host put
+		// in it is checked like any other path. A replaced one is new,
+		// its host contents checked by plan as a whole.
+		st := steps[i]
+		fresh := c.Kind == Replaced || (c.Kind == Added && !st.onHost)
+		if st.Denied == "" && st.Conflict == "" && fresh && a.isUpperDir(c.Path) {
 			made[c.Path] = true
 		}
 	}
@@ -187,22 +195,19 @@ func (s *Store) Apply(name string, o ApplyOptions) ([]Step, error) {
 	}
 	defer a.close()
 	a.target = hostTarget(m, b.Builtin())
-	if err := fsutil.WriteJSON(s.applyJournal(name), applyRecord{Started: time.Now().UTC(), Paths: len(steps)}); err != nil {
+	var todo []Step
+	for _, st := range steps {
+		if st.Denied == "" && (st.Conflict == "" || o.Force) {
+			todo = append(todo, st)
+		}
+	}
+	if err := a.begin(s.applyJournal(name), todo); err != nil {
 		return nil, err
 	}
 	var done []Step
-	todo := 0
-	for _, st := range steps {
-		if st.Denied == "" && (st.Conflict == "" || o.Force) {
-			todo++
-		}
-	}
-	p := progress.NewCount(o.Progress, "applying "+name, int64(todo), "paths")
+	p := progress.NewCount(o.Progress, "applying "+name, int64(len(todo)), "paths")
 	defer p.Finish()
-	for _, st := range steps {
-		if st.Denied != "" || (st.Conflict != "" && !o.Force) {
-			continue
-		}
+	for _, st := range todo {
 		p.Add(1)
 		if err := a.apply(st.Change); err != nil {
 			return steps, fmt.Errorf("apply %s: %w (the paths before it are applied; `incarnate apply %s` again goes on)", st.Path, err, name)
@@ -226,10 +231,52 @@ func (s *Store) Apply(name string, o ApplyOptions) ([]Step, error) {
 }
 
 // applyRecord is the journal of an apply in progress: should incarnate
-// die in it, the next command says so, and a rerun finishes it.
+// die in it, the next command says so, and a rerun finishes it and
+// removes the temp files it left (named by Token, in Targets' dirs).
 type applyRecord struct {
 	Started time.Time `json:"started"`
 	Paths   int       `json:"paths"`
+	Token   string    `json:"token,omitempty"`
+	Targets []string  `json:"targets,omitempty"` // host paths, in order
+}
+
+// begin sweeps what an apply cut short left, then writes the journal of
+// this one, which will apply steps.
+func (a *applier) begin(journal string, steps []Step) error {
+	var old applyRecord
+	if fsutil.ReadJSON(journal, &old) == nil && old.Token != "" {
+		a.sweepTemps(old)
+	}
+	r := applyRecord{Started: time.Now().UTC(), Paths: len(steps), Token: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	for _, st := range steps {
+		hp, _ := a.target(st.Path)
+		r.Targets = append(r.Targets, hp)
+	}
+	a.token = r.Token
+	return fsutil.WriteJSON(journal, r)
+}
+
+// sweepTemps removes the temp files the apply of r may have left, each
+// beside its target, reached from "/" with no symlink followed.
+func (a *applier) sweepTemps(r applyRecord) {
+	for _, hp := range r.Targets {
+		if fd, err := a.hostDir.get(rel(path.Dir(hp)), func(d string) (int, error) { return openDirBeneath(a.host, d) }); err == nil {
+			_ = unix.Unlinkat(fd, tempName(r.Token, path.Base(hp)), 0)
+		}
+	}
+	a.hostDir.drop()
+}
+
+// tempName is where name's new version is written before its rename,
+// made from the apply's token so that a later apply finds what a crash
+// left.
+func tempName(token, name string) string {
+	t := ".incarnate-" + token + "-" + name
+	if len(t) > 255 {
+		sum := sha256.Sum256([]byte(name))
+		t = fmt.Sprintf(".incarnate-%s-%x", token, sum[:12])
+	}
+	return t
 }
 
 func (s *Store) applyJournal(name string) string { return s.Dir(name) + "/apply.json" }
@@ -257,6 +304,8 @@ type applier struct {
 	// ups are the upper entries' statx, by path: the upper dir does not
 	// change while an apply holds the session.
 	ups map[string]*unix.Statx_t
+	// token names this apply's temp files (tempName).
+	token string
 }
 
 // dirCache is one open directory and its path.
@@ -404,8 +453,52 @@ func (a *applier) plan(c Change) Step {
 		st.Denied = err.Error()
 		return st
 	}
-	st.Conflict = a.conflict(c, up, host)
+	st.onHost = host != nil
+	if host != nil && !a.root && host.Uid != uint32(os.Geteuid()) && sticky(pfd) {
+		hp, _ := a.target(c.Path)
+		st.Denied = "it is someone else's, in " + path.Dir(hp) + ", a sticky directory (like /tmp) where only its owner may replace or delete it"
+		return st
+	}
+	if st.Conflict = a.conflict(c, up, host); st.Conflict != "" {
+		return st
+	}
+	if host != nil && host.Mode&unix.S_IFMT == unix.S_IFDIR && (c.Kind == Deleted || c.Kind == Replaced) {
+		st.Conflict, st.Denied = hostChangedBelow(pfd, path.Base(c.Path), c.Kind, tsTime(up.Btime))
+	}
 	return st
+}
+
+// sticky reports whether directory fd has its sticky bit set.
+func sticky(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_ISVTX != 0
+}
+
+var errFound = errors.New("found")
+
+// hostChangedBelow is the conflict of deleting or replacing host
+// directory name (of pfd), which takes all it holds: an entry inside it
+// that changed after since, the session's change. The directory's own
+// ctime moves only when an entry directly in it comes or goes, so the
+// tree is walked. A tree the caller cannot read is denied: its removal
+// would fail half-way.
+func hostChangedBelow(pfd int, name string, kind Kind, since time.Time) (conflict, denied string) {
+	var found string
+	err := fsutil.WalkAt(pfd, name, func(dirfd int, n, _ string, st *unix.Stat_t) error {
+		if time.Unix(st.Ctim.Unix()).After(since) {
+			dir, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(dirfd))
+			found = dir + "/" + n
+			return errFound
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return fmt.Sprintf("%s in it changed on the host since the session %s it", found, kind), ""
+	case err != nil:
+		return "", "cannot look through it on the host: " + err.Error()
+	}
+	return "", ""
 }
 
 func (a *applier) isUpperDir(p string) bool {
@@ -612,10 +705,7 @@ func (a *applier) dir(pfd int, name, p string, up *unix.Statx_t) error {
 // land writes the session's file or symlink p to a temp name beside name,
 // then renames it over name.
 func (a *applier) land(pfd int, name, p string, up *unix.Statx_t) error {
-	tmp := fmt.Sprintf(".%s.incarnate-%d", name, time.Now().UnixNano())
-	if len(tmp) > 255 {
-		tmp = fmt.Sprintf(".incarnate-%d", time.Now().UnixNano())
-	}
+	tmp := tempName(a.token, name)
 	if up.Mode&unix.S_IFMT == unix.S_IFLNK {
 		target, err := a.readlink(a.upper, p)
 		if err != nil {
@@ -736,7 +826,11 @@ func (a *applier) retime(done []Step) {
 		if err != nil || up.Mode&unix.S_IFMT != unix.S_IFDIR || done[i].Kind == Deleted {
 			continue
 		}
-		fd, err := openBeneath(a.host, rel(p))
+		hp, ok := a.target(p)
+		if !ok {
+			continue
+		}
+		fd, err := openBeneath(a.host, rel(hp))
 		if err != nil {
 			continue
 		}

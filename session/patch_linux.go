@@ -26,13 +26,20 @@ func SelectChanges(changes []Change, paths []string) ([]Change, error) {
 }
 
 // Patch writes unified diffs of changes (as Diff found them in session
-// name) to w: each file's base version against the session's. What a
+// name) to w: each file's base version against the session's, where the
+// base of a path below a :cow bind is the bind's host source. What a
 // session wrote is shown, never obeyed: controls become visible escapes.
 func (s *Store) Patch(name string, changes []Change, w io.Writer) error {
-	_, lowers, err := s.overlayOf(name)
+	m, lowers, err := s.overlayOf(name)
 	if err != nil {
 		return err
 	}
+	host, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(host)
+	inCow := hostTarget(m, false)
 	upper, err := unix.Open(s.upperDir(name), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -45,7 +52,9 @@ func (s *Store) Patch(name string, changes []Change, w io.Writer) error {
 	}
 	for _, c := range changes {
 		var old, cur version
-		if c.Kind == Modified || c.Kind == Deleted {
+		if src, ok := inCow(c.Path); ok && (c.Kind == Modified || c.Kind == Deleted) {
+			old = readVersion(host, src)
+		} else if c.Kind == Modified || c.Kind == Deleted {
 			for _, l := range below {
 				if old = readVersion(l.fd(), c.Path); old.found {
 					break

@@ -18,11 +18,17 @@ type WalkFn func(dirfd int, name, at string, st *unix.Stat_t) error
 // depth, so a tree deeper than PATH_MAX is walked like any other, and no
 // symlink is followed.
 func Walk(root string, fn WalkFn) error {
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	return WalkAt(unix.AT_FDCWD, root, fn)
+}
+
+// WalkAt is Walk of directory name in dirfd, which is not followed if it
+// is a symlink.
+func WalkAt(dirfd int, name string, fn WalkFn) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: root, Err: err}
+		return &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	return walkDir(os.NewFile(uintptr(fd), root), fn)
+	return walkDir(os.NewFile(uintptr(fd), name), fn)
 }
 
 // walkDir walks directory f, and closes it.
