@@ -92,7 +92,8 @@ echo o > owned && { chown 1234:1235 owned 2>/dev/null || true; } && cp /bin/busy
 		before := treeDigest(t, tree)
 
 		out, errOut, status := h.run("apply", "--dry-run", "s")
-		for _, want := range []string{"M " + tree + "/conf  ! changed on the host", tree + "/both  ! ", "D " + tree + "/del2  ! changed on the host", tree + "/sub/x  ✗ a directory above it on the host is a symlink"} {
+		for _, want := range []string{"M " + tree + "/conf  ! changed on the host", tree + "/both  ! ", "D " + tree + "/del2  ! changed on the host", tree + "/sub/x  ✗ a directory above it on the host is a symlink",
+			"R " + tree + "/opq  (all the host holds in it goes; what the session has comes)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("apply --dry-run lacks %q:\n%s", want, out)
 			}
@@ -466,6 +467,57 @@ func TestCowBindPatchAndTimes(t *testing.T) {
 		}
 		if err := unix.Lstat(filepath.Join(dst, "newd"), &st); err != nil || time.Unix(st.Mtim.Unix()).UTC().Year() == 2019 {
 			t.Errorf("apply set the times of the host's own %s/newd: %v, %v", dst, time.Unix(st.Mtim.Unix()), err)
+		}
+	})
+}
+
+// An ordinary user's apply says which paths they may not write, before
+// it writes anything: a directory closed to them, and someone else's
+// file in a sticky directory (which only its owner may replace). The
+// rest is applied.
+func TestApplyTellsWhatItMayNotWrite(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to make the host files the user may not replace")
+	}
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		if h.u.uid == 0 {
+			t.Skip("root may write everywhere")
+		}
+		tree := applyTree(t, h)
+		for dir, mode := range map[string]os.FileMode{"ro": 0o755, "stk": os.ModeSticky | 0o777} {
+			p := filepath.Join(tree, dir)
+			if err := os.Mkdir(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(p, "f"), []byte("root's\n"), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(p, "f"), 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.ok("new", "s")
+		h.ok("run", "s", "--", "sh", "-c", "cd "+tree+" && echo s > ro/f && echo s > stk/f && echo new > mod")
+		out, _, status := h.run("apply", "--yes", "s")
+		for _, want := range []string{
+			"M " + tree + "/ro/f  ✗ you may not write " + tree + "/ro",
+			"M " + tree + "/stk/f  ✗ it is someone else's, in " + tree + "/stk, a sticky directory",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("apply lacks %q:\n%s", want, out)
+			}
+		}
+		if status != 1 || readHost(t, filepath.Join(tree, "mod")) != "new\n" {
+			t.Errorf("apply: status %d, host mod %q; want 1, and the rest applied", status, readHost(t, filepath.Join(tree, "mod")))
+		}
+		for _, p := range []string{"ro/f", "stk/f"} {
+			if got := readHost(t, filepath.Join(tree, p)); got != "root's\n" {
+				t.Errorf("host %s: %q", p, got)
+			}
 		}
 	})
 }
