@@ -99,12 +99,21 @@ func TestHostBaseCopyOnWrite(t *testing.T) {
 			before[f] = fileDigest(t, f)
 		}
 		subBefore := treeDigest(t, mnt)
+		// A home of the user's own: the kernel's overlay serves it
+		// (session/host_linux.go kernelDirs), the FUSE daemon the rest.
+		h.home = filepath.Join(h.dir, "home")
+		for name, body := range map[string]string{"notes": "mine\n", "old": "old\n", "src/main.c": "int main;\n"} {
+			writeOwned(t, h, filepath.Join(h.home, name), body)
+		}
+		homeBefore := treeDigest(t, h.home)
 
 		h.ok("new", "h")
 		script := strings.Join([]string{
 			"set -e",
+			"cd " + h.home + " && echo more >> notes && rm old && echo new > src/new.c && mkdir build && echo o > build/out && cd /",
 			"echo 10.9.8.7 " + tag + " >> /etc/hosts",
 			"echo x > " + etcNew,
+			"chown 42:42 " + etcNew + " 2>/dev/null || true", // only one id is mapped without sub-ids
 			"mkdir -p /usr/local/share && echo y > " + usrNew,
 			"echo z > " + h.dir + "/" + tag,
 			"echo r > /root/" + tag, // root's home inside, closed to users on the host
@@ -128,7 +137,7 @@ func TestHostBaseCopyOnWrite(t *testing.T) {
 				t.Errorf("host %s changed", f)
 			}
 		}
-		for _, f := range []string{etcNew, usrNew, filepath.Join(h.dir, tag), "/usr/share/incarnate-hello"} {
+		for _, f := range []string{etcNew, usrNew, filepath.Join(h.dir, tag), "/usr/share/incarnate-hello", "/root/" + tag} {
 			if _, err := os.Lstat(f); err == nil {
 				t.Errorf("host %s exists: the session wrote the host", f)
 			}
@@ -136,14 +145,20 @@ func TestHostBaseCopyOnWrite(t *testing.T) {
 		if got := treeDigest(t, mnt); got != subBefore {
 			t.Errorf("the host's submount changed:\nbefore %s\nafter  %s", subBefore, got)
 		}
+		if got := treeDigest(t, h.home); got != homeBefore {
+			t.Errorf("the host's home changed:\nbefore %s\nafter  %s", homeBefore, got)
+		}
 		// diff lists what changed, the submount's too.
 		diff := h.ok("diff", "h")
 		for _, want := range []string{"M /etc/hosts", "A " + etcNew, "A /root/" + tag, "A " + usrNew, "A " + h.dir + "/" + tag,
-			"M " + mnt + "/f", "A " + mnt + "/g", "A /usr/share/incarnate-hello/greeting", "M /var/lib/dpkg/status"} {
+			"M " + mnt + "/f", "A " + mnt + "/g", "A /usr/share/incarnate-hello/greeting", "M /var/lib/dpkg/status",
+			"M " + h.home + "/notes", "D " + h.home + "/old", "A " + h.home + "/src/new.c", "A " + h.home + "/build/out"} {
 			if !strings.Contains(diff, want+"\n") {
 				t.Errorf("diff lacks %q:\n%s", want, diff)
 			}
 		}
+		checkOwnerKept(t, h, etcNew)
+		submountTravels(t, h, mnt)
 		// reset drops it all.
 		h.ok("reset", "--yes", "h")
 		if out := h.ok("diff", "h"); out != "no changes in h\n" {
@@ -157,6 +172,56 @@ func TestHostBaseCopyOnWrite(t *testing.T) {
 }
 
 // fileDigest is the sha256 of a host file's content and metadata.
+// checkOwnerKept checks that the file p, which session h gave uid and
+// gid 42, keeps that owner inside, and is stored in the upper dir as
+// the host id 42 maps to: itself for root (idmapped layers), the 42nd
+// id of the user's sub-id range for a user with one.
+func checkOwnerKept(t *testing.T, h *harness, p string) {
+	t.Helper()
+	if h.u.uid != 0 && !h.u.subIDs {
+		return
+	}
+	if out := h.ok("run", "h", "--", "stat", "-c", "%u:%g", p); out != "42:42\n" {
+		t.Errorf("inside, %s is owned by %q, want 42:42", p, out)
+	}
+	want := uint32(42)
+	if h.u.uid != 0 {
+		want = subIDFirst + 41
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(h.store, "sessions", "h", "upper", p), &st); err != nil || st.Uid != want || st.Gid != want {
+		t.Errorf("the upper dir holds %s as %d:%d, %v; want %d", p, st.Uid, st.Gid, err, want)
+	}
+}
+
+// submountTravels checks that what session h changed on the submount
+// mnt goes where the rest of its changes go: into its export, a base
+// committed from it, and a clone.
+func submountTravels(t *testing.T, h *harness, mnt string) {
+	t.Helper()
+	tarball := filepath.Join(h.dir, "out", "h.tar")
+	writeOwned(t, h, tarball, "") // a file of the user's, which export replaces
+	h.ok("export", "h", tarball)
+	list, err := exec.Command("tar", "-tf", tarball).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{strings.TrimPrefix(mnt, "/") + "/f", strings.TrimPrefix(mnt, "/") + "/g"} {
+		if !strings.Contains(string(list), want+"\n") {
+			t.Errorf("export of h lacks %s:\n%s", want, list)
+		}
+	}
+	h.ok("commit", "h", "hb")
+	h.ok("new", "--base", "hb", "on-hb")
+	h.ok("clone", "h", "h2")
+	for _, s := range []string{"on-hb", "h2"} {
+		if out := h.ok("run", s, "--", "cat", mnt+"/f", mnt+"/g"); out != "on the submount\nchanged\nnew\n" {
+			t.Errorf("session %s sees the submount's files as %q, want h's changes", s, out)
+		}
+	}
+	h.ok("rm", "--yes", "on-hb", "h2")
+}
+
 func fileDigest(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
