@@ -500,3 +500,26 @@ func TestCloneOfHostSessionIsExact(t *testing.T) {
 		}
 	})
 }
+
+// A submount the kernel's overlay refuses (ramfs cannot be idmapped) is
+// not hidden in silence: the session shows the directory beneath it, and
+// says so when it starts.
+func TestRefusedSubmountIsTold(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to mount the test's ramfs")
+	}
+	h := newHarness(t, rootUser)
+	ram := filepath.Join(h.dir, "ram")
+	if err := os.Mkdir(ram, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("none", ram, "ramfs", 0, ""); err != nil {
+		t.Skipf("no ramfs to mount here: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(ram, unix.MNT_DETACH) })
+	h.ok("new", "h")
+	_, errOut, _ := h.run("run", "h", "--", "true")
+	if want := "session h: " + ram + " shows the directory beneath it, not the file system mounted there"; strings.Count(errOut, want) != 1 {
+		t.Errorf("a session whose submount was refused says %q; want once %q", errOut, want)
+	}
+}

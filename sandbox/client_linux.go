@@ -16,6 +16,8 @@ import (
 type KeeperConfig struct {
 	// Root builds the session's root, as in Spec.Root.
 	Root []Op
+	// Note, when set, gets what the keeper says of the root it built.
+	Note func(string)
 	// Process is the confinement the keeper imposes on every process it
 	// starts (UserNamespace among it, and applied first).
 	Process    []Op
@@ -98,6 +100,11 @@ func StartKeeper(cfg KeeperConfig) error {
 	case rep != nil && rep.Failure != nil:
 		return rep.Failure
 	case rep != nil && rep.Ready != nil:
+		for _, n := range rep.Notes {
+			if cfg.Note != nil {
+				cfg.Note(n)
+			}
+		}
 		return nil
 	case err != nil:
 		return err

@@ -80,7 +80,7 @@ func idmappedTree(dir string, nsfd int) (int, error) {
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
 		unix.Close(fd)
 		if err == unix.EINVAL || err == unix.EPERM {
-			return -1, step("mount_setattr idmap", dir, errors.Join(ErrNoIdmap, err))
+			return -1, step("mount_setattr idmap", dir, fmt.Errorf("%w: %w", ErrNoIdmap, err))
 		}
 		return -1, step("mount_setattr idmap", dir, err)
 	}

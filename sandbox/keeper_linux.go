@@ -105,7 +105,7 @@ func runKeeper(specR, errW *os.File) int {
 		return fail(errW, rec)
 	}
 	ready := true
-	_ = writeReport(errW, report{Ready: &ready})
+	_ = writeReport(errW, report{Ready: &ready, Notes: st.notes})
 	errW.Close()
 	ln, err := newPacketConn(listenFd, "listener")
 	if err != nil {

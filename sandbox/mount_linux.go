@@ -12,6 +12,9 @@ import (
 func (o MountOverlay) apply(st *state) error {
 	err := o.mount(st)
 	if err != nil && o.Optional {
+		if o.Note != "" {
+			st.notes = append(st.notes, o.Note+" ("+err.Error()+")")
+		}
 		return nil // the directory stays as the root below shows it
 	}
 	if err == nil && st.root == "" {

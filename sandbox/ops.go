@@ -84,8 +84,10 @@ type MountOverlay struct {
 	IDMap bool   `json:"idmap,omitempty"`
 	Home  string `json:"home,omitempty"`
 	// Optional lets the root be built without this overlay when it
-	// cannot be mounted (a submount of a kind overlay refuses).
-	Optional bool `json:"optional,omitempty"`
+	// cannot be mounted (a submount of a kind overlay refuses); Note,
+	// when set, then tells the user so, with the error after it.
+	Optional bool   `json:"optional,omitempty"`
+	Note     string `json:"note,omitempty"`
 }
 
 // MountFuseOverlay mounts fuse-overlayfs (the binary at Program) on

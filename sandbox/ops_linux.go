@@ -32,6 +32,8 @@ type state struct {
 	keeper *keeper
 	// process is the confinement the keeper imposes.
 	process []Op
+	// notes go to the user once the root is built (report.Notes).
+	notes []string
 }
 
 // idmap is a user namespace to idmap mounts with, and the host ids its

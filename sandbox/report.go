@@ -18,6 +18,9 @@ type report struct {
 	Exit    *int     `json:"exit,omitempty"`
 	// Ready is a keeper's report: the root is built and it is listening.
 	Ready *bool `json:"ready,omitempty"`
+	// Notes are what the user should know of the root built (an optional
+	// mount that failed), sent with Ready.
+	Notes []string `json:"notes,omitempty"`
 }
 
 func writeReport(w io.Writer, r report) error {

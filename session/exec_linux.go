@@ -148,7 +148,7 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 	_ = os.Remove(prestage.TicketPath(sock))
 	err = sandbox.StartKeeper(sandbox.KeeperConfig{
 		Root: ops, Process: confinement(m, ids), Cloneflags: cloneflags(m), Rootless: m.UserXattr,
-		Socket: sock, Lock: lk.f, RangeLock: rangeLock, Linger: s.Linger,
+		Socket: sock, Lock: lk.f, RangeLock: rangeLock, Linger: s.Linger, Note: Notice,
 	})
 	if err == nil {
 		s.writeTicket(m, sock)

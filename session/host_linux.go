@@ -151,6 +151,7 @@ func (s *Store) hostRootOps(m *Meta, lowers []string, ids *IDRange) ([]sandbox.O
 		ops = append(ops, sandbox.MountOverlay{
 			Target: root + p, Lowers: existingDirs(sub), Upper: upper + p, Work: filepath.Join(dir, "work", work),
 			Home: dir, IDMap: idmapped, Optional: true,
+			Note: fmt.Sprintf("session %s: %s shows the directory beneath it, not the file system mounted there, which the kernel's overlay refused", m.Name, p),
 		})
 	}
 	return ops, nil
