@@ -76,7 +76,7 @@ func doctorChecks() []check {
 		{"seccomp", always, checkSeccomp},
 		{"landlock", never, checkLandlock},
 		{"sub-ids", never, checkSubIDs},
-		{"host base", never, checkHostBase},
+		{"host base", rootless, checkHostBase}, // the default base
 	}
 }
 
@@ -553,5 +553,6 @@ func checkHostBase(e *doctorEnv) result {
 	if ids, err := sandbox.FindSubIDs(); err != nil || ids.UIDs < 65535 {
 		limits += "; without a sub-id range of 65535 or more every file is root's inside and apt downloads as root"
 	}
+	limits += "; outside your home, file work goes through the FUSE daemon, up to twice as slow as the kernel's overlay (make bench: host-base workload)"
 	return good("the host base works through fuse-overlayfs %s (with a home of your own files on the kernel's overlay); %s", version, limits)
 }

@@ -165,3 +165,53 @@ func TestDoctorStoreProbe(t *testing.T) {
 		t.Errorf("checkDType on a missing dir: %v, want a path error", err)
 	}
 }
+
+// For an ordinary user the host base is the default, so doctor checks
+// what it needs, fails when it is missing (exit 1) and says how to fix
+// it: an old fuse-overlayfs, and a /dev/fuse closed to users.
+func TestDoctorChecksTheHostBase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to close /dev/fuse for the test")
+	}
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) {
+		if h.u.uid == 0 {
+			t.Skip("root's host base needs no FUSE")
+		}
+		out, _, status := h.run("doctor")
+		if status != 0 || !containsLine(out, "ok    host base: the host base works through fuse-overlayfs 1.") || !strings.Contains(out, "twice as slow") {
+			t.Errorf("doctor: exit %d\n%s", status, out)
+		}
+		if h.u.subIDs && !containsLine(out, "ok    sub-ids: ") {
+			t.Errorf("doctor with a sub-id range does not say it is used:\n%s", out)
+		}
+		if !h.u.subIDs && !containsLine(out, "warn  sub-ids: ") {
+			t.Errorf("doctor without a sub-id range does not warn:\n%s", out)
+		}
+
+		old := filepath.Join(h.dir, "old-fuse")
+		if err := os.Mkdir(old, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(old, "fuse-overlayfs"), []byte("#!/bin/sh\necho 'fuse-overlayfs: version 1.9'\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.path = old
+		out, _, status = h.run("doctor")
+		if status != 1 || !containsLine(out, "FAIL  host base: the host base cannot be used: fuse-overlayfs 1.9 is too old") {
+			t.Errorf("doctor with fuse-overlayfs 1.9: exit %d\n%s", status, out)
+		}
+		h.path = ""
+
+		if err := os.Chmod("/dev/fuse", 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _, status = h.run("doctor")
+		if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+			t.Fatal(err)
+		}
+		if status != 1 || !strings.Contains(out, "/dev/fuse, which you cannot open") || !strings.Contains(out, "sudo chmod 0666 /dev/fuse") {
+			t.Errorf("doctor with /dev/fuse closed: exit %d\n%s", status, out)
+		}
+	})
+}
