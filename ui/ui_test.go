@@ -387,6 +387,12 @@ func TestDiffView(t *testing.T) {
 
 func TestDiffPreview(t *testing.T) {
 	st := threeSessions(t)
+	// A file of the base's that the session changed: enter shows the
+	// text diff against the base.
+	passwd := filepath.Join(st.Dir("web"), "upper", "etc", "passwd")
+	if err := os.WriteFile(passwd, []byte("root:x:0:0:changed:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	m, tm := openWebDiff(t, st)
 	open := func(path, want string) {
 		t.Helper()
@@ -400,6 +406,8 @@ func TestDiffPreview(t *testing.T) {
 		tm.Send(press("esc"))
 		waitScreen(t, m, "the list of paths", func(s string) bool { return strings.Contains(s, "PATH") })
 	}
+	open("/etc/passwd", "+root:x:0:0:changed:/root:/bin/sh")
+	open("/etc/passwd", "-root:x:0:0:root:/root:/bin/sh")
 	open("/root/note", "second line")
 	open("/bin/blob", "binary file")
 	open("/var", "directory: 1 entry")
