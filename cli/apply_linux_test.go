@@ -460,7 +460,11 @@ func TestCowBindPatchAndTimes(t *testing.T) {
 		if !strings.Contains(patch, "-old\n") || !strings.Contains(patch, "+changed\n") {
 			t.Errorf("diff -p of a :cow file does not compare with the bind's source:\n%s", patch)
 		}
-		h.ok("apply", "--yes", "c", dst)
+		// On a terminal, with a progress line.
+		pty := h.onPty(t, 24, 120, h.command("apply", "--yes", "c", dst))
+		if status := pty.exit(); status != 0 || !strings.Contains(pty.text(), "\rapplying c  3/3 paths  100%") {
+			t.Errorf("apply on a terminal: exit %d, no progress line to 3/3:\n%q", status, pty.text())
+		}
 		var st unix.Stat_t
 		if err := unix.Lstat(filepath.Join(src, "newd"), &st); err != nil || time.Unix(st.Mtim.Unix()).UTC().Year() != 2019 {
 			t.Errorf("the source's newd: mtime %v, %v; want the session's 2019", time.Unix(st.Mtim.Unix()), err)
