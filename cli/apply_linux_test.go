@@ -169,60 +169,68 @@ func TestApplyRefusesImportedBase(t *testing.T) {
 	}
 }
 
-// SIGKILL at named points of an apply: every host path is the old or the
-// new version, the next apply says an apply was cut short and finishes.
+// SIGKILL at named points of an apply, on the host base and into a :cow
+// bind, for every user: every host path is the old or the new version,
+// the next apply says an apply was cut short, finishes it and removes
+// the temp files the killed one left.
 func TestApplyKilled(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root, for the host base's own view of the tree")
+		t.Skip("needs root, to run as root and as an ordinary user")
 	}
+	openFuse(t)
 	for _, point := range []string{"apply-temp-written", "apply-step", "apply-landed"} {
-		t.Run(point, func(t *testing.T) {
-			h := newHarness(t, rootUser)
-			tree := applyTree(t, h)
-			h.ok("new", "s")
-			h.ok("run", "s", "--", "sh", "-c", "cd "+tree+" && echo new > mod && echo added > add && echo k2 > keep")
-			cmd := h.command("apply", "--yes", "s")
-			cmd.Env = append(cmd.Env, "INCARNATE_FAULT="+point)
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-				t.Fatalf("apply with INCARNATE_FAULT=%s: %v; want death by SIGKILL", point, err)
-			}
-			for name, versions := range map[string][]string{"mod": {"old\n", "new\n"}, "keep": {"keep\n", "k2\n"}, "add": {"(", "added\n"}} {
-				got := readHost(t, filepath.Join(tree, name))
-				if got != versions[1] && !strings.HasPrefix(got, versions[0]) {
-					t.Errorf("after a kill at %s, host %s is %q: neither old nor new", point, name, got)
-				}
-			}
-			if ents, _ := os.ReadDir(tree); len(ents) > 0 {
-				for _, e := range ents {
-					if strings.Contains(e.Name(), ".incarnate-") && point != "apply-temp-written" {
-						t.Errorf("a temp file is left: %s", e.Name())
-					}
-				}
-			}
-			if _, errOut, _ := h.run("ls"); !strings.Contains(errOut, "apply of s started") || !strings.Contains(errOut, "cut short") {
-				t.Errorf("ls after a killed apply says nothing of it: %q", errOut)
-			}
-			out, errOut, status := h.run("apply", "--yes", "s")
-			if status != 0 || !strings.Contains(errOut, "cut short") {
-				t.Errorf("the apply after a kill at %s: status %d\nstdout %s\nstderr %s", point, status, out, errOut)
-			}
-			for name, want := range map[string]string{"mod": "new\n", "keep": "k2\n", "add": "added\n"} {
-				if got := readHost(t, filepath.Join(tree, name)); got != want {
-					t.Errorf("host %s after the rerun: %q", name, got)
-				}
-			}
-			if out := h.ok("diff", "s"); out != "no changes in s\n" {
-				t.Errorf("diff after the rerun: %q", out)
-			}
-			ents, _ := os.ReadDir(tree)
-			for _, e := range ents {
-				if strings.Contains(e.Name(), ".incarnate-") {
-					t.Errorf("the rerun left the killed apply's temp file %s", e.Name())
-				}
-			}
-		})
+		for _, cow := range []bool{false, true} {
+			where := map[bool]string{false: "host", true: "cow"}[cow]
+			t.Run(point+"/"+where, func(t *testing.T) {
+				forEachUser(t, func(t *testing.T, h *harness) { killedApply(t, h, point, cow) })
+			})
+		}
+	}
+}
+
+func killedApply(t *testing.T, h *harness, point string, cow bool) {
+	tree := applyTree(t, h)
+	inside := tree
+	if cow {
+		inside = "/work"
+		h.ok("new", "--base", "bb", "--bind", tree+":/work:cow", "s")
+	} else {
+		h.ok("new", "s")
+	}
+	h.ok("run", "s", "--", "sh", "-c", "cd "+inside+" && echo new > mod && echo added > add && echo k2 > keep")
+	cmd := h.command("apply", "--yes", "s")
+	cmd.Env = append(cmd.Env, "INCARNATE_FAULT="+point)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("apply with INCARNATE_FAULT=%s: %v; want death by SIGKILL", point, err)
+	}
+	for name, versions := range map[string][]string{"mod": {"old\n", "new\n"}, "keep": {"keep\n", "k2\n"}, "add": {"(", "added\n"}} {
+		got := readHost(t, filepath.Join(tree, name))
+		if got != versions[1] && !strings.HasPrefix(got, versions[0]) {
+			t.Errorf("after a kill at %s, host %s is %q: neither old nor new", point, name, got)
+		}
+	}
+	if _, errOut, _ := h.run("ls"); !strings.Contains(errOut, "apply of s started") || !strings.Contains(errOut, "cut short") {
+		t.Errorf("ls after a killed apply says nothing of it: %q", errOut)
+	}
+	out, errOut, status := h.run("apply", "--yes", "s")
+	if status != 0 || !strings.Contains(errOut, "cut short") {
+		t.Errorf("the apply after a kill at %s: status %d\nstdout %s\nstderr %s", point, status, out, errOut)
+	}
+	for name, want := range map[string]string{"mod": "new\n", "keep": "k2\n", "add": "added\n"} {
+		if got := readHost(t, filepath.Join(tree, name)); got != want {
+			t.Errorf("host %s after the rerun: %q", name, got)
+		}
+	}
+	if out := h.ok("diff", "s"); out != "no changes in s\n" {
+		t.Errorf("diff after the rerun: %q", out)
+	}
+	ents, _ := os.ReadDir(tree)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".incarnate-") {
+			t.Errorf("the rerun left the killed apply's temp file %s", e.Name())
+		}
 	}
 }
 
