@@ -268,6 +268,13 @@ func TestWorkingDirectoryFollows(t *testing.T) {
 		if out != "/root\n" || !strings.Contains(errOut, work+" is not in session b: starting in /root") {
 			t.Errorf("run on a base without %s: stdout %q, stderr %q; want /root and a notice", work, out, errOut)
 		}
+		enter = h.command("enter", "b")
+		enter.Dir, enter.Stdin = work, strings.NewReader("pwd\n")
+		var enterErr strings.Builder
+		enter.Stderr = &enterErr
+		if out, err := enter.Output(); err != nil || string(out) != "/root\n" || !strings.Contains(enterErr.String(), work+" is not in session b: starting in /root") {
+			t.Errorf("enter on a base without %s: %q, %v, stderr %q; want /root and a notice", work, out, err, enterErr.String())
+		}
 		if out, _ := inDir("run", "--cwd", "/etc", "h", "--", "pwd"); out != "/etc\n" {
 			t.Errorf("run --cwd /etc: %q", out)
 		}
@@ -298,6 +305,20 @@ func TestInterfaceEntersInItsDirectory(t *testing.T) {
 		s.typeText("exit")
 		s.keys("Enter")
 		s.waitText("left h")
+		// A base without that directory: the shell starts in ~, saying so.
+		h.ok("new", "--base", "bb", "b")
+		s.keys("/")
+		s.typeText("b")
+		s.keys("Enter")
+		s.waitText("1 of 2 sessions match")
+		s.keys("Enter")
+		s.waitText(work + " is not in session b: starting in /root")
+		s.typeText("echo at-$(pwd)-end")
+		s.keys("Enter")
+		s.waitText("at-/root-end")
+		s.typeText("exit")
+		s.keys("Enter")
+		s.waitText("left b")
 	})
 }
 
