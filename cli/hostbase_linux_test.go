@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -543,4 +544,36 @@ func TestRefusedSubmountIsTold(t *testing.T) {
 	if want := "session h: " + ram + " shows the directory beneath it, not the file system mounted there"; strings.Count(errOut, want) != 1 {
 		t.Errorf("a session whose submount was refused says %q; want once %q", errOut, want)
 	}
+}
+
+// The host base shows the machine's files, never its live trees: /run
+// (every service's sockets) is the session's own tmpfs, /proc shows the
+// session's processes only, and /dev holds no host disk.
+func TestHostBaseKeepsItsOwnTrees(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to leave a marker in the host's /run")
+	}
+	openFuse(t)
+	marker := fmt.Sprintf("/run/incarnate-test-%d", os.Getpid())
+	if err := os.WriteFile(marker, []byte("host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(marker) })
+	forEachUser(t, func(t *testing.T, h *harness) {
+		h.ok("new", "h")
+		script := "ls " + marker + " 2>/dev/null || echo no-marker; echo s > /run/inside && cat /run/inside; " +
+			"ls /proc | grep -c '^[0-9]'; ls /dev | grep -cE '^(vd|sd|nvme|xvd)' || true"
+		out := h.ok("run", "h", "--", "sh", "-c", script)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 4 || lines[0] != "no-marker" || lines[1] != "s" || lines[3] != "0" {
+			t.Fatalf("inside the host base: %q; want no host /run, a writable own /run, no host disks", out)
+		}
+		if n, err := strconv.Atoi(lines[2]); err != nil || n > 10 {
+			t.Errorf("the session's /proc lists %s processes: the host's show", lines[2])
+		}
+		if _, err := os.Stat("/run/inside"); err == nil {
+			os.Remove("/run/inside")
+			t.Error("the session's /run/inside reached the host's /run")
+		}
+	})
 }
