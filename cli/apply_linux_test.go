@@ -464,6 +464,14 @@ func TestCowBindPatchAndTimes(t *testing.T) {
 		writeOwned(t, h, filepath.Join(dst, "newd", "host-only"), "not the session's\n")
 		h.ok("new", "--base", "bb", "--bind", src+":"+dst+":cow", "c")
 		h.ok("run", "c", "--", "sh", "-c", "cd "+dst+" && echo changed > mod && mkdir newd && echo y > newd/y && touch -t 201901020304 newd")
+		// The directories made above the bind's target keep the base's
+		// mode (/tmp stays 1777) and so are no change of the session's.
+		if out := h.ok("run", "c", "--", "stat", "-c", "%a", "/tmp"); out != "1777\n" {
+			t.Errorf("/tmp in a session with a :cow bind below it has mode %q, want the base's 1777", out)
+		}
+		if diff := h.ok("diff", "c"); strings.Contains(diff, "M /tmp\n") {
+			t.Errorf("diff lists /tmp, which only holds the bind's mount point:\n%s", diff)
+		}
 		patch := h.ok("diff", "-p", "c", dst+"/mod")
 		if !strings.Contains(patch, "-old\n") || !strings.Contains(patch, "+changed\n") {
 			t.Errorf("diff -p of a :cow file does not compare with the bind's source:\n%s", patch)

@@ -112,7 +112,7 @@ func (s *Store) hostRootOps(m *Meta, lowers []string, ids *IDRange) ([]sandbox.O
 			if err := mkdirBeneath(upper, d, "/"); err != nil {
 				return nil, err
 			}
-			if err := mkdirBeneath(filepath.Join(dir, "work"), "/k", ""); err != nil {
+			if err := mkdirBeneath(filepath.Join(dir, "work"), "/k"); err != nil {
 				return nil, err
 			}
 			// Optional: a session whose home cannot be mounted so (a
@@ -141,7 +141,7 @@ func (s *Store) hostRootOps(m *Meta, lowers []string, ids *IDRange) ([]sandbox.O
 			continue
 		}
 		work := filepath.Join("sub", fmt.Sprint(i))
-		if err := mkdirBeneath(filepath.Join(dir, "work"), "/"+work, ""); err != nil {
+		if err := mkdirBeneath(filepath.Join(dir, "work"), "/"+work); err != nil {
 			return nil, err
 		}
 		sub := make([]string, 0, len(lowers))
@@ -270,7 +270,7 @@ func existingDirs(dirs []string) []string {
 // there, and marks what it makes as made to mount on. With like set,
 // each gets the mode and owner of its namesake under like, so that it
 // is no change of the session's.
-func mkdirBeneath(dir, p, like string) error {
+func mkdirBeneath(dir, p string, like ...string) error {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -299,18 +299,22 @@ func mkdirBeneath(dir, p, like string) error {
 }
 
 // copyOwnMeta gives directory fd the mode and owner of the directory
-// under like that has the path of p up to name.
-func copyOwnMeta(fd int, like, p, name string) {
-	if like == "" {
-		return
-	}
+// that has the path of p up to name in the first of the trees like (a
+// base's lower dirs, top first) that has it, as overlay's copy-up would:
+// a /tmp made here to mount below it must stay 1777.
+func copyOwnMeta(fd int, like []string, p, name string) {
 	i := strings.Index(p+"/", "/"+name+"/")
-	var st unix.Stat_t
-	if i < 0 || unix.Lstat(filepath.Join(like, p[:i+1+len(name)]), &st) != nil {
+	if i < 0 {
 		return
 	}
-	_ = unix.Fchmod(fd, st.Mode&0o7777)
-	_ = unix.Fchown(fd, int(st.Uid), int(st.Gid))
+	for _, l := range like {
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(l, p[:i+1+len(name)]), &st) == nil {
+			_ = unix.Fchmod(fd, st.Mode&0o7777)
+			_ = unix.Fchown(fd, int(st.Uid), int(st.Gid))
+			return
+		}
+	}
 }
 
 // aptConfPath is where a session without sub-ids is told that apt cannot

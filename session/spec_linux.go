@@ -98,11 +98,16 @@ func (s *Store) cowOverlay(m *Meta, i int, idmapped bool) (sandbox.Op, error) {
 	b := m.Binds[i]
 	dir := s.Dir(m.Name)
 	upper := filepath.Join(dir, "upper")
-	if err := mkdirBeneath(upper, b.Dst, ""); err != nil {
+	base, err := s.Layers.Get(m.Base)
+	if err != nil {
+		return nil, err
+	}
+	// The directories above DST take the base's mode and owner.
+	if err := mkdirBeneath(upper, b.Dst, s.Layers.LowerDirs(base)...); err != nil {
 		return nil, fmt.Errorf("--bind %s:%s:cow: %w", b.Src, b.Dst, err)
 	}
 	work := fmt.Sprintf("/cow/%d", i)
-	if err := mkdirBeneath(filepath.Join(dir, "work"), work, ""); err != nil {
+	if err := mkdirBeneath(filepath.Join(dir, "work"), work); err != nil {
 		return nil, err
 	}
 	return sandbox.MountOverlay{

@@ -29,7 +29,7 @@ func Busybox(t testing.TB, dir string) string {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+	if err := os.Chmod(filepath.Join(dir, "tmp"), os.ModeSticky|0o777); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(bb)
