@@ -95,6 +95,12 @@ func (c *ctx) toPager(write func(io.Writer) error) error {
 	if pager == "" {
 		pager = "less -FRX"
 	}
+	// A pager that is not there would take the output with it: the
+	// shell starts, says "not found" and reads nothing.
+	if f := strings.Fields(pager); len(f) == 0 || lookPath(f[0]) != nil {
+		fmt.Fprintf(c.stderr, "incarnate: note: no pager %q here (set $PAGER); printing straight out\n", pager)
+		return write(c.stdout)
+	}
 	cmd := exec.Command("/bin/sh", "-c", pager)
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
 	in, err := cmd.StdinPipe()
@@ -110,6 +116,11 @@ func (c *ctx) toPager(write func(io.Writer) error) error {
 		return nil // the pager quit early (q): not an error of ours
 	}
 	return werr
+}
+
+func lookPath(prog string) error {
+	_, err := exec.LookPath(prog)
+	return err
 }
 
 // writeChange prints "A /path", with "/" after a replaced directory. A

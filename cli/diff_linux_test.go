@@ -502,6 +502,17 @@ func TestDiffPathsStatPatch(t *testing.T) {
 		if _, _, status := h.run("diff", "s", "/nowhere"); status == 0 {
 			t.Error("diff of a path that is not among the changes went through")
 		}
+		// On a terminal -p goes through $PAGER, as git's does.
+		paged := h.command("diff", "-p", "s", "/etc/os-release")
+		paged.Env = append(paged.Env, "PAGER=sed s/^/PAGED:/")
+		if pty := h.onPty(t, 24, 100, paged); pty.exit() != 0 || !strings.Contains(pty.text(), "PAGED:+extra") {
+			t.Errorf("diff -p on a terminal did not go through $PAGER:\n%q", pty.text())
+		}
+		broken := h.command("diff", "-p", "s", "/etc/os-release")
+		broken.Env = append(broken.Env, "PAGER=no-such-pager")
+		if pty := h.onPty(t, 24, 100, broken); pty.exit() == 0 && !strings.Contains(pty.text(), "+extra") {
+			t.Errorf("diff -p with a pager that is not there lost the diff and exited 0:\n%q", pty.text())
+		}
 		if out := h.ok("diff", "--stat", "s"); out != "4 paths changed in s, 3 added, 1 modified\n" {
 			t.Errorf("diff --stat: %q", out)
 		}
