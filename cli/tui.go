@@ -5,8 +5,8 @@ import (
 	"io"
 	"os"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
 	"golang.org/x/term"
 
 	"app/incarnate/session"
@@ -26,17 +26,24 @@ func cmdTUI(c *ctx, f tuiFlags) error {
 		return err
 	}
 	_, noColor := os.LookupEnv("NO_COLOR")
+	noColor = noColor || f.noColor
+	profile := colorprofile.Detect(c.stdout, os.Environ())
+	if noColor {
+		profile = colorprofile.ASCII
+	}
 	m := ui.New(ui.Options{
 		Store:     st,
 		ConfigDir: ui.ConfigDir(),
 		Theme:     f.theme,
-		NoColor:   f.noColor || noColor,
-		Renderer:  lipgloss.NewRenderer(c.stdout),
+		NoColor:   noColor,
+		Profile:   profile,
 		Shell: func(name, shell string) ui.ShellCommand {
 			return &shellCommand{st: st, name: name, shell: shell, in: c.stdin, out: c.stdout}
 		},
 	})
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(c.stdin), tea.WithOutput(c.stdout))
+	// The styles are built for the profile (ui.New): Bubble Tea is told
+	// the same one, not left to detect its own.
+	p := tea.NewProgram(m, tea.WithInput(c.stdin), tea.WithOutput(c.stdout), tea.WithColorProfile(profile))
 	_, err = p.Run()
 	return err
 }
