@@ -7,8 +7,8 @@ import (
 
 // A command line tool must not talk to the user's terminal behind their
 // back: no query for the background colour or the cursor position, and
-// no keystroke typed ahead taken for an answer. (Bubble Tea v1 asks both
-// from an init function in every program that links it; see ui/noquery.)
+// no keystroke typed ahead taken for an answer. (Bubble Tea v1 asked both
+// from an init function in every program that linked it.)
 func TestCommandsLeaveTheTerminalAlone(t *testing.T) {
 	h := newHarness(t, rootUser)
 	h.ok("new", "--base", "bb", "s")

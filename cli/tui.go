@@ -5,8 +5,8 @@ import (
 	"io"
 	"os"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
 	"golang.org/x/term"
 
 	"app/incarnate/session"
@@ -25,20 +25,35 @@ func cmdTUI(c *ctx, f tuiFlags) error {
 	if err != nil {
 		return err
 	}
-	_, noColor := os.LookupEnv("NO_COLOR")
+	noColor, profile := c.colours(f)
 	m := ui.New(ui.Options{
 		Store:     st,
 		ConfigDir: ui.ConfigDir(),
 		Theme:     f.theme,
-		NoColor:   f.noColor || noColor,
-		Renderer:  lipgloss.NewRenderer(c.stdout),
+		NoColor:   noColor,
+		Profile:   profile,
 		Shell: func(name, shell string) ui.ShellCommand {
 			return &shellCommand{st: st, name: name, shell: shell, in: c.stdin, out: c.stdout}
 		},
 	})
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithInput(c.stdin), tea.WithOutput(c.stdout))
+	// Raw from before Bubble Tea starts until its last answers are read.
+	defer holdRaw(c.stdin)()
+	// The styles are built for the profile (ui.New): Bubble Tea is told
+	// the same one, not left to detect its own.
+	p := tea.NewProgram(m, tea.WithInput(c.stdin), tea.WithOutput(c.stdout), tea.WithColorProfile(profile))
 	_, err = p.Run()
+	drainReplies(c.stdin, c.stdout) // before the user's shell reads them
 	return err
+}
+
+// colours says whether the interface is to draw without colours
+// (--no-color, NO_COLOR set), and the colour profile it draws for.
+func (c *ctx) colours(f tuiFlags) (noColor bool, p colorprofile.Profile) {
+	_, noColor = os.LookupEnv("NO_COLOR")
+	if noColor || f.noColor {
+		return true, colorprofile.ASCII
+	}
+	return false, colorprofile.Detect(c.stdout, os.Environ())
 }
 
 // isTerminal reports whether the user is at a terminal on both ends:
@@ -48,7 +63,8 @@ func (c *ctx) isTerminal() bool {
 }
 
 // shellCommand is a shell in a session, handed the terminal by
-// tea.Exec: Bubble Tea has released it (cooked mode, main screen), and
+// tea.Exec: Bubble Tea has released it (main screen, and the raw mode
+// cmdTUI holds), Run drops the answers to Bubble Tea's queries, and
 // attachTTY puts it in raw mode for the shell, reads it through a
 // cancellable reader and restores it on every way out, so the list gets
 // back a terminal exactly as it left it, with no keystroke eaten.
@@ -75,6 +91,7 @@ func (s *shellCommand) SetStdout(w io.Writer) {
 func (s *shellCommand) SetStderr(io.Writer) {}
 
 func (s *shellCommand) Run() (err error) {
+	drainReplies(s.in, s.out) // the shell is not to read them
 	fmt.Fprintf(s.out, "incarnate: entering %s — exit the shell to return to the list\r\n", s.name)
 	s.status, s.stopped, err = attachTTY(s.st, s.name, shellOptions(s.st, s.name, s.shell, nil), s.in, s.out)
 	return err

@@ -16,9 +16,9 @@ import (
 // BenchmarkTUIFirstFrame1000 times `incarnate` (the interface) from start
 // until its first frame with the list of 1,000 sessions is drawn, against
 // `incarnate ls` printing the same list, and reports each one's peak
-// RSS (the rusage of a run of its own, see below). The pty answers the interface's
-// two terminal queries (background colour, cursor position) at once, as
-// a terminal emulator would.
+// RSS (the rusage of a run of its own, see below). The pty answers the
+// interface's terminal queries at once, as a terminal emulator would
+// (terminalAnswers).
 func BenchmarkTUIFirstFrame1000(b *testing.B) {
 	s := newBench(b)
 	thousandSessions(b, s)
@@ -74,6 +74,23 @@ func readKiB(b *testing.B, path string) int64 {
 	return n / int64(os.Getpagesize()/1024)
 }
 
+// terminalAnswers are a terminal emulator's answers to what the
+// interface asks: the background colour (Init), and DA1 (drainReplies).
+var terminalAnswers = []struct{ query, answer string }{
+	{"\x1b]11;?", "\x1b]11;rgb:0000/0000/0000\x1b\\"},
+	{"\x1b[c", "\x1b[?62;22c"},
+}
+
+// answerInterface writes f the answers to the queries in out not answered yet;
+// answered counts those answered, by query.
+func answerInterface(f *os.File, out []byte, answered []int) {
+	for i, qa := range terminalAnswers {
+		for ; answered[i] < bytes.Count(out, []byte(qa.query)); answered[i]++ {
+			f.WriteString(qa.answer)
+		}
+	}
+}
+
 // firstFrame starts cmd on an 80x24 pty and returns the time until want
 // is on the screen; then it quits the interface with q.
 func firstFrame(b *testing.B, cmd *exec.Cmd, want []byte) time.Duration {
@@ -85,7 +102,7 @@ func firstFrame(b *testing.B, cmd *exec.Cmd, want []byte) time.Duration {
 	defer f.Close()
 	var out []byte
 	buf := make([]byte, 64<<10)
-	answered := 0
+	answered := make([]int, len(terminalAnswers))
 	var d time.Duration
 	for d == 0 {
 		n, err := f.Read(buf)
@@ -93,13 +110,7 @@ func firstFrame(b *testing.B, cmd *exec.Cmd, want []byte) time.Duration {
 			b.Fatalf("the interface ended before drawing %q: %v\n%q", want, err, out)
 		}
 		out = append(out, buf[:n]...)
-		// A terminal's answers: background colour, then cursor position.
-		for ; answered < bytes.Count(out, []byte("\x1b[6n")); answered++ {
-			if bytes.Contains(out, []byte("\x1b]11;?")) && answered == 0 {
-				f.WriteString("\x1b]11;rgb:0000/0000/0000\x1b\\")
-			}
-			f.WriteString("\x1b[1;1R")
-		}
+		answerInterface(f, out, answered)
 		if bytes.Contains(out, want) {
 			d = time.Since(start)
 		}
@@ -108,10 +119,13 @@ func firstFrame(b *testing.B, cmd *exec.Cmd, want []byte) time.Duration {
 	done := make(chan struct{})
 	go func() {
 		for {
-			if _, err := f.Read(buf); err != nil {
+			n, err := f.Read(buf)
+			if err != nil {
 				close(done)
 				return
 			}
+			out = append(out, buf[:n]...)
+			answerInterface(f, out, answered) // the DA1 of its drain, as it quits
 		}
 	}()
 	if err := cmd.Wait(); err != nil {

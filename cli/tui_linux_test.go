@@ -31,15 +31,28 @@ func startInTmux(t *testing.T, h *harness, w, height int, args ...string) *tuiSc
 // startInTmuxIn is startInTmux in directory dir ("" for the test's own).
 func startInTmuxIn(t *testing.T, h *harness, dir string, w, height int, args ...string) *tuiScreen {
 	t.Helper()
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Fatal("tmux not found: the terminal tests need it (apt-get install tmux, as .ci/run does)")
-	}
-	run := fmt.Sprintf("exec %q", h.bin)
+	return startScriptInTmux(t, h, dir, w, height, "exec "+incarnateLine(h, args...))
+}
+
+// incarnateLine is the shell command that runs `incarnate ARGS` as the
+// harness's user.
+func incarnateLine(h *harness, args ...string) string {
+	run := fmt.Sprintf("%q", h.bin)
 	if h.u.uid != os.Geteuid() {
-		run = fmt.Sprintf("exec setpriv --reuid %d --regid %d --clear-groups %q", h.u.uid, h.u.gid, h.bin)
+		run = fmt.Sprintf("setpriv --reuid %d --regid %d --clear-groups %q", h.u.uid, h.u.gid, h.bin)
 	}
 	for _, a := range args {
 		run += fmt.Sprintf(" %q", a)
+	}
+	return run
+}
+
+// startScriptInTmux runs the shell script run, in the harness's
+// environment, in a tmux window of w x height.
+func startScriptInTmux(t *testing.T, h *harness, dir string, w, height int, run string) *tuiScreen {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatal("tmux not found: the terminal tests need it (apt-get install tmux, as .ci/run does)")
 	}
 	script := filepath.Join(h.dir, "tmux.sh")
 	env := append(h.env(), "XDG_CONFIG_HOME="+filepath.Join(h.dir, "config"), "SHELL=/bin/sh",

@@ -1,15 +1,14 @@
 package themes
 
 import (
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/colorprofile"
 	"github.com/lucasb-eyer/go-colorful"
-	"github.com/muesli/termenv"
 )
 
 // Every built-in theme stays readable in every colour profile: what its
@@ -20,7 +19,7 @@ import (
 func TestThemesReadableInEveryProfile(t *testing.T) {
 	backgrounds := map[bool][]string{true: {"#000000", "#1e1e1e"}, false: {"#ffffff", "#eeeeee"}}
 	for _, theme := range Builtin() {
-		for _, p := range []termenv.Profile{termenv.TrueColor, termenv.ANSI256, termenv.ANSI} {
+		for _, p := range []colorprofile.Profile{colorprofile.TrueColor, colorprofile.ANSI256, colorprofile.ANSI} {
 			for _, dark := range []bool{true, false} {
 				if theme.Name == "paper" && dark {
 					continue // a light theme, for light terminals (theme.go)
@@ -32,10 +31,7 @@ func TestThemesReadableInEveryProfile(t *testing.T) {
 					// white, in any theme; light terminal themes darken them.
 					continue
 				}
-				r := lipgloss.NewRenderer(io.Discard)
-				r.SetColorProfile(p)
-				r.SetHasDarkBackground(dark)
-				s := NewStyles(r, theme)
+				s := NewStyles(p, dark, theme)
 				where := theme.Name + " " + profileName(p) + " " + map[bool]string{true: "dark", false: "light"}[dark]
 				for name, st := range map[string]lipgloss.Style{
 					"text": s.Text, "muted": s.Muted, "accent": s.Accent, "running": s.List.Running,
@@ -43,7 +39,7 @@ func TestThemesReadableInEveryProfile(t *testing.T) {
 					"replaced": s.Kind.Replaced, "error": s.Status.Error, "warning": s.Dialog.Warning,
 					"success": s.Status.Success, "title": s.Title, "selected row": s.List.Selected,
 				} {
-					fg, bg := sgrColors(t, st.Render("x"))
+					fg, bg := sgrColors(t, written(p, st.Render("x")))
 					if fg == nil {
 						t.Errorf("%s: %s writes no colour", where, name)
 						continue
@@ -66,6 +62,15 @@ func TestThemesReadableInEveryProfile(t *testing.T) {
 			}
 		}
 	}
+}
+
+// written is what reaches a terminal of profile p when out is drawn:
+// Bubble Tea v2 passes every frame through colorprofile's conversion.
+func written(p colorprofile.Profile, out string) string {
+	var b strings.Builder
+	w := &colorprofile.Writer{Forward: &b, Profile: p}
+	_, _ = w.WriteString(out)
+	return b.String()
 }
 
 // sgrColors reads the foreground and background a rendered string sets:
@@ -117,10 +122,8 @@ var sgr = regexp.MustCompile("\x1b\\[([0-9;]*)m")
 // Without colours (NO_COLOR) no style writes one: what matters is shown
 // by other means (bold, the › marker, the letters A M D R).
 func TestNoColorWritesNone(t *testing.T) {
-	r := lipgloss.NewRenderer(nil)
-	r.SetColorProfile(termenv.Ascii)
 	for _, theme := range Builtin() {
-		s := NewStyles(r, theme)
+		s := NewStyles(colorprofile.ASCII, true, theme)
 		for _, st := range []lipgloss.Style{s.Title, s.Text, s.Muted, s.Accent, s.List.Selected, s.List.Running,
 			s.Kind.Added, s.Kind.Deleted, s.Status.Error, s.Dialog.Warning, s.Dialog.Box} {
 			if out := st.Render("x"); strings.Contains(out, "[3") || strings.Contains(out, "[4") || strings.Contains(out, ";5;") {
@@ -130,6 +133,6 @@ func TestNoColorWritesNone(t *testing.T) {
 	}
 }
 
-func profileName(p termenv.Profile) string {
-	return map[termenv.Profile]string{termenv.TrueColor: "truecolor", termenv.ANSI256: "256", termenv.ANSI: "16"}[p]
+func profileName(p colorprofile.Profile) string {
+	return map[colorprofile.Profile]string{colorprofile.TrueColor: "truecolor", colorprofile.ANSI256: "256", colorprofile.ANSI: "16"}[p]
 }

@@ -5,28 +5,29 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/colorprofile"
 	"github.com/lucasb-eyer/go-colorful"
-	"github.com/muesli/termenv"
 )
 
 // Terminals with 256 or 16 colours get each of a theme's colours as the
-// nearest one they have, by perceptual distance (CIEDE2000). termenv's
-// own conversion goes by another measure, which makes some colours
-// black: the default theme's #e46876 for deleted paths comes out as
-// #080808 on 256 colours (tmux's default) and as black on 16.
+// nearest one they have, by perceptual distance (CIEDE2000). The
+// conversion the terminal writer would make (termenv's in Lip Gloss v1,
+// colorprofile's in v2) goes by another measure, which makes some
+// colours unreadable: v1 made the default theme's #e46876 for deleted
+// paths #080808 on 256 colours (tmux's default) and black on 16. Colours
+// that are palette indices already pass that writer unchanged.
 
 // forProfile is t with every hex colour replaced by the nearest colour
 // of profile p, as a palette index; other profiles keep t as it is. A
 // text colour is the nearest that still reads on the terminal's
 // background (and the title's and chosen row's text on theirs), as well
 // as the theme's own colour does, up to what readable text needs.
-func (t Theme) forProfile(p termenv.Profile) Theme {
+func (t Theme) forProfile(p colorprofile.Profile) Theme {
 	var first, last int
 	switch p {
-	case termenv.ANSI256:
+	case colorprofile.ANSI256:
 		first, last = 16, 255 // 0-15 are the terminal's own to choose
-	case termenv.ANSI:
+	case colorprofile.ANSI:
 		first, last = 0, 15
 	default:
 		return t
@@ -56,15 +57,15 @@ var terminalBg = map[bool]string{true: "#1e1e1e", false: "#eeeeee"}
 
 // role is one of a theme's colours and what it must read against.
 type role struct {
-	col   *lipgloss.AdaptiveColor
-	bg    bool                    // a background: the nearest colour, no more
-	on    *lipgloss.AdaptiveColor // the background of this text, else the terminal's
-	least float64                 // the contrast readable text needs
+	col   *AdaptiveColor
+	bg    bool           // a background: the nearest colour, no more
+	on    *AdaptiveColor // the background of this text, else the terminal's
+	least float64        // the contrast readable text needs
 }
 
 // roles are t's colours, backgrounds before the text drawn on them.
 func (t *Theme) roles() []role {
-	text := func(c *lipgloss.AdaptiveColor) role { return role{col: c, least: 3} }
+	text := func(c *AdaptiveColor) role { return role{col: c, least: 3} }
 	return []role{
 		{col: &t.TitleBg, bg: true}, {col: &t.SelectedBg, bg: true}, {col: &t.Border, bg: true},
 		{col: &t.TitleText, on: &t.TitleBg, least: 3}, {col: &t.SelectedText, on: &t.SelectedBg, least: 3},
@@ -79,7 +80,7 @@ type palette struct {
 	dark        bool
 }
 
-func (p palette) get(c lipgloss.AdaptiveColor) string {
+func (p palette) get(c AdaptiveColor) string {
 	if p.dark {
 		return c.Dark
 	}
@@ -89,7 +90,7 @@ func (p palette) get(c lipgloss.AdaptiveColor) string {
 // set replaces p's variant of c by its nearest palette colour whose
 // contrast on background on is at least least (or the original's own,
 // when lower); on "" asks no contrast.
-func (p palette) set(c *lipgloss.AdaptiveColor, on string, least float64) {
+func (p palette) set(c *AdaptiveColor, on string, least float64) {
 	v := &c.Light
 	if p.dark {
 		v = &c.Dark

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
-	"github.com/charmbracelet/lipgloss"
 )
 
 // A user theme file looks like this; every colour is optional and taken
@@ -155,26 +154,26 @@ func FieldNames() []string {
 }
 
 // colourFields maps each toml name to its field in t.
-func colourFields(t *Theme) map[string]*lipgloss.AdaptiveColor {
-	out := map[string]*lipgloss.AdaptiveColor{}
+func colourFields(t *Theme) map[string]*AdaptiveColor {
+	out := map[string]*AdaptiveColor{}
 	v := reflect.ValueOf(t).Elem()
 	for i := 0; i < v.NumField(); i++ {
-		if p, ok := v.Field(i).Addr().Interface().(*lipgloss.AdaptiveColor); ok {
+		if p, ok := v.Field(i).Addr().Interface().(*AdaptiveColor); ok {
 			out[v.Type().Field(i).Tag.Get("toml")] = p
 		}
 	}
 	return out
 }
 
-func parseColour(v any) (lipgloss.AdaptiveColor, error) {
+func parseColour(v any) (AdaptiveColor, error) {
 	switch v := v.(type) {
 	case string:
 		if err := checkColour(v); err != nil {
-			return lipgloss.AdaptiveColor{}, err
+			return AdaptiveColor{}, err
 		}
-		return lipgloss.AdaptiveColor{Light: v, Dark: v}, nil
+		return AdaptiveColor{Light: v, Dark: v}, nil
 	case map[string]any:
-		var c lipgloss.AdaptiveColor
+		var c AdaptiveColor
 		for k, x := range v {
 			s, ok := x.(string)
 			if !ok {
@@ -197,7 +196,7 @@ func parseColour(v any) (lipgloss.AdaptiveColor, error) {
 		}
 		return c, nil
 	}
-	return lipgloss.AdaptiveColor{}, fmt.Errorf("want a colour string or { light = ..., dark = ... }, got %v", v)
+	return AdaptiveColor{}, fmt.Errorf("want a colour string or { light = ..., dark = ... }, got %v", v)
 }
 
 // checkColour accepts what lipgloss renders: #rgb, #rrggbb, or 0-255.

@@ -1,10 +1,17 @@
 package themes
 
-import "github.com/charmbracelet/lipgloss"
+import (
+	"image/color"
+
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/colorprofile"
+)
 
 // Styles are a theme's lipgloss styles, nested by the view that uses them.
 type Styles struct {
 	Theme Theme
+	// Dark is the background the colours were picked for.
+	Dark bool
 
 	// Title is the bar at the top; TitleInfo is what follows the name.
 	Title, TitleInfo lipgloss.Style
@@ -45,51 +52,64 @@ type Styles struct {
 	}
 }
 
-// NewStyles builds t's styles for renderer r (its colour profile and
-// background decide how the colours come out).
-func NewStyles(r *lipgloss.Renderer, theme Theme) *Styles {
-	s := &Styles{Theme: theme}
-	t := theme.forProfile(r.ColorProfile())
-	ns := r.NewStyle
-	s.Title = ns().Bold(true).Foreground(t.TitleText).Background(t.TitleBg).Padding(0, 1)
-	s.TitleInfo = ns().Foreground(t.Muted).Padding(0, 1)
-	s.Text = ns().Foreground(t.Text)
-	s.Muted = ns().Foreground(t.Muted)
-	s.Accent = ns().Foreground(t.Accent)
-
-	s.List.Header = ns().Bold(true).Foreground(t.Muted)
-	s.List.Row = ns().Foreground(t.Text)
-	s.List.Selected = ns().Bold(true).Foreground(t.SelectedText).Background(t.SelectedBg)
-	s.List.Running = ns().Bold(true).Foreground(t.Running)
-	s.List.Damaged = ns().Foreground(t.Error)
-	s.List.Empty = ns().Foreground(t.Muted).Italic(true)
-
-	s.Detail.Rule = ns().Foreground(t.Border)
-	s.Detail.Name = ns().Bold(true).Foreground(t.Accent)
-	s.Detail.Label = ns().Foreground(t.Muted)
-	s.Detail.Value = ns().Foreground(t.Text)
-
-	s.Kind.Added = ns().Foreground(t.Added)
-	s.Kind.Modified = ns().Foreground(t.Modified)
-	s.Kind.Deleted = ns().Foreground(t.Deleted)
-	s.Kind.Replaced = ns().Foreground(t.Replaced)
-
-	s.Status.Normal = ns().Foreground(t.Text)
-	s.Status.Error = ns().Bold(true).Foreground(t.Error)
-	s.Status.Success = ns().Foreground(t.Success)
-	s.Status.Spinner = ns().Foreground(t.Accent)
-
-	s.Dialog.Box = ns().Border(lipgloss.RoundedBorder()).BorderForeground(t.Border).Padding(0, 1)
-	s.Dialog.Title = ns().Bold(true).Foreground(t.Accent)
-	s.Dialog.Warning = ns().Bold(true).Foreground(t.Warning)
-	s.Dialog.Label = ns().Foreground(t.Muted)
-	s.Dialog.Focused = ns().Bold(true).Foreground(t.Accent)
-	s.Dialog.Error = ns().Foreground(t.Error)
-	s.Dialog.Hint = ns().Foreground(t.Muted)
-	s.Dialog.Choice = ns().Bold(true).Foreground(t.SelectedText).Background(t.SelectedBg)
-
-	s.Help.Key = ns().Foreground(t.Accent)
-	s.Help.Desc = ns().Foreground(t.Muted)
-	s.Help.Sep = ns().Foreground(t.Border)
+// NewStyles builds theme's styles for a terminal of colour profile p
+// with a dark background (or a light one). Lip Gloss v2 styles write
+// their colours as they are given: the colours here are already the
+// profile's (forProfile), and none at all without colours (NO_COLOR).
+func NewStyles(p colorprofile.Profile, dark bool, theme Theme) *Styles {
+	s := &Styles{Theme: theme, Dark: dark}
+	t := theme.forProfile(p)
+	col := func(c AdaptiveColor) color.Color {
+		if p < colorprofile.ANSI {
+			return lipgloss.NoColor{}
+		}
+		return c.pick(dark)
+	}
+	s.build(t, col)
 	return s
+}
+
+// build makes every style of t, with col choosing each colour.
+func (s *Styles) build(t Theme, col func(AdaptiveColor) color.Color) {
+	ns := lipgloss.NewStyle
+	s.Title = ns().Bold(true).Foreground(col(t.TitleText)).Background(col(t.TitleBg)).Padding(0, 1)
+	s.TitleInfo = ns().Foreground(col(t.Muted)).Padding(0, 1)
+	s.Text = ns().Foreground(col(t.Text))
+	s.Muted = ns().Foreground(col(t.Muted))
+	s.Accent = ns().Foreground(col(t.Accent))
+
+	s.List.Header = ns().Bold(true).Foreground(col(t.Muted))
+	s.List.Row = ns().Foreground(col(t.Text))
+	s.List.Selected = ns().Bold(true).Foreground(col(t.SelectedText)).Background(col(t.SelectedBg))
+	s.List.Running = ns().Bold(true).Foreground(col(t.Running))
+	s.List.Damaged = ns().Foreground(col(t.Error))
+	s.List.Empty = ns().Foreground(col(t.Muted)).Italic(true)
+
+	s.Detail.Rule = ns().Foreground(col(t.Border))
+	s.Detail.Name = ns().Bold(true).Foreground(col(t.Accent))
+	s.Detail.Label = ns().Foreground(col(t.Muted))
+	s.Detail.Value = ns().Foreground(col(t.Text))
+
+	s.Kind.Added = ns().Foreground(col(t.Added))
+	s.Kind.Modified = ns().Foreground(col(t.Modified))
+	s.Kind.Deleted = ns().Foreground(col(t.Deleted))
+	s.Kind.Replaced = ns().Foreground(col(t.Replaced))
+
+	s.Status.Normal = ns().Foreground(col(t.Text))
+	s.Status.Error = ns().Bold(true).Foreground(col(t.Error))
+	s.Status.Success = ns().Foreground(col(t.Success))
+	s.Status.Spinner = ns().Foreground(col(t.Accent))
+
+	s.Dialog.Box = ns().Border(lipgloss.RoundedBorder()).BorderForeground(col(t.Border)).Padding(0, 1)
+	s.Dialog.Title = ns().Bold(true).Foreground(col(t.Accent))
+	s.Dialog.Warning = ns().Bold(true).Foreground(col(t.Warning))
+	s.Dialog.Label = ns().Foreground(col(t.Muted))
+	s.Dialog.Focused = ns().Bold(true).Foreground(col(t.Accent))
+	s.Dialog.Error = ns().Foreground(col(t.Error))
+	s.Dialog.Hint = ns().Foreground(col(t.Muted))
+	s.Dialog.Choice = ns().Bold(true).Foreground(col(t.SelectedText)).Background(col(t.SelectedBg))
+
+	s.Help.Key = ns().Foreground(col(t.Accent))
+	s.Help.Desc = ns().Foreground(col(t.Muted))
+	s.Help.Sep = ns().Foreground(col(t.Border))
 }

@@ -1,57 +1,75 @@
 // Package themes holds incarnate's colour themes and the lipgloss styles
 // built from them. A Theme is data: colours only, each adaptive (one
 // value for light terminals, one for dark ones). Styles are built from a
-// theme once per renderer (NewStyles), so a test can render with a plain
-// ASCII profile and a user's terminal with its own.
+// theme for one colour profile and one background (NewStyles), so a test
+// can render without colours and a user's terminal with its own.
 //
 // User themes are TOML files in $XDG_CONFIG_HOME/incarnate/themes/ (see
 // Load): every field optional, taken from the theme named by "inherits"
 // (the default theme when absent).
 package themes
 
-import "github.com/charmbracelet/lipgloss"
+import (
+	"image/color"
+
+	"charm.land/lipgloss/v2"
+)
 
 // Theme is a set of colours for every part of the interface.
 type Theme struct {
 	// Name is how --theme, the t key and config.toml name the theme.
 	Name string `toml:"name"`
 	// Text is ordinary text: session names, values in the detail pane.
-	Text lipgloss.AdaptiveColor `toml:"text"`
+	Text AdaptiveColor `toml:"text"`
 	// Muted is secondary text: column headings, dates, labels, key help.
-	Muted lipgloss.AdaptiveColor `toml:"muted"`
+	Muted AdaptiveColor `toml:"muted"`
 	// Accent marks what has focus: the title, the active dialog field,
 	// the keys in the help.
-	Accent lipgloss.AdaptiveColor `toml:"accent"`
+	Accent AdaptiveColor `toml:"accent"`
 	// TitleText is the text of the title bar, drawn on TitleBg.
-	TitleText lipgloss.AdaptiveColor `toml:"title_text"`
+	TitleText AdaptiveColor `toml:"title_text"`
 	// TitleBg is the background of the title bar.
-	TitleBg lipgloss.AdaptiveColor `toml:"title_bg"`
+	TitleBg AdaptiveColor `toml:"title_bg"`
 	// SelectedText is the text of the chosen row, drawn on SelectedBg.
-	SelectedText lipgloss.AdaptiveColor `toml:"selected_text"`
+	SelectedText AdaptiveColor `toml:"selected_text"`
 	// SelectedBg is the background of the chosen row.
-	SelectedBg lipgloss.AdaptiveColor `toml:"selected_bg"`
+	SelectedBg AdaptiveColor `toml:"selected_bg"`
 	// Border draws the lines around panes and dialogs.
-	Border lipgloss.AdaptiveColor `toml:"border"`
+	Border AdaptiveColor `toml:"border"`
 	// Running marks a session with shells inside it.
-	Running lipgloss.AdaptiveColor `toml:"running"`
+	Running AdaptiveColor `toml:"running"`
 	// Added colours paths a session added (A in a diff).
-	Added lipgloss.AdaptiveColor `toml:"added"`
+	Added AdaptiveColor `toml:"added"`
 	// Modified colours paths a session changed (M).
-	Modified lipgloss.AdaptiveColor `toml:"modified"`
+	Modified AdaptiveColor `toml:"modified"`
 	// Deleted colours paths a session deleted (D).
-	Deleted lipgloss.AdaptiveColor `toml:"deleted"`
+	Deleted AdaptiveColor `toml:"deleted"`
 	// Replaced colours directories a session replaced whole (R).
-	Replaced lipgloss.AdaptiveColor `toml:"replaced"`
+	Replaced AdaptiveColor `toml:"replaced"`
 	// Error colours failures in the status line and invalid input.
-	Error lipgloss.AdaptiveColor `toml:"error"`
+	Error AdaptiveColor `toml:"error"`
 	// Warning colours confirmations of destructive actions.
-	Warning lipgloss.AdaptiveColor `toml:"warning"`
+	Warning AdaptiveColor `toml:"warning"`
 	// Success colours what went well in the status line.
-	Success lipgloss.AdaptiveColor `toml:"success"`
+	Success AdaptiveColor `toml:"success"`
 }
 
-func c(light, dark string) lipgloss.AdaptiveColor {
-	return lipgloss.AdaptiveColor{Light: light, Dark: dark}
+// AdaptiveColor is one colour for light terminals and one for dark ones,
+// each "#rgb", "#rrggbb" or a palette index "0"-"255". Lip Gloss v2 has
+// no such type of strings; a theme keeps the strings, which its files
+// and the degradation to a palette (degrade.go) work on.
+type AdaptiveColor struct{ Light, Dark string }
+
+// pick is c for a terminal with a dark background, or a light one.
+func (c AdaptiveColor) pick(dark bool) color.Color {
+	if dark {
+		return lipgloss.Color(c.Dark)
+	}
+	return lipgloss.Color(c.Light)
+}
+
+func c(light, dark string) AdaptiveColor {
+	return AdaptiveColor{Light: light, Dark: dark}
 }
 
 // Default is the theme used when none is chosen, and when a chosen one

@@ -7,8 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/charmbracelet/lipgloss"
-	"github.com/muesli/termenv"
+	"github.com/charmbracelet/colorprofile"
 )
 
 func TestBuiltinsAreComplete(t *testing.T) {
@@ -34,7 +33,7 @@ func TestBuiltinsAreComplete(t *testing.T) {
 		if th.Text.Dark == th.Text.Light && th.Text.Dark < "#8" {
 			light = true // dark text whatever the terminal
 		}
-		NewStyles(lipgloss.NewRenderer(os.Stdout, termenv.WithProfile(termenv.TrueColor)), th)
+		NewStyles(colorprofile.TrueColor, true, th)
 	}
 	if !light {
 		t.Error("no light theme")

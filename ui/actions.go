@@ -5,11 +5,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"app/incarnate/internal/progress"
-	"app/incarnate/themes"
 )
 
 // configSavedMsg reports writing config.toml.
@@ -22,13 +21,13 @@ func (m *Model) movement() movement {
 
 // onKey handles a key: an open dialog takes it first, then the filter
 // being typed, then the view on screen.
-func (m *Model) onKey(msg tea.KeyMsg) tea.Cmd {
-	if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste {
-		// Keys typed faster than the program reads come in one message
-		// ("jj"): each is a key of its own.
-		cmds := make([]tea.Cmd, 0, len(msg.Runes))
-		for _, r := range msg.Runes {
-			cmds = append(cmds, m.onKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt}))
+func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
+	if runes := []rune(msg.Text); len(runes) > 1 {
+		// Text that comes in one message ("jj") is a key each rune: a
+		// paste is a message of its own (onPaste).
+		cmds := make([]tea.Cmd, 0, len(runes))
+		for _, r := range runes {
+			cmds = append(cmds, m.onKey(tea.KeyPressMsg{Code: r, Text: string(r), Mod: msg.Mod}))
 		}
 		return tea.Batch(cmds...)
 	}
@@ -68,7 +67,26 @@ func (m *Model) onKey(msg tea.KeyMsg) tea.Cmd {
 	return m.onListKey(msg)
 }
 
-func (m *Model) onFilterKey(msg tea.KeyMsg) tea.Cmd {
+// onPaste puts pasted text where text is typed: an open dialog's field,
+// the filter, the diff view's filter. Elsewhere it is not keys to obey.
+func (m *Model) onPaste(msg tea.PasteMsg) tea.Cmd {
+	switch {
+	case m.dialog != nil:
+		_, cmd := m.dialog.update(msg)
+		return cmd
+	case m.filtering:
+		var cmd tea.Cmd
+		m.filter, cmd = m.filter.Update(msg)
+		m.list.setFilter(m.filter.Value())
+		m.updateKeys()
+		return tea.Batch(cmd, m.selectionChanged())
+	case m.mode == modeDiff:
+		m.diff.paste(msg.Content)
+	}
+	return nil
+}
+
+func (m *Model) onFilterKey(msg tea.KeyPressMsg) tea.Cmd {
 	switch msg.String() {
 	case "esc":
 		m.filtering = false
@@ -91,7 +109,7 @@ func (m *Model) onFilterKey(msg tea.KeyMsg) tea.Cmd {
 	return m.selectionChanged()
 }
 
-func (m *Model) onListKey(msg tea.KeyMsg) tea.Cmd {
+func (m *Model) onListKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
 	if m.list.scroll.handle(msg, m.movement()) {
 		return m.selectionChanged()
@@ -269,7 +287,7 @@ func (m *Model) resetDialog(r *row) dialog {
 func (m *Model) cycleTheme() tea.Cmd {
 	m.theme = (m.theme + 1) % len(m.themes)
 	t := m.themes[m.theme]
-	m.c.styles = themes.NewStyles(m.c.renderer, t)
+	m.c.restyle(t, m.c.styles.Dark)
 	m.applyStyles()
 	m.say(status{text: "theme " + t.Name})
 	if m.opts.ConfigDir == "" {

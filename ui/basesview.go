@@ -5,9 +5,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textinput"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
 
 	"app/incarnate/internal/progress"
 	"app/incarnate/layers"
@@ -45,7 +45,7 @@ func (v *basesView) mv() movement {
 	return movement{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}
 }
 
-func (v *basesView) update(msg tea.KeyMsg, m *Model) (back bool, cmd tea.Cmd) {
+func (v *basesView) update(msg tea.KeyPressMsg, m *Model) (back bool, cmd tea.Cmd) {
 	if key.Matches(msg, v.keys.Quit) {
 		return false, requestQuit
 	}
@@ -170,8 +170,12 @@ func (d *importDialog) source() string {
 	return src
 }
 
-func (d *importDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
-	switch msg.String() {
+func (d *importDialog) update(msg tea.Msg) (bool, tea.Cmd) {
+	keys := ""
+	if k, ok := msg.(tea.KeyPressMsg); ok {
+		keys = k.String()
+	} // else a paste, into the field
+	switch keys {
 	case "esc", "ctrl+c":
 		return true, nil
 	case "tab", "shift+tab", "up", "down":
@@ -220,7 +224,7 @@ func (d *importDialog) start() tea.Cmd {
 func (d *importDialog) view(w int) string {
 	st := d.c.styles
 	label := func(f int, s string) string { return fieldLabel(st, d.focus == f, s) }
-	body := []string{label(0, "Name"), "  " + d.name.View(), label(1, "From"), "  " + d.path.View()}
+	body := []string{label(0, "Name"), "  " + inputView(d.name), label(1, "From"), "  " + inputView(d.path)}
 	if d.err != "" {
 		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.err))
 	}

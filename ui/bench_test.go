@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
 
 	"app/incarnate/session"
 )
@@ -18,15 +19,15 @@ import (
 func BenchmarkKeyToRepaint(b *testing.B) {
 	for _, tc := range []struct {
 		name string
-		keys []tea.KeyMsg
+		keys []tea.KeyPressMsg
 	}{
-		{"down", []tea.KeyMsg{press("down")}},
-		{"filter", []tea.KeyMsg{press("s")}}, // typed into the open filter
-		{"sort", []tea.KeyMsg{press("s")}},
+		{"down", []tea.KeyPressMsg{press("down")}},
+		{"filter", []tea.KeyPressMsg{press("s")}}, // typed into the open filter
+		{"sort", []tea.KeyPressMsg{press("s")}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			st := &session.Store{Root: b.TempDir()}
-			m := New(Options{Store: st, Renderer: asciiRenderer(), NoTick: true})
+			m := New(Options{Store: st, Profile: colorprofile.ASCII, NoTick: true})
 			m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
 			rows := make([]row, 1000)
 			now := time.Now()
@@ -50,7 +51,7 @@ func BenchmarkKeyToRepaint(b *testing.B) {
 				_ = m.View()
 				times = append(times, time.Since(start))
 				if tc.name == "filter" && i%4 == 3 {
-					m.Update(tea.KeyMsg{Type: tea.KeyBackspace})
+					m.Update(tea.KeyPressMsg{Code: tea.KeyBackspace})
 				}
 			}
 			b.StopTimer()

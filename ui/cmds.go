@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"app/incarnate/internal/progress"
 	"app/incarnate/session"

@@ -6,7 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/ansi"
 
 	"app/incarnate/session"
@@ -14,14 +15,20 @@ import (
 )
 
 // common is what every component shares, as soft-serve's Common is:
-// the styles of the current theme, the renderer they are built for, the
-// clock, and the store.
+// the styles of the current theme, the colour profile they are built
+// for, the clock, and the store.
 type common struct {
-	store    *session.Store
-	renderer *lipgloss.Renderer
-	styles   *themes.Styles
-	now      func() time.Time
-	taskIDs  atomic.Int64
+	store   *session.Store
+	profile colorprofile.Profile
+	styles  *themes.Styles
+	now     func() time.Time
+	taskIDs atomic.Int64
+}
+
+// restyle builds the styles of theme t for the terminal's profile and
+// a dark background, or a light one.
+func (c *common) restyle(t themes.Theme, dark bool) {
+	c.styles = themes.NewStyles(c.profile, dark, t)
 }
 
 // ago prints a time relative to now, short enough for a column.

@@ -1,22 +1,23 @@
 package ui
 
 import (
-	"app/incarnate/themes"
 	"strings"
+	"unicode/utf8"
 
-	"github.com/charmbracelet/bubbles/cursor"
-	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textinput"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"app/incarnate/layers"
+	"app/incarnate/themes"
 )
 
 // dialog is a box over the list that takes the keys until it closes.
 type dialog interface {
-	// update handles a key; done closes the dialog, cmd runs either way.
-	update(msg tea.KeyMsg) (done bool, cmd tea.Cmd)
+	// update handles a key, or a paste (tea.PasteMsg) into the field
+	// with the focus; done closes the dialog, cmd runs either way.
+	update(msg tea.Msg) (done bool, cmd tea.Cmd)
 	view(w int) string
 	ShortHelp() []key.Binding
 	FullHelp() [][]key.Binding
@@ -37,7 +38,7 @@ func newDialogKeys() dialogKeys {
 		Prev:   key.NewBinding(key.WithKeys("shift+tab", "up"), key.WithHelp("shift+tab", "previous")),
 		Left:   key.NewBinding(key.WithKeys("left", "h"), key.WithHelp("←/→", "choose")),
 		Right:  key.NewBinding(key.WithKeys("right", "l"), key.WithHelp("→", "next")),
-		Toggle: key.NewBinding(key.WithKeys(" ", "x"), key.WithHelp("space", "toggle")),
+		Toggle: key.NewBinding(key.WithKeys("space", "x"), key.WithHelp("space", "toggle")),
 	}
 }
 
@@ -58,7 +59,9 @@ func box(c *common, w int, title string, body []string, keys []key.Binding) stri
 		}
 	}
 	parts = append(parts, "", lipgloss.NewStyle().Width(inner).Render(strings.Join(hs, st.Help.Sep.Render(" · "))))
-	return st.Dialog.Box.Width(inner + 2).Render(strings.Join(parts, "\n"))
+	// Lip Gloss v2 counts the border in the width: inner, the padding
+	// (1 a side) and the border (1 a side).
+	return st.Dialog.Box.Width(inner + 4).Render(strings.Join(parts, "\n"))
 }
 
 func newInput(c *common, placeholder string) textinput.Model {
@@ -66,14 +69,30 @@ func newInput(c *common, placeholder string) textinput.Model {
 	ti.Prompt = "› "
 	ti.Placeholder = placeholder
 	ti.CharLimit = 4096
-	// A steady cursor: a blinking one would repaint twice a second for
-	// nothing, and make the screen differ from one moment to the next.
-	ti.Cursor.SetMode(cursor.CursorStatic)
-	ti.PromptStyle = c.styles.Accent
-	ti.TextStyle = c.styles.Text
-	ti.PlaceholderStyle = c.styles.Muted
+	ti.SetStyles(inputStyles(c.styles))
 	ti.Focus()
 	return ti
+}
+
+// inputView draws ti. Bubbles v2 sizes a placeholder by the field's
+// width, and with none (ours: the dialog wraps) cuts it to its first
+// letter; a copy just wide enough draws it whole, as v1 did.
+func inputView(ti textinput.Model) string {
+	if ti.Value() == "" {
+		ti.SetWidth(utf8.RuneCountInString(ti.Placeholder) - 1)
+	}
+	return ti.View()
+}
+
+// inputStyles are a text field's styles in the theme's colours, the same
+// with the focus or without (Bubbles v2 greys a field without it), and a
+// steady cursor in the text's own colour: a blinking one would repaint
+// twice a second for nothing, and make the screen differ from one moment
+// to the next.
+func inputStyles(st *themes.Styles) textinput.Styles {
+	state := textinput.StyleState{Text: st.Text, Placeholder: st.Muted, Suggestion: st.Muted, Prompt: st.Accent}
+	return textinput.Styles{Focused: state, Blurred: state,
+		Cursor: textinput.CursorStyle{Color: lipgloss.NoColor{}, Shape: tea.CursorBlock}}
 }
 
 // confirmDialog asks before something that cannot be undone.
@@ -88,11 +107,13 @@ func newConfirm(c *common, title, body string, onYes func() tea.Cmd) *confirmDia
 	return &confirmDialog{c: c, title: title, body: body, onYes: onYes, keys: newDialogKeys()}
 }
 
-func (d *confirmDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
+func (d *confirmDialog) update(msg tea.Msg) (bool, tea.Cmd) {
+	k, ok := msg.(tea.KeyPressMsg)
 	switch {
-	case key.Matches(msg, d.keys.Yes):
+	case !ok: // a paste answers nothing
+	case key.Matches(k, d.keys.Yes):
 		return true, d.onYes()
-	case key.Matches(msg, d.keys.No), key.Matches(msg, d.keys.Cancel):
+	case key.Matches(k, d.keys.No), key.Matches(k, d.keys.Cancel):
 		return true, nil
 	}
 	return false, nil
@@ -148,11 +169,13 @@ func validateName(kind, name string, taken func(string) bool) string {
 	return ""
 }
 
-func (d *promptDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
+func (d *promptDialog) update(msg tea.Msg) (bool, tea.Cmd) {
+	k, isKey := msg.(tea.KeyPressMsg)
 	switch {
-	case key.Matches(msg, d.keys.Cancel):
+	case !isKey: // a paste, into the field
+	case key.Matches(k, d.keys.Cancel):
 		return true, nil
-	case key.Matches(msg, d.keys.Submit):
+	case key.Matches(k, d.keys.Submit):
 		if d.err != "" {
 			return false, nil
 		}
@@ -166,7 +189,7 @@ func (d *promptDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
 
 func (d *promptDialog) view(w int) string {
 	st := d.c.styles
-	body := []string{d.input.View()}
+	body := []string{inputView(d.input)}
 	if d.err != "" {
 		body = append(body, st.Dialog.Error.Render("✗ "+d.err))
 	} else {

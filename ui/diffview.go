@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"app/incarnate/session"
 
@@ -91,8 +91,16 @@ func (d *diffView) mv() movement {
 	return movement{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}
 }
 
+// paste adds pasted text to the filter being typed.
+func (d *diffView) paste(text string) {
+	if d.typing {
+		d.filter += text
+		d.refilter()
+	}
+}
+
 // update handles a key; back returns to the list.
-func (d *diffView) update(msg tea.KeyMsg) (back bool, cmd tea.Cmd) {
+func (d *diffView) update(msg tea.KeyPressMsg) (back bool, cmd tea.Cmd) {
 	if key.Matches(msg, d.keys.Quit) {
 		return false, requestQuit
 	}
@@ -112,20 +120,17 @@ func (d *diffView) update(msg tea.KeyMsg) (back bool, cmd tea.Cmd) {
 		return false, nil
 	}
 	if d.typing {
-		switch msg.Type {
+		switch msg.Code {
 		case tea.KeyEnter:
 			d.typing = false
-		case tea.KeyEsc:
+		case tea.KeyEscape:
 			d.typing, d.filter = false, ""
 		case tea.KeyBackspace:
 			if r := []rune(d.filter); len(r) > 0 {
 				d.filter = string(r[:len(r)-1])
 			}
-		case tea.KeyRunes, tea.KeySpace:
-			d.filter += string(msg.Runes)
-			if msg.Type == tea.KeySpace {
-				d.filter += " "
-			}
+		default:
+			d.filter += msg.Text // a space's is " "; a special key's, none
 		}
 		d.refilter()
 		return false, nil

@@ -1,6 +1,6 @@
 package ui
 
-import "github.com/charmbracelet/bubbles/key"
+import "charm.land/bubbles/v2/key"
 
 // KeyMap is every key of the session list, as data: the footer's short
 // help and the ? screen are both generated from it, and a binding that
@@ -89,7 +89,7 @@ func newListKeys(enter, remove, imp string) *listKeys {
 		Import: key.NewBinding(key.WithKeys("i"), key.WithHelp("i", imp)),
 		Back:   key.NewBinding(key.WithKeys("esc", "q"), key.WithHelp("esc", "back")),
 		Quit:   key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
-		Mark:   key.NewBinding(key.WithKeys(" "), key.WithHelp("space", "mark")),
+		Mark:   key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "mark")),
 		Apply:  key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "apply to host")),
 	}
 	l.Mark.SetEnabled(false)

@@ -18,18 +18,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
-	"github.com/charmbracelet/bubbles/progress"
-	"github.com/charmbracelet/bubbles/spinner"
-	"github.com/charmbracelet/bubbles/textinput"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
-	"github.com/muesli/termenv"
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/progress"
+	"charm.land/bubbles/v2/spinner"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
 
 	"app/incarnate/layers"
 	"app/incarnate/session"
 	"app/incarnate/themes"
-	_ "app/incarnate/ui/noquery" // must init before Bubble Tea; see there
 )
 
 // ShellCommand is a shell in a session, run with tea.Exec: the caller
@@ -54,8 +52,12 @@ type Options struct {
 	Theme string
 	// NoColor (--no-color, or NO_COLOR set) draws without colours.
 	NoColor bool
-	// Renderer draws the styles; nil means one for stdout.
-	Renderer *lipgloss.Renderer
+	// Profile is the terminal's colour profile, as Bubble Tea is told it
+	// (tea.WithColorProfile); Unknown means stdout's, by its environment.
+	Profile colorprofile.Profile
+	// Light is a guess that the terminal's background is light, until
+	// it answers (Init asks): the colours of a theme are picked for it.
+	Light bool
 	// Shell makes the command enter runs; nil disables enter.
 	Shell func(session, shell string) ShellCommand
 	// Now is the clock for "5m ago"; nil means time.Now.
@@ -123,15 +125,14 @@ func New(o Options) *Model {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := o.Renderer
-	if r == nil {
-		r = lipgloss.NewRenderer(os.Stdout)
+	if o.Profile == colorprofile.Unknown {
+		o.Profile = colorprofile.Detect(os.Stdout, os.Environ())
 	}
 	if o.NoColor {
-		r.SetColorProfile(termenv.Ascii)
+		o.Profile = colorprofile.ASCII
 	}
 	m := &Model{opts: o, keys: DefaultKeyMap(), tasks: map[int64]taskStartMsg{}}
-	m.c = &common{store: o.Store, renderer: r, now: o.Now}
+	m.c = &common{store: o.Store, profile: o.Profile, now: o.Now}
 	var problems []string
 	if o.ConfigDir != "" {
 		cfg, err := LoadConfig(filepath.Join(o.ConfigDir, "config.toml"))
@@ -162,7 +163,7 @@ func New(o Options) *Model {
 			problems = append(problems, fmt.Sprintf("no theme %q (have %s); using %s", want, m.themeNames(), themes.Default))
 		}
 	}
-	m.c.styles = themes.NewStyles(r, m.themes[m.theme])
+	m.c.restyle(m.themes[m.theme], !o.Light)
 	if s, ok := parseSort(m.cfg.Sort); ok {
 		m.list.sort = s
 	}
@@ -203,17 +204,15 @@ func (m *Model) applyStyles() {
 	m.help.Styles.ShortSeparator, m.help.Styles.FullSeparator = st.Help.Sep, st.Help.Sep
 	m.help.Styles.Ellipsis = st.Help.Sep
 	m.spinner.Style = st.Status.Spinner
-	m.bar.FullColor = st.Theme.Accent.Dark
-	if !m.c.renderer.HasDarkBackground() {
-		m.bar.FullColor = st.Theme.Accent.Light
-	}
-	m.filter.PromptStyle, m.filter.TextStyle = st.Accent, st.Text
+	m.bar.FullColor = st.Accent.GetForeground() // for the profile, and the background
+	m.filter.SetStyles(inputStyles(st))
 }
 
-// Init starts reading the store.
+// Init starts reading the store, and asks the terminal for its
+// background: its answer picks the light or dark colours of the theme.
 func (m *Model) Init() tea.Cmd {
 	m.loading = true
-	cmds := []tea.Cmd{loadCmd(m.c.store), basesCmd(m.c.store)}
+	cmds := []tea.Cmd{loadCmd(m.c.store), basesCmd(m.c.store), tea.RequestBackgroundColor}
 	if !m.opts.NoTick {
 		cmds = append(cmds, tickCmd())
 	}
@@ -316,8 +315,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.setError(msg.err)
 		}
 		return m, nil
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		return m, m.onKey(msg)
+	case tea.PasteMsg:
+		return m, m.onPaste(msg)
+	case tea.BackgroundColorMsg:
+		m.c.restyle(m.themes[m.theme], msg.IsDark())
+		m.applyStyles()
+		return m, nil
 	}
 	return m, nil
 }
@@ -507,7 +512,7 @@ func (m *Model) detailHeight() int {
 func (m *Model) layout() {
 	body := m.height - chromeLines - m.detailHeight()
 	m.list.setHeight(max(2, body))
-	m.help.Width = m.width
+	m.help.SetWidth(m.width)
 	if m.diff != nil {
 		m.diff.setSize(m.width, m.height-3)
 	}

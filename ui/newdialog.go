@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textinput"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"app/incarnate/layers"
 	"app/incarnate/sandbox"
@@ -105,21 +105,39 @@ func (d *newDialog) options() (session.Options, error) {
 	return opts, opts.Validate()
 }
 
-func (d *newDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
+func (d *newDialog) update(msg tea.Msg) (bool, tea.Cmd) {
+	if k, ok := msg.(tea.KeyPressMsg); ok {
+		if done, cmd, used := d.onKey(k); used {
+			return done, cmd
+		}
+	} else if d.input(d.focus) == nil {
+		return false, nil // a paste on the base or network field
+	}
+	var cmd tea.Cmd
+	if in := d.input(d.focus); in != nil {
+		*in, cmd = in.Update(msg)
+	}
+	d.validate()
+	return false, cmd
+}
+
+// onKey handles the keys of the dialog itself and of the fields that
+// are not text; used is false for a key to type into a text field.
+func (d *newDialog) onKey(msg tea.KeyPressMsg) (done bool, cmd tea.Cmd, used bool) {
 	switch {
 	case key.Matches(msg, d.keys.Cancel):
-		return true, nil
+		return true, nil, true
 	case key.Matches(msg, d.keys.Submit):
 		if d.err != "" || d.hostErr != "" || d.optErr != "" || len(d.bases) == 0 {
-			return false, nil
+			return false, nil, true
 		}
-		return true, d.create()
+		return true, d.create(), true
 	case msg.String() == "tab" || msg.String() == "down":
 		d.setFocus((d.focus + 1) % numFields)
-		return false, nil
+		return false, nil, true
 	case msg.String() == "shift+tab" || msg.String() == "up":
 		d.setFocus((d.focus + numFields - 1) % numFields)
-		return false, nil
+		return false, nil, true
 	}
 	switch d.focus {
 	case fieldBase:
@@ -131,19 +149,14 @@ func (d *newDialog) update(msg tea.KeyMsg) (bool, tea.Cmd) {
 				d.base = (d.base + 1) % len(d.bases)
 			}
 		}
-		return false, nil
+		return false, nil, true
 	case fieldNet:
 		if key.Matches(msg, d.keys.Toggle) || key.Matches(msg, d.keys.Left) || key.Matches(msg, d.keys.Right) {
 			d.netOff = !d.netOff
 		}
-		return false, nil
+		return false, nil, true
 	}
-	var cmd tea.Cmd
-	if in := d.input(d.focus); in != nil {
-		*in, cmd = in.Update(msg)
-	}
-	d.validate()
-	return false, cmd
+	return false, nil, false
 }
 
 // input is the text field of focus f, if it is one.
@@ -185,7 +198,7 @@ func (d *newDialog) create() tea.Cmd {
 func (d *newDialog) view(w int) string {
 	st := d.c.styles
 	label := func(f int, s string) string { return fieldLabel(st, d.focus == f, s) }
-	body := []string{label(fieldName, "Name"), "  " + d.name.View()}
+	body := []string{label(fieldName, "Name"), "  " + inputView(d.name)}
 	if d.err != "" {
 		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.err))
 	} else {
@@ -220,11 +233,11 @@ func (d *newDialog) view(w int) string {
 		check = "[x]"
 	}
 	body = append(body, label(fieldNet, "Network"), "  "+st.Text.Render(check+" no network (loopback only)"))
-	body = append(body, label(fieldHostname, "Host name"), "  "+d.hostname.View())
+	body = append(body, label(fieldHostname, "Host name"), "  "+inputView(d.hostname))
 	if d.hostErr != "" {
 		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.hostErr))
 	}
-	body = append(body, label(fieldBinds, "Binds from the host"), "  "+d.binds.View())
+	body = append(body, label(fieldBinds, "Binds from the host"), "  "+inputView(d.binds))
 	if d.optErr != "" {
 		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.optErr))
 	}

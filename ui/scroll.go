@@ -1,8 +1,8 @@
 package ui
 
 import (
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 )
 
 // scroller is a cursor over n items shown height at a time.
@@ -46,7 +46,7 @@ type movement struct{ Up, Down, PageUp, PageDown, Home, End key.Binding }
 
 // handle moves the cursor for a movement key and reports whether msg
 // was one.
-func (s *scroller) handle(msg tea.KeyMsg, k movement) bool {
+func (s *scroller) handle(msg tea.KeyPressMsg, k movement) bool {
 	switch {
 	case key.Matches(msg, k.Up):
 		s.moveTo(s.cursor - 1)

@@ -1,15 +1,13 @@
 package ui
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/x/exp/teatest"
-	"github.com/muesli/termenv"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"app/incarnate/themes"
 )
@@ -20,11 +18,8 @@ func TestThemeGoldens(t *testing.T) {
 	st := threeSessions(t)
 	for _, th := range themes.Builtin() {
 		t.Run(th.Name, func(t *testing.T) {
-			r := lipgloss.NewRenderer(io.Discard)
-			r.SetColorProfile(termenv.TrueColor)
-			r.SetHasDarkBackground(th.Name != "paper")
 			o := options(st, t)
-			o.Renderer, o.Theme = r, th.Name
+			o.Profile, o.Light, o.Theme = colorprofile.TrueColor, th.Name == "paper", th.Name
 			m := New(o)
 			tm := start(t, m)
 			waitFor(t, tm, "LAST ENTERED")
@@ -42,8 +37,7 @@ func TestThemeGoldens(t *testing.T) {
 func TestNoColor(t *testing.T) {
 	st := threeSessions(t)
 	o := options(st, t)
-	o.Renderer = lipgloss.NewRenderer(io.Discard)
-	o.Renderer.SetColorProfile(termenv.TrueColor)
+	o.Profile = colorprofile.TrueColor
 	o.NoColor = true
 	m := New(o)
 	tm := start(t, m)

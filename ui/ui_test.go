@@ -1,21 +1,19 @@
 package ui
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/x/exp/teatest"
-	"github.com/muesli/termenv"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"app/incarnate/internal/fsutil"
 	"app/incarnate/internal/testbase"
@@ -32,9 +30,6 @@ func TestMain(m *testing.M) {
 		_ = (&session.Store{Root: os.Args[3]}).Purge()
 		os.Exit(0)
 	}
-	// What the bubbles inside use (the text cursor) renders through the
-	// default renderer: no colours there either.
-	lipgloss.SetColorProfile(termenv.Ascii)
 	os.Exit(m.Run())
 }
 
@@ -104,16 +99,9 @@ func addSession(t *testing.T, st *session.Store, name string, files map[string]s
 	}
 }
 
-// asciiRenderer draws without colours, on a dark background.
-func asciiRenderer() *lipgloss.Renderer {
-	r := lipgloss.NewRenderer(io.Discard)
-	r.SetColorProfile(termenv.Ascii)
-	r.SetHasDarkBackground(true)
-	return r
-}
-
+// options draw without colours (on a dark background, the default).
 func options(st *session.Store, t *testing.T) Options {
-	return Options{Store: st, ConfigDir: t.TempDir(), Renderer: asciiRenderer(), NoTick: true}
+	return Options{Store: st, ConfigDir: t.TempDir(), Profile: colorprofile.ASCII, NoTick: true}
 }
 
 // harness wraps the model so that a test can look at it from inside the
@@ -169,12 +157,19 @@ func inspect[T any](m *Model, f func(*Model) T) T {
 	return <-ch
 }
 
-// waitFor waits until the program has drawn s (after what earlier waits
-// consumed), with a bound, not a sleep.
+// waitFor waits until the program's screen shows s, with a bound, not a
+// sleep. It reads the model's screen, not the output: Bubble Tea v2
+// writes only the cells that changed, so text on the screen need not
+// come out in one piece ("*A /root/note" after a mark is "*").
 func waitFor(t *testing.T, tm *teatest.TestModel, s string) {
 	t.Helper()
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(s)) },
-		teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(5*time.Millisecond))
+	for m, running := range running {
+		if running == tm {
+			waitScreen(t, m, fmt.Sprintf("%q on the screen", s), func(sc string) bool { return strings.Contains(sc, s) })
+			return
+		}
+	}
+	t.Fatal("waitFor: not a model that start runs")
 }
 
 // waitModel polls the model's own screen until cond holds. The model is
@@ -184,12 +179,15 @@ func waitScreen(t *testing.T, m *Model, what string, cond func(screen string) bo
 	t.Helper()
 	var last string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if last = inspect(m, (*Model).View); cond(last) {
+		if last = inspect(m, content); cond(last) {
 			return
 		}
 	}
 	t.Fatalf("timed out waiting for %s; screen:\n%s", what, last)
 }
+
+// content is what m draws.
+func content(m *Model) string { return m.View().Content }
 
 var layerID = regexp.MustCompile(`\d{8}T\d{6}-[0-9a-f]{12}`)
 
@@ -199,21 +197,22 @@ func screen(t *testing.T, tm *teatest.TestModel) []byte {
 	t.Helper()
 	tm.Send(tea.Quit())
 	fm := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(harness)
-	return []byte(layerID.ReplaceAllString(fm.View(), "LLLLLLLLTLLLLLL-LLLLLLLLLLLL") + "\n")
+	return []byte(layerID.ReplaceAllString(content(fm.Model), "LLLLLLLLTLLLLLL-LLLLLLLLLLLL") + "\n")
 }
 
-func press(s string) tea.KeyMsg {
+func press(s string) tea.KeyPressMsg {
 	switch s {
 	case "enter":
-		return tea.KeyMsg{Type: tea.KeyEnter}
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
 	case "esc":
-		return tea.KeyMsg{Type: tea.KeyEsc}
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
 	case "down":
-		return tea.KeyMsg{Type: tea.KeyDown}
+		return tea.KeyPressMsg{Code: tea.KeyDown}
 	case "tab":
-		return tea.KeyMsg{Type: tea.KeyTab}
+		return tea.KeyPressMsg{Code: tea.KeyTab}
 	}
-	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
+	r, _ := utf8.DecodeRuneInString(s)
+	return tea.KeyPressMsg{Code: r, Text: s}
 }
 
 // threeSessions is the store most goldens show.
@@ -278,7 +277,7 @@ func TestNewDialogCreates(t *testing.T) {
 	tm.Type("web")
 	waitFor(t, tm, "exists already")
 	for range 3 {
-		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+		tm.Send(tea.KeyPressMsg{Code: tea.KeyBackspace})
 	}
 	tm.Type("fresh")
 	tm.Send(press("tab")) // to the base picker: choose bb, not host
@@ -295,7 +294,7 @@ func TestNewDialogCreates(t *testing.T) {
 	tm.Type("relative:/x")
 	waitScreen(t, m, "a bad bind refused as typed", func(s string) bool { return strings.Contains(s, "absolute") })
 	for range len("relative:/x") {
-		tm.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+		tm.Send(tea.KeyPressMsg{Code: tea.KeyBackspace})
 	}
 	shared := t.TempDir() // not /tmp itself, which holds the runtime dir
 	tm.Type(shared + ":/mnt/host-tmp:ro")
@@ -496,7 +495,7 @@ func TestQuitAsksWhileWorkRuns(t *testing.T) {
 func TestKeysInOneReadEachCount(t *testing.T) {
 	st := threeSessions(t)
 	m, tm := openList(t, st)
-	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("jj")})
+	tm.Send(tea.KeyPressMsg{Code: 'j', Text: "jj"})
 	waitScreen(t, m, "the cursor two rows down", func(string) bool {
 		return inspect(m, func(m *Model) int { return m.list.scroll.cursor }) == 2
 	})
@@ -571,7 +570,7 @@ func TestHostileNamesReachNoTerminal(t *testing.T) {
 	}
 	look := func(what string) {
 		t.Helper()
-		if r := bad(inspect(m, func(m *Model) string { return m.View() })); r != "" {
+		if r := bad(inspect(m, content)); r != "" {
 			t.Errorf("%s put %s on the screen as it is", what, r)
 		}
 	}

@@ -4,16 +4,35 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/ansi"
 
 	"app/incarnate/internal/termtext"
 )
 
-// View draws the screen. It only reads the model: everything it shows
-// was computed by a command before.
-func (m *Model) View() string {
+// View draws the screen, on the alternate screen. It only reads the
+// model: everything it shows was computed by a command before.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.screen())
+	v.AltScreen = true
+	return v
+}
+
+// screen is what View draws. Without colours it is plain text, as Lip
+// Gloss v1 drew it (termenv wrote no attribute for its ASCII profile):
+// the marks (›, ▸, A M D R) say what the colours would.
+func (m *Model) screen() string {
+	s := m.styledScreen()
+	if m.c.profile < colorprofile.ANSI {
+		return ansi.Strip(s)
+	}
+	return s
+}
+
+func (m *Model) styledScreen() string {
 	if m.width == 0 || m.height == 0 {
 		return ""
 	}
@@ -141,7 +160,7 @@ func (m *Model) logView(h int) string {
 func (m *Model) statusView() string {
 	st := m.c.styles
 	if m.filtering {
-		return m.filter.View()
+		return inputView(m.filter)
 	}
 	if len(m.taskList) > 0 {
 		t := m.tasks[m.taskList[len(m.taskList)-1]]
