@@ -14,7 +14,7 @@ all: build
 # The version is git's description of the checkout, and the build is
 # stamped with its revision (-buildvcs=auto: none outside a git tree).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
-LDFLAGS := -E=app/incarnate/internal/prestage.entry -X app/incarnate/cli.Version=$(VERSION)
+LDFLAGS := -E=github.com/incarnate-dev/incarnate/internal/prestage.entry -X github.com/incarnate-dev/incarnate/cli.Version=$(VERSION)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags='$(LDFLAGS)' -o $(BIN) .
 

@@ -1,8 +1,4 @@
-// The module path was chosen to sort before github.com/charmbracelet/bubbletea,
-// for a package (ui/noquery) that had to initialise before Bubble Tea v1's
-// init; v2 queries nothing at init and the package is gone, so the path
-// need no longer sort anywhere.
-module app/incarnate
+module github.com/incarnate-dev/incarnate
 
 go 1.26.7
 

@@ -5,9 +5,9 @@ package main
 import (
 	"os"
 
-	"app/incarnate/cli"
-	_ "app/incarnate/internal/prestage" // the release build's entry point
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/cli"
+	_ "github.com/incarnate-dev/incarnate/internal/prestage" // the release build's entry point
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 func main() {

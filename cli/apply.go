@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"app/incarnate/internal/termtext"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 func cmdApply(c *ctx, args []string) error {

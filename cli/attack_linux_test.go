@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 // The attacks of issue 10, each run for real from inside a session (or

@@ -6,9 +6,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"app/incarnate/internal/progress"
-	"app/incarnate/layers"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 func cmdBaseImport(c *ctx, args []string) error {

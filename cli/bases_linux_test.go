@@ -23,7 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"app/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 // tarTree archives the tree at root as a rootfs tarball ("./etc/..."),

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // The store benchmarks time one incarnate command against the plain tool

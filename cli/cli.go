@@ -16,10 +16,10 @@ import (
 
 	"golang.org/x/term"
 
-	"app/incarnate/internal/termtext"
-	"app/incarnate/layers"
-	"app/incarnate/sandbox"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // command is one subcommand. This table is the one source of the

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"app/incarnate/internal/testbase"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // The test binary doubles as incarnate: with INCARNATE_TEST_CLI set it is

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"app/incarnate/layers"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // completeCommand is the hidden command the completion scripts call

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"app/incarnate/internal/testbase"
-	"app/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/layers"
 )
 
 // debianSuite is the release the Debian base is built from.

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/term"
 
-	"app/incarnate/internal/termtext"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 func cmdDiff(c *ctx, args []string) error {

@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 // diffScript makes one change of each kind in a session on diffBase.

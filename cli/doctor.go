@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/sandbox"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // doctor answers "why does incarnate not work here?" with the cause and

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"app/incarnate/sandbox"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // The confinement checks: what a session's processes are held by here,

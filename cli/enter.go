@@ -12,8 +12,8 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/term"
 
-	"app/incarnate/sandbox"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 func cmdEnter(c *ctx, args []string) error {

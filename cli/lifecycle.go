@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 func cmdReset(c *ctx, args []string) error {

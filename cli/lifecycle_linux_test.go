@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"app/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 // changeScript writes one of each thing an upper dir can hold: a new

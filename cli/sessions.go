@@ -16,11 +16,11 @@ import (
 
 	"golang.org/x/term"
 
-	"app/incarnate/internal/progress"
-	"app/incarnate/layers"
-	"app/incarnate/sandbox"
-	"app/incarnate/session"
-	"app/incarnate/ui"
+	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/session"
+	"github.com/incarnate-dev/incarnate/ui"
 )
 
 func cmdNew(c *ctx, args []string) error {

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"app/incarnate/internal/progress"
-	"app/incarnate/internal/termtext"
-	"app/incarnate/layers"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // showRecord is one session's whole record, as `show --json` gives it.

@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/prestage"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/prestage"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // The pre-runtime stage of `run` (internal/prestage) is only in the

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // subIDFirst is the first host id of the range the tests give uid 65534.

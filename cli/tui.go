@@ -9,8 +9,8 @@ import (
 	"github.com/charmbracelet/colorprofile"
 	"golang.org/x/term"
 
-	"app/incarnate/session"
-	"app/incarnate/ui"
+	"github.com/incarnate-dev/incarnate/session"
+	"github.com/incarnate-dev/incarnate/ui"
 )
 
 // tuiFlags are the global flags only the interface reads.

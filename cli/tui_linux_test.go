@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"app/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/layers"
 )
 
 // tuiScreen drives incarnate (the interface, or any command) in a tmux of its own (a private

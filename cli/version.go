@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Version is set at link time by a release (-X app/incarnate/cli.Version=v1.2.3);
+// Version is set at link time by a release (-X github.com/incarnate-dev/incarnate/cli.Version=v1.2.3);
 // without it the module's build info and VCS stamp say what was built.
 var Version string
 

@@ -5,7 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
 )
 
 // diskUsage is what the tree at dir takes on disk, as du counts it:

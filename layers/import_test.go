@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 func openStore(t *testing.T) *Store {

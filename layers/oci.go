@@ -14,8 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/progress"
 )
 
 // Images are read with go-containerregistry: layouts with layout,

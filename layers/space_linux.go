@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/internal/progress"
 )
 
 // ErrNoSpace: an import stopped before it filled the store's file system.

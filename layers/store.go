@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // HostBase is the name of the built-in base: the machine's own "/".

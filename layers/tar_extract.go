@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
 )
 
 // extractOptions say what an unpack may do besides making files.

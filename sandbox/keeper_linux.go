@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/prestage"
+	"github.com/incarnate-dev/incarnate/internal/prestage"
 )
 
 // Two overlay mounts of one upper dir are undefined behaviour, so a

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"app/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 // The test binary is also the stage: Cmd re-executes /proc/self/exe.

@@ -15,10 +15,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/faults"
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/internal/progress"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/internal/faults"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // Apply brings a host-base session's changes back to the host, path by

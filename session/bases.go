@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"app/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/layers"
 )
 
 // The layers package keeps bases and cannot see sessions (they import

@@ -13,10 +13,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/faults"
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/layers"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/internal/faults"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // commitSource is how a committed base records where it came from.

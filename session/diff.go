@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // What a session changed is read from its upper dir the way overlayfs

@@ -10,9 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/prestage"
-	"app/incarnate/layers"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/internal/prestage"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // ExecOptions shape a process started in a session.

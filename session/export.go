@@ -17,9 +17,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/internal/progress"
-	"app/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
 )
 
 // OCI whiteout names (image-spec, layer.md): ".wh.NAME" deletes NAME,

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/layers"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // The host base is the machine's own "/" with everything mounted below

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
 )
 
 // Root's sessions run as an id range of their own: ids 0-65535 inside

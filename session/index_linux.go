@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
 )
 
 // Listing a thousand sessions by reading each one's metadata and figures

@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/internal/progress"
-	"app/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/layers"
 )
 
 // Remove discards session name and everything written in it. It returns

@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/layers"
 )
 
 var errNotEmpty = unix.ENOTEMPTY

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"app/incarnate/layers"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // Options are a session's settings, chosen at `new` and kept in its

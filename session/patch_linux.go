@@ -11,8 +11,8 @@ import (
 	"github.com/aymanbagabas/go-udiff"
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/progress"
-	"app/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
 )
 
 // patchMax is the largest file shown as text; a bigger one, or one with

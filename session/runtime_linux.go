@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // socketPath is where session name's keeper listens: in the user's

@@ -7,8 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/layers"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // rootOps build session m's root inside its keeper: the overlay of its

@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // Stats describe what a session holds: the disk its upper dir takes and

@@ -10,10 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"app/incarnate/internal/faults"
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/layers"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/internal/faults"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // Meta is what session.json records.

@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // fuse-overlayfs copies a file up by reading it, as the user. The host

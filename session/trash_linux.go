@@ -7,8 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/faults"
-	"app/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/faults"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
 )
 
 // PurgeCommand is the hidden command the binary runs, detached, to

@@ -8,7 +8,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
-	"app/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/internal/progress"
 )
 
 // configSavedMsg reports writing config.toml.

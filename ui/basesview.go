@@ -9,10 +9,10 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
-	"app/incarnate/internal/progress"
-	"app/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/layers"
 
-	"app/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
 )
 
 // basesView is b: the bases, with import and remove.

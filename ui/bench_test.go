@@ -9,7 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // BenchmarkKeyToRepaint times what a keypress costs with 1,000 sessions

@@ -14,8 +14,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"app/incarnate/internal/progress"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // Everything here touches the disk and so runs as a tea.Cmd, never in

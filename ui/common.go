@@ -10,8 +10,8 @@ import (
 	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/ansi"
 
-	"app/incarnate/session"
-	"app/incarnate/themes"
+	"github.com/incarnate-dev/incarnate/session"
+	"github.com/incarnate-dev/incarnate/themes"
 )
 
 // common is what every component shares, as soft-serve's Common is:

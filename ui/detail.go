@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"strings"
 
-	"app/incarnate/layers"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/session"
 
-	"app/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
 )
 
 // detail is the pane under the list: the chosen session's base, layers,

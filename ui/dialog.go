@@ -9,8 +9,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"app/incarnate/layers"
-	"app/incarnate/themes"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/themes"
 )
 
 // dialog is a box over the list that takes the keys until it closes.

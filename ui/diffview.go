@@ -8,9 +8,9 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/session"
 
-	"app/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
 )
 
 // diffView is D: every path a session changed, coloured by kind, and on

@@ -7,7 +7,7 @@ import (
 
 	"github.com/sahilm/fuzzy"
 
-	"app/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/internal/progress"
 )
 
 // sortMode is an order of the session list; s cycles through them.

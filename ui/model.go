@@ -25,9 +25,9 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 
-	"app/incarnate/layers"
-	"app/incarnate/session"
-	"app/incarnate/themes"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/session"
+	"github.com/incarnate-dev/incarnate/themes"
 )
 
 // ShellCommand is a shell in a session, run with tea.Exec: the caller

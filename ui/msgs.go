@@ -3,8 +3,8 @@ package ui
 import (
 	"time"
 
-	"app/incarnate/layers"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // row is one session as the list shows it.

@@ -9,11 +9,11 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"app/incarnate/layers"
-	"app/incarnate/sandbox"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/sandbox"
+	"github.com/incarnate-dev/incarnate/session"
 
-	"app/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
 )
 
 // newDialog makes a session: a name checked as it is typed, a base

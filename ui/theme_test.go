@@ -9,7 +9,7 @@ import (
 	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
-	"app/incarnate/themes"
+	"github.com/incarnate-dev/incarnate/themes"
 )
 
 // One golden a built-in theme, in true colour so the colours show: the

@@ -15,10 +15,10 @@ import (
 	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/internal/testbase"
-	"app/incarnate/layers"
-	"app/incarnate/session"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/layers"
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // A discard starts a detached `incarnate __purge` through /proc/self/exe,

@@ -10,7 +10,7 @@ import (
 	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/ansi"
 
-	"app/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
 )
 
 // View draws the screen, on the alternate screen. It only reads the

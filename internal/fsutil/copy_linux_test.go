@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 // everyKind fills dir with one of each thing CopyTree must keep, and a

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"app/incarnate/internal/fsutil"
-	"app/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 // The start-up clean-up deletes what crashed operations left, and never

@@ -14,7 +14,7 @@ import (
 	"os"
 	"strings"
 
-	"app/incarnate/internal/prestage"
+	"github.com/incarnate-dev/incarnate/internal/prestage"
 )
 
 func main() {

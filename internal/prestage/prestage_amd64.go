@@ -5,4 +5,4 @@ func entry()
 func blob()
 
 // EntrySymbol is the symbol a release build names with the linker's -E.
-const EntrySymbol = "app/incarnate/internal/prestage.entry"
+const EntrySymbol = "github.com/incarnate-dev/incarnate/internal/prestage.entry"

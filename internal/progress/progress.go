@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"app/incarnate/internal/termtext"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
 )
 
 // every bounds how often the progress line is redrawn: ten

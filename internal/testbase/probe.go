@@ -46,7 +46,7 @@ func buildProbe() ([]byte, error) {
 	out := filepath.Join(dir, "probe")
 	// Built by import path from the test's own directory, which lies in
 	// this module whichever package's tests ask.
-	build := exec.Command(goBin, "build", "-o", out, "app/incarnate/internal/testbase/probe")
+	build := exec.Command(goBin, "build", "-o", out, "github.com/incarnate-dev/incarnate/internal/testbase/probe")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build the attack probe: %v\n%s", err, b)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"app/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/internal/fsutil"
 )
 
 // Busybox builds a minimal root in dir (created) and returns dir.
