@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"os"
-	"regexp"
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
@@ -25,8 +24,24 @@ import (
 // keep the user waiting long.
 const replyWait = 500 * time.Millisecond
 
-// da1Reply is a terminal's answer to DA1 (its primary device attributes).
-var da1Reply = regexp.MustCompile(`\x1b\[\?[0-9;]*c`)
+// hasDA1Reply reports whether b holds a terminal's answer to DA1 (its
+// primary device attributes): ESC [ ? digits and semicolons, then c. By
+// hand, as a regexp would be compiled at every start of the binary.
+func hasDA1Reply(b []byte) bool {
+	for i := 0; i+3 <= len(b); i++ {
+		if b[i] != 0x1b || b[i+1] != '[' || b[i+2] != '?' {
+			continue
+		}
+		j := i + 3
+		for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == ';') {
+			j++
+		}
+		if j < len(b) && b[j] == 'c' {
+			return true
+		}
+	}
+	return false
+}
 
 // drainReplies reads and drops the terminal's answers to the queries
 // sent before: it asks for the device attributes (DA1), which every
@@ -44,7 +59,7 @@ func drainReplies(in, out *os.File) {
 	}
 	var got []byte
 	buf := make([]byte, 4096)
-	for deadline := time.Now().Add(replyWait); !da1Reply.Match(got); {
+	for deadline := time.Now().Add(replyWait); !hasDA1Reply(got); {
 		left := time.Until(deadline)
 		if left <= 0 {
 			return

@@ -56,3 +56,14 @@ func TestNoRepliesLeakIntoShells(t *testing.T) {
 		}
 	}
 }
+
+func TestHasDA1Reply(t *testing.T) {
+	for in, want := range map[string]bool{
+		"\x1b[?62;22c": true, "x\x1b]11;rgb:1/2/3\a\x1b[?1;2c": true, "\x1b[?c": true,
+		"\x1b[?62;22": false, "\x1b[62c": false, "": false, "\x1b[?6x2c": false,
+	} {
+		if got := hasDA1Reply([]byte(in)); got != want {
+			t.Errorf("hasDA1Reply(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
