@@ -6,7 +6,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/internal/registry"
+	"github.com/incarnate-dev/incarnate/internal/termtext"
 	"github.com/incarnate-dev/incarnate/layers"
 	"github.com/incarnate-dev/incarnate/session"
 )
@@ -24,8 +28,7 @@ func cmdBaseImport(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := layers.ImportOptions{Progress: c.progressTo(), Warn: func(msg string) { fmt.Fprintf(c.stderr, "incarnate: note: %s\n", msg) }}
-	b, err := st.Layers.Import(pos[0], pos[1], o)
+	b, err := st.Layers.Import(pos[0], pos[1], c.importOptions())
 	if err != nil {
 		return err
 	}
@@ -145,4 +148,77 @@ func cmdBaseRm(c *ctx, args []string) error {
 		fmt.Fprintf(c.stdout, "removed base %s (%s freed)\n", name, progress.HumanSize(freed))
 	}
 	return nil
+}
+
+func cmdBasePull(c *ctx, args []string) error {
+	fs := newFlags(c, "base pull")
+	platform := fs.String("platform", "", "the image to take from a multi-platform index, OS/ARCH[/VARIANT] (default linux and this machine's)")
+	insecure := fs.Bool("insecure", false, "allow plain HTTP and any certificate (loopback and private addresses use HTTP anyway)")
+	pos, err := c.parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		return usagef("usage: incarnate base pull REF [NAME]")
+	}
+	ro := registry.Options{Insecure: *insecure, Platform: *platform}
+	ref, err := registry.ParseRef(pos[0], ro)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	name := baseNameFor(ref)
+	if len(pos) == 2 {
+		name = pos[1]
+	}
+	remote, err := registry.Remote(ro)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	o := layers.PullOptions{ImportOptions: c.importOptions(), Remote: remote}
+	b, err := st.Layers.Pull(name, ref, o)
+	if err != nil {
+		return registry.Explain(err, ref)
+	}
+	size, _ := b.Size()
+	fmt.Fprintf(c.stdout, "pulled base %s from %s (%d layers, %s)\n", b.Name, b.Source, len(b.Layers), progress.HumanSize(size))
+	return nil
+}
+
+// importOptions are what an import or a pull tells the user: progress on
+// a terminal, and notes, made visible (they may hold an image's names).
+func (c *ctx) importOptions() layers.ImportOptions {
+	return layers.ImportOptions{Progress: c.progressTo(), Warn: func(msg string) {
+		fmt.Fprintf(c.stderr, "incarnate: note: %s\n", termtext.Visible(msg))
+	}}
+}
+
+// baseNameFor names the base a pull of ref makes when not told: the
+// repository's last part, and its tag unless "latest" ("debian-12"), or
+// the digest's start.
+func baseNameFor(ref name.Reference) string {
+	repo := ref.Context().RepositoryStr()
+	n := repo[strings.LastIndexByte(repo, '/')+1:]
+	switch r := ref.(type) {
+	case name.Tag:
+		if r.TagStr() != "latest" {
+			n += "-" + r.TagStr()
+		}
+	case name.Digest:
+		if _, hex, ok := strings.Cut(r.DigestStr(), ":"); ok {
+			n += "-" + hex[:min(12, len(hex))]
+		}
+	}
+	var b strings.Builder
+	for i, ch := range n {
+		ok := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || i > 0 && (ch == '.' || ch == '_' || ch == '-')
+		if !ok {
+			ch = '-'
+		}
+		b.WriteRune(ch)
+	}
+	return b.String()[:min(b.Len(), layers.MaxNameLen)]
 }

@@ -36,6 +36,26 @@ type Base struct {
 	// when the base is recorded (layers never change), so that listing
 	// bases walks no trees.
 	LayerSizes map[string]int64 `json:"layer_sizes,omitempty"`
+	// Origins are where layers pulled from a registry came from, by
+	// layer id: a push sends those again as they were, without a new
+	// tarball (and mounts them across repositories where it can).
+	Origins map[string]LayerOrigin `json:"origins,omitempty"`
+}
+
+// LayerOrigin is a layer's blob in a registry.
+type LayerOrigin struct {
+	Repo      string `json:"repo"` // registry/repository it was pulled from
+	Digest    string `json:"digest"`
+	DiffID    string `json:"diff_id"`
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size"`
+}
+
+// HasMarkers reports whether b's layers hold overlay's own markers
+// (opaque directories, xattr whiteouts) of the kind of user who made
+// them: a committed or a pulled base's do; a flattened import's do not.
+func (b *Base) HasMarkers() bool {
+	return strings.HasPrefix(b.Source, "session:") || len(b.Origins) > 0
 }
 
 // Size is what b's layers take on disk; shared layers count in full.
@@ -192,15 +212,22 @@ func (s *Store) List() ([]*Base, error) {
 // size of each layer is recorded with it (from another base that has
 // it, else measured now).
 func (s *Store) AddBase(name string, layerIDs []string, source string) (*Base, error) {
-	defer s.release(layerIDs)
+	return s.addBase(&Base{Name: name, Layers: layerIDs, Source: source})
+}
+
+// addBase is AddBase of b, whose name, layers, source and origins are
+// set.
+func (s *Store) addBase(b *Base) (*Base, error) {
+	name := b.Name
+	defer s.release(b.Layers)
 	if err := ValidateName("base", name); err != nil {
 		return nil, err
 	}
-	sizes, err := s.layerSizes(layerIDs)
+	sizes, err := s.layerSizes(b.Layers)
 	if err != nil {
 		return nil, err
 	}
-	b := &Base{Name: name, Layers: layerIDs, Source: source, Created: time.Now().UTC(), Rootless: sandbox.Rootless(), LayerSizes: sizes}
+	b.Created, b.Rootless, b.LayerSizes = time.Now().UTC(), sandbox.Rootless(), sizes
 	if err := s.writeNew(s.basePath(name), b); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("base %q: %w", name, ErrExist)
@@ -256,12 +283,18 @@ func (s *Store) layerSizes(ids []string) (map[string]int64, error) {
 // immutable layer, returning its id. The directory is filled under tmp/
 // and renamed into layers/ only when complete.
 func (s *Store) NewLayer(fill func(dst string) error) (string, error) {
+	return s.newLayerAs(newID(), fill)
+}
+
+// newLayerAs is NewLayer with the id given. A layer of that id already
+// there (another pull published the same content first) is kept, and
+// this one's copy dropped.
+func (s *Store) newLayerAs(id string, fill func(dst string) error) (string, error) {
 	ws, err := fsutil.NewWorkspace(filepath.Join(s.Root, "tmp"), "layer-")
 	if err != nil {
 		return "", err
 	}
 	defer ws.Discard()
-	id := newID()
 	if err := fill(ws.Path("tree")); err != nil {
 		return "", err
 	}
@@ -273,10 +306,33 @@ func (s *Store) NewLayer(fill func(dst string) error) (string, error) {
 	}
 	if err := os.Rename(ws.Path("tree"), s.LayerDir(id)); err != nil {
 		lock.Close()
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			if s.reuseLayer(id) {
+				return id, nil
+			}
+		}
 		return "", err
 	}
 	s.hold(id, lock)
 	return id, fsutil.SyncDir(filepath.Join(s.Root, "layers"))
+}
+
+// reuseLayer takes layer id, when it is there, for a base about to be
+// recorded: it holds the layer's lock until AddBase, so neither a
+// removal of the base that has it nor SweepOrphans deletes it meanwhile.
+// A layer being deleted as the lock was taken is not taken.
+func (s *Store) reuseLayer(id string) bool {
+	lock, err := lockDir(s.LayerDir(id), true)
+	if err != nil {
+		return false
+	}
+	var held, now unix.Stat_t
+	if unix.Fstat(int(lock.Fd()), &held) != nil || unix.Stat(s.LayerDir(id), &now) != nil || held.Ino != now.Ino || held.Dev != now.Dev {
+		lock.Close() // renamed away to be deleted while we waited
+		return false
+	}
+	s.hold(id, lock)
+	return true
 }
 
 func (s *Store) hold(id string, lock *os.File) {
@@ -360,7 +416,15 @@ func (s *Store) RemoveBase(name string) (int64, error) {
 	}
 	var freed int64
 	for _, id := range unshared(b, all) {
-		if err := s.dropLayer(id); err != nil {
+		// A layer a pull is about to name again is held (reuseLayer):
+		// it stays, for that base, or for SweepOrphans if the pull fails.
+		lock, err := lockDir(s.LayerDir(id), false)
+		if err != nil {
+			continue
+		}
+		err = s.dropLayer(id)
+		lock.Close()
+		if err != nil {
 			return freed, err
 		}
 		freed += b.LayerSizes[id]
@@ -435,6 +499,17 @@ func (s *Store) namedLayers() map[string]bool {
 	return ids
 }
 
+// pulledKeep is how long a pulled layer no base names is kept: a pull
+// cut short is taken up by its rerun without fetching it again.
+const pulledKeep = 24 * time.Hour
+
+// resumable reports whether layer id is one a pull left lately.
+func (s *Store) resumable(id string) bool {
+	var st unix.Stat_t
+	return strings.HasPrefix(id, pulledPrefix) && unix.Lstat(s.LayerDir(id), &st) == nil &&
+		time.Since(time.Unix(st.Ctim.Unix())) < pulledKeep
+}
+
 // HasOrphans reports whether a layer no base names is there, for
 // SweepOrphans to look at (the layer of an import still running counts).
 func (s *Store) HasOrphans() bool {
@@ -444,7 +519,7 @@ func (s *Store) HasOrphans() bool {
 	}
 	named := s.namedLayers()
 	for _, e := range ents {
-		if id := e.Name(); !named[id] && validLayerID(id) {
+		if id := e.Name(); !named[id] && validLayerID(id) && !s.resumable(id) {
 			return true
 		}
 	}
@@ -473,7 +548,7 @@ func (s *Store) SweepOrphans() {
 	}()
 	var orphans []string
 	for _, e := range ents {
-		if id := e.Name(); !before[id] && validLayerID(id) {
+		if id := e.Name(); !before[id] && validLayerID(id) && !s.resumable(id) {
 			if f, err := lockDir(s.LayerDir(id), false); err == nil {
 				locked = append(locked, f)
 				orphans = append(orphans, id)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +30,10 @@ type extractOptions struct {
 	// came: in a flattened image, the target may be a name an upper
 	// layer deleted. In a rootfs tarball it is a broken archive.
 	danglingLinks bool
+	// whiteouts, when set, is the xattr prefix of overlay's markers
+	// ("trusted.overlay."): the stream is one image layer, whose OCI
+	// whiteouts become overlay's (a pull keeps layers apart).
+	whiteouts string
 }
 
 // extractor unpacks a tar stream below one directory. Every file is made
@@ -114,9 +119,20 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return nil
 	}
 	dir, base := splitPath(rel)
+	if x.whiteouts != "" && strings.Contains("/"+dir+"/", "/"+whiteoutPrefix) {
+		x.skip("entries inside a whiteout", rel) // a hostile layer's: a whiteout holds nothing
+		return nil
+	}
 	pfd, err := x.parent(dir)
 	if err != nil {
 		return resolveErr(hdr.Name, dir, err)
+	}
+	if x.whiteouts != "" && strings.HasPrefix(base, whiteoutPrefix) {
+		name := strings.TrimPrefix(base, whiteoutPrefix)
+		if err := x.whiteout(pfd, strings.TrimSuffix(rel, base)+name, name); err != nil {
+			return fmt.Errorf("archive entry %q: %w", hdr.Name, err)
+		}
+		return nil
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
@@ -136,6 +152,50 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	if err != nil {
 		return fmt.Errorf("archive entry %q: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+// OCI whiteout names (image-spec, layer.md): ".wh.NAME" deletes NAME of
+// the layers below, ".wh..wh..opq" hides all they hold in its directory.
+const (
+	whiteoutPrefix = ".wh."
+	opaqueMarker   = ".wh..wh..opq"
+)
+
+// whiteout turns the OCI whiteout of name in directory pfd (rel is its
+// path) into overlay's: an opaque directory, or a 0/0 character
+// device, which root of a user namespace may make too. Where even that
+// is refused (an ordinary user outside one) it is overlay's xattr form:
+// an empty file marked whiteout, in a directory marked as holding such
+// files (overlay.opaque "x", Linux 6.7 on).
+func (x *extractor) whiteout(pfd int, rel, name string) error {
+	dir := "/proc/self/fd/" + strconv.Itoa(pfd)
+	if name == opaqueMarker[len(whiteoutPrefix):] {
+		return unix.Setxattr(dir, x.whiteouts+"opaque", []byte("y"), 0)
+	}
+	if name == "" || name == "." || name == ".." {
+		x.skip("whiteouts with no name", rel)
+		return nil
+	}
+	mk := func() error { return unix.Mknodat(pfd, name, unix.S_IFCHR, 0) }
+	err := x.create(pfd, rel, name, false, mk)
+	if !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	err = x.create(pfd, rel, name, false, func() error {
+		fd, err := unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			err = unix.Fsetxattr(fd, x.whiteouts+"whiteout", []byte("y"), 0)
+			unix.Close(fd)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if v, _ := fsutil.GetXattr(dir, x.whiteouts+"opaque", nil); string(v) != "y" {
+		return unix.Setxattr(dir, x.whiteouts+"opaque", []byte("x"), 0)
 	}
 	return nil
 }

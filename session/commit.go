@@ -172,13 +172,16 @@ func syncFS(dir string) error {
 // the committing session's kind: trusted.overlay.* from root,
 // user.overlay.* from an ordinary user (userxattr), and a mount of the
 // other kind ignores them: the layer's opaque dirs would show again what
-// they hid (its 0/0 whiteout devices work for both). Imported bases hold
-// no markers and are not concerned. Create should refuse such a base
+// they hid (its 0/0 whiteout devices work for both). Pulled bases hold
+// them the same way; imported bases hold none and are not concerned. Create should refuse such a base
 // too; until it does, Diff, Export and Commit do.
 func checkMarkers(b *layers.Base, userxattr bool) error {
-	if !strings.HasPrefix(b.Source, commitSource) || b.Rootless == userxattr {
+	if !b.HasMarkers() || b.Rootless == userxattr {
 		return nil
 	}
-	w := privilegeWord(b.Rootless)
-	return fmt.Errorf("base %q was committed from a session made %s: its deletions are overlay markers that only sessions made %s see", b.Name, w, w)
+	w, how := privilegeWord(b.Rootless), "committed from a session made"
+	if len(b.Origins) > 0 {
+		how = "pulled"
+	}
+	return fmt.Errorf("base %q was %s %s: its deletions are overlay markers that only sessions made %s see", b.Name, how, w, w)
 }
