@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The host-side attacks of issue 11's audit: what root's incarnate does
+// to a tree that holds more than a session wrote.
+
+// bindMount binds src on dst (made if missing) for the test: src is of
+// the same file system as the store, so only a mount id tells the bind
+// apart. Every mount left below the harness's dir goes at the end.
+func bindMount(t *testing.T, h *harness, src, dst string) {
+	t.Helper()
+	var a, b unix.Stat_t
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if unix.Stat(src, &a) != nil || unix.Stat(dst, &b) != nil || a.Dev != b.Dev {
+		t.Fatalf("%s and %s are not of one file system", src, dst)
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("mount --bind %s %s: %v", src, dst, err)
+	}
+	t.Cleanup(func() {
+		for _, m := range mountsBelow(h.dir) {
+			_ = unix.Unmount(m, unix.MNT_DETACH)
+		}
+	})
+}
+
+// mountsBelow lists the mount points under dir, from mountinfo.
+func mountsBelow(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+// victimDir makes a directory of precious files beside the store.
+func victimDir(t *testing.T, h *harness, name string) string {
+	t.Helper()
+	v := filepath.Join(h.dir, name)
+	if err := os.MkdirAll(filepath.Join(v, "keep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(v, "keep", "precious"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// The purge refused to cross into another file system by st_dev alone: a
+// bind mount of a directory of the same file system (someone's /etc,
+// bound inside a session's upper dir or straight into the store's trash)
+// was emptied along with the session. And it stopped at the first entry
+// it refused, so what lay after it stayed for every later command to
+// retry. The victims keep their files, the mounts stay, the rest goes.
+func TestAttackPurgeCrossesNoBindMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to mount")
+	}
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	h.ok("run", "s", "--", "sh", "-c", "mkdir -p /deep/b/mnt /deep/c && echo mine > /deep/c/f && echo mine > /top")
+	upper := filepath.Join(h.store, "sessions", "s", "upper")
+	inUpper, inTrash := victimDir(t, h, "victim-upper"), victimDir(t, h, "victim-trash")
+	bindMount(t, h, inUpper, filepath.Join(upper, "deep", "b", "mnt"))
+	trash := filepath.Join(h.store, "trash")
+	bindMount(t, h, inTrash, filepath.Join(trash, "a-planted")) // listed first
+	junk := filepath.Join(trash, "z-junk-1", "x")
+	if err := os.MkdirAll(filepath.Join(junk, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	h.ok("rm", "--yes", "s")
+	intact := func(v string) bool {
+		_, err := os.Stat(filepath.Join(v, "keep", "precious"))
+		return err == nil
+	}
+	left := func() []string {
+		var got []string
+		_ = filepath.Walk(trash, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && p != trash {
+				got = append(got, strings.TrimPrefix(p, trash+"/"))
+			}
+			return nil
+		})
+		return got
+	}
+	// rm has started the purge before it exits; its command line names
+	// the store.
+	waitFor(t, "the purge to end", func() bool { return len(processesWith("__purge\x00--root\x00"+h.store)) == 0 })
+	for _, v := range []string{inUpper, inTrash} {
+		if !intact(v) {
+			t.Errorf("the purge deleted %s's files through a bind mount", v)
+		}
+	}
+	if got := len(mountsBelow(h.dir)); got != 2 {
+		t.Errorf("%d mounts left below the store, want the 2 binds: %v", got, mountsBelow(h.dir))
+	}
+	for _, p := range left() {
+		if strings.HasPrefix(p, "z-junk") || strings.HasSuffix(p, "/top") || strings.Contains(p, "deep/c") {
+			t.Errorf("the purge left %s, beside what it refused", p)
+		}
+	}
+}
