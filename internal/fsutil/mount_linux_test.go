@@ -82,3 +82,16 @@ func TestRemoveTreeLeavesABindMount(t *testing.T) {
 		t.Errorf("the bound directory lost its file: %v", err)
 	}
 }
+
+// A copy (clone, commit) refuses a tree with a bind mount inside it
+// rather than copy what is mounted there.
+func TestCopyTreeRefusesABindMount(t *testing.T) {
+	root, _ := treeWithBind(t)
+	dst := filepath.Join(t.TempDir(), "copy")
+	if err := fsutil.CopyTree(root, dst, nil); !errors.Is(err, fsutil.ErrCrossesMount) {
+		t.Errorf("CopyTree over a bind mount: %v, want ErrCrossesMount", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "in", "mnt", "precious")); err == nil {
+		t.Error("the copy holds the bound directory's file")
+	}
+}
