@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"archive/tar"
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,5 +149,71 @@ func TestAttackSparseFilesTogether(t *testing.T) {
 	}
 	if ents, _ := filepath.Glob(filepath.Join(h.dir, "*s.tar*")); len(ents) != 0 {
 		t.Errorf("export left %v behind", ents)
+	}
+}
+
+// writeTar writes a zstd-compressed tar to path, its entries made by add.
+func writeTar(t *testing.T, path string, add func(tw *tar.Writer) error) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, err := zstd.NewWriter(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	if err := add(tw); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []io.Closer{tw, zw, f} {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A compressed image archive was decompressed into the store's tmp/
+// with no look at the space left: a few KiB of zstd holding 100 MiB of
+// zeros filled the store's file system. And the look at the space while
+// unpacking counted a file's bytes, not the blocks it takes: 20,000
+// files of one byte take 80 MiB. Both are refused before the file system
+// is full, saying why, with nothing left behind.
+func TestAttackImportFillsNoStore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to mount a small file system for the store")
+	}
+	h := newHarness(t, rootUser)
+	image := filepath.Join(h.dir, "zeros.tar.zst")
+	writeTar(t, image, func(tw *tar.Writer) error {
+		if err := tw.WriteHeader(&tar.Header{Name: "manifest.json", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write([]byte("[]")); err != nil {
+			return err
+		}
+		const zeros = 100 << 20
+		if err := tw.WriteHeader(&tar.Header{Name: "blob.tar", Mode: 0o644, Size: zeros, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := io.CopyN(tw, zeroReader{}, zeros)
+		return err
+	})
+	small := filepath.Join(h.dir, "small.tar.zst")
+	writeTar(t, small, func(tw *tar.Writer) error {
+		for i := range 20000 {
+			if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("d%02d/f%05d", i/1000, i), Mode: 0o644, Size: 1, Typeflag: tar.TypeReg}); err != nil {
+				return err
+			}
+			if _, err := tw.Write([]byte("x")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	smallStore(t, h)
+	for _, from := range []string{image, small} {
+		importRefusedForSpace(t, h, from)
 	}
 }

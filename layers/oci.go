@@ -236,7 +236,9 @@ func decompressTo(src, dst string, o ImportOptions) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, zr)
+	// A few KiB of xz can hold gigabytes of zeros: the store's file
+	// system must not be filled by them.
+	err = copyGuarded(out, zr, newSpaceGuard(int(out.Fd())), "the decompressed "+filepath.Base(src))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
