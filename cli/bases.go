@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"app/incarnate/internal/progress"
+	"app/incarnate/internal/termtext"
 	"app/incarnate/layers"
 	"app/incarnate/session"
 )
@@ -24,7 +25,7 @@ func cmdBaseImport(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := layers.ImportOptions{Progress: c.progressTo(), Warn: func(msg string) { fmt.Fprintf(c.stderr, "incarnate: note: %s\n", msg) }}
+	o := layers.ImportOptions{Progress: c.progressTo(), Warn: func(msg string) { fmt.Fprintf(c.stderr, "incarnate: note: %s\n", termtext.Visible(msg)) }}
 	b, err := st.Layers.Import(pos[0], pos[1], o)
 	if err != nil {
 		return err
