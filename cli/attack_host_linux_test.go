@@ -3,6 +3,7 @@ package cli
 import (
 	"archive/tar"
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -276,5 +277,45 @@ func TestReportForgesNoLine(t *testing.T) {
 			t.Errorf("report of %q: %d lines, want %d:\n%s", err, lines, want+1, out.String())
 		}
 		onlyVisible(t, "a name in an error", out.String())
+	}
+}
+
+// diff --json put U+FFFD in place of each byte of a name that is not
+// UTF-8, so a script acting on the path acted on another one. The exact
+// bytes come as path_base64, and no control reaches the output raw.
+func TestDiffJSONIsExact(t *testing.T) {
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	const name = "/root/bad\xff\xfe" + forged
+	p := filepath.Join(h.store, "sessions", "s", "upper", name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := h.ok("diff", "--json", "s")
+	if strings.ContainsAny(out, "\x1b\a\xff") {
+		t.Errorf("diff --json wrote raw bytes of the name: %q", out)
+	}
+	var rows []struct {
+		Path       string `json:"path"`
+		Kind       string `json:"kind"`
+		PathBase64 []byte `json:"path_base64"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("diff --json: %v\n%s", err, out)
+	}
+	found := false
+	for _, r := range rows {
+		switch {
+		case string(r.PathBase64) == name:
+			found = true
+		case r.PathBase64 != nil:
+			t.Errorf("path_base64 of %q is %q", r.Path, r.PathBase64)
+		}
+	}
+	if !found {
+		t.Errorf("diff --json gave no exact bytes of %q: %s", name, out)
 	}
 }

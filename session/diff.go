@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -72,6 +74,22 @@ func (k Kind) Letter() string {
 type Change struct {
 	Path string `json:"path"`
 	Kind Kind   `json:"kind"`
+}
+
+// MarshalJSON writes the path as a JSON string and, when it is not valid
+// UTF-8, its exact bytes as well, base64-encoded, as path_base64: a
+// session may name a file with any bytes, which a JSON string cannot
+// hold (encoding/json puts U+FFFD in place of each bad one), and a
+// script that acts on the path needs the real one.
+func (c Change) MarshalJSON() ([]byte, error) {
+	type plain Change // without this method
+	if utf8.ValidString(c.Path) {
+		return json.Marshal(plain(c))
+	}
+	return json.Marshal(struct {
+		plain
+		PathBase64 []byte `json:"path_base64"`
+	}{plain(c), []byte(c.Path)})
 }
 
 // Overlay xattr prefixes, for sessions made as root and by a user.
