@@ -1145,6 +1145,10 @@ func TestAttackExportRace(t *testing.T) {
 		}
 		f.Close()
 	}
+	// An export that always fails would pass the loop above.
+	if exported == 0 {
+		t.Errorf("no export went through while the session swapped: the race was never run")
+	}
 	t.Logf("%d exports went through while the session swapped", exported)
 }
 

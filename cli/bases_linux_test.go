@@ -347,14 +347,6 @@ func TestImportStopsBeforeTheStoreIsFull(t *testing.T) {
 		t.Skip("needs root, to mount a small file system for the store")
 	}
 	h := newHarness(t, rootUser)
-	small := filepath.Join(h.dir, "small")
-	if err := os.Mkdir(small, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", small, "tmpfs", 0, "size=40m,mode=0700"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(small, unix.MNT_DETACH) })
 	src := filepath.Join(h.dir, "big")
 	if err := os.MkdirAll(filepath.Join(src, "data"), 0o755); err != nil {
 		t.Fatal(err)
@@ -370,19 +362,41 @@ func TestImportStopsBeforeTheStoreIsFull(t *testing.T) {
 	if out, err := exec.Command("tar", "-cf", tarball, "-C", src, ".").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, out)
 	}
-	h.store = filepath.Join(small, "store")
+	smallStore(t, h)
 	for _, from := range []string{tarball, src} {
-		_, errOut, status := h.run("base", "import", "big", from)
-		if status == 0 || !strings.Contains(errOut, "not enough space") {
-			t.Errorf("import of %s into a store too small: status %d, stderr %q; want a refusal that says why", from, status, errOut)
-		}
-		if !emptyDir(filepath.Join(h.store, "tmp")) {
-			t.Errorf("a refused import of %s left work in the store", from)
-		}
-		var st unix.Statfs_t
-		if err := unix.Statfs(small, &st); err != nil || st.Bavail == 0 {
-			t.Errorf("the store's file system was filled: %v", err)
-		}
+		importRefusedForSpace(t, h, from)
+	}
+}
+
+// smallStore moves h's store onto a tmpfs of 40 MiB of its own.
+func smallStore(t *testing.T, h *harness) {
+	t.Helper()
+	small := filepath.Join(h.dir, "small")
+	if err := os.Mkdir(small, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", small, "tmpfs", 0, "size=40m,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(small, unix.MNT_DETACH) })
+	h.store = filepath.Join(small, "store")
+}
+
+// importRefusedForSpace imports from into h's small store, which must
+// refuse it, saying why, before the file system is full, and leave
+// nothing behind.
+func importRefusedForSpace(t *testing.T, h *harness, from string) {
+	t.Helper()
+	_, errOut, status := h.run("base", "import", "big", from)
+	if status == 0 || !strings.Contains(errOut, "not enough space") {
+		t.Errorf("import of %s into a store too small: status %d, stderr %q; want a refusal that says why", from, status, errOut)
+	}
+	if !emptyDir(filepath.Join(h.store, "tmp")) {
+		t.Errorf("a refused import of %s left work in the store", from)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(h.store), &st); err != nil || st.Bavail == 0 {
+		t.Errorf("the store's file system was filled: %v", err)
 	}
 	if out := h.ok("base", "ls"); strings.Contains(out, "big") {
 		t.Errorf("a refused import is a base:\n%s", out)

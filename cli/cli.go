@@ -91,7 +91,7 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 // Main runs the command line and returns the process exit status.
 func Main(args []string, stdin, stdout, stderr *os.File) int {
 	c := &ctx{stdin: stdin, stdout: stdout, stderr: stderr}
-	session.Notice = func(msg string) { fmt.Fprintln(stderr, "incarnate: "+termtext.VisibleText(msg)) }
+	session.Notice = func(msg string) { fmt.Fprintln(stderr, "incarnate: "+termtext.Visible(msg)) }
 	err := dispatch(c, args)
 	return report(stderr, err)
 }
@@ -198,8 +198,7 @@ func report(w io.Writer, err error) int {
 	if errors.As(err, &st) {
 		return int(st)
 	}
-	// Errors name paths a session or an image chose: shown, not obeyed.
-	fmt.Fprintf(w, "incarnate: %s\n", termtext.VisibleText(err.Error()))
+	fmt.Fprintf(w, "incarnate: %s\n", visibleError(err))
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, layers.ErrInvalidName) {
 		return 2
@@ -209,6 +208,30 @@ func report(w io.Writer, err error) int {
 		return oe.Status
 	}
 	return 1
+}
+
+// visibleError is err's text for a terminal. Errors name paths a session
+// or an image chose, which are shown, not obeyed: a newline in one would
+// forge a line of incarnate's own ("incarnate: done"), so every control
+// is escaped, newlines and tabs too. This is done here, where every
+// error reaches the terminal, rather than where each name enters a
+// message: the names come in through os.PathError, archive/tar and
+// go-containerregistry as much as through our own Errorf, and one missed
+// would be enough. Only the lines of errors.Join are kept as lines, each
+// escaped the same way.
+func visibleError(err error) string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var texts, lines []string
+		for _, e := range j.Unwrap() {
+			texts, lines = append(texts, e.Error()), append(lines, visibleError(e))
+		}
+		// fmt.Errorf with two %w unwraps the same way, with words of
+		// its own around them.
+		if strings.Join(texts, "\n") == err.Error() {
+			return strings.Join(lines, "\nincarnate: ")
+		}
+	}
+	return termtext.Visible(err.Error())
 }
 
 // newFlags makes a subcommand's flag set, with --root and --help.

@@ -18,7 +18,7 @@ import (
 
 func cmdDiff(c *ctx, args []string) error {
 	fs := newFlags(c, "diff")
-	asJSON := fs.Bool("json", false, "print a JSON array of {\"path\", \"kind\"} objects")
+	asJSON := fs.Bool("json", false, "print a JSON array of {\"path\", \"kind\"} objects (with \"path_base64\", its exact bytes, for a path that is not UTF-8)")
 	stat := fs.Bool("stat", false, "print how many paths changed, by kind")
 	patch := fs.Bool("patch", false, "print the text diff of each file against the base (binaries by size and hash)")
 	fs.BoolVar(patch, "p", false, "same as --patch")

@@ -164,10 +164,14 @@ func flatten(img v1.Image, dst string, o ImportOptions, xo extractOptions) error
 	p := progress.New(o.Progress, "unpacking layers", 0)
 	defer p.Finish()
 	p.CountLayers(len(layers))
+	ids, err := diffIDs(img, len(layers))
+	if err != nil {
+		return err
+	}
 	check := &layerCheck{}
 	counted := make([]v1.Layer, len(layers))
 	for i, l := range layers {
-		counted[i] = countedLayer{Layer: l, n: i + 1, p: p, check: check}
+		counted[i] = countedLayer{Layer: l, n: i + 1, diffID: ids[i], p: p, check: check}
 	}
 	rc := mutate.Extract(countedImage{Image: img, layers: counted})
 	xo.danglingLinks = true
@@ -195,13 +199,14 @@ func (i countedImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
 type countedLayer struct {
 	v1.Layer
-	n     int // 1 for the bottom layer
-	p     *progress.Line
-	check *layerCheck
+	n      int     // 1 for the bottom layer
+	diffID v1.Hash // as the config names it
+	p      *progress.Line
+	check  *layerCheck
 }
 
 func (l countedLayer) Uncompressed() (io.ReadCloser, error) {
-	rc, err := verifiedUncompressed(l.Layer, l.n, l.check)
+	rc, err := verifiedUncompressed(l.Layer, l.n, l.diffID, l.check)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +241,9 @@ func decompressTo(src, dst string, o ImportOptions) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, zr)
+	// A few KiB of xz can hold gigabytes of zeros: the store's file
+	// system must not be filled by them.
+	err = copyGuarded(out, zr, newSpaceGuard(int(out.Fd())), "the decompressed "+filepath.Base(src))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

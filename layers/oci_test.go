@@ -173,12 +173,17 @@ func TestDockerSaveWithLinkedLayers(t *testing.T) {
 
 // A layer whose blob is not what its digest says was imported as it was,
 // and a missing blob imported with success and a truncated tree, because
-// mutate.Extract ends its stream cleanly when a layer fails. Both must
-// fail, naming the layer, and leave no base and nothing in tmp/.
+// mutate.Extract ends its stream cleanly when a layer fails. A blob that
+// is what the manifest says but whose content is not what the config's
+// diff_id says is damaged as much. All must fail, naming the layer, and
+// leave no base and nothing in tmp/.
 func TestImportRefusesADamagedImage(t *testing.T) {
-	for _, damage := range []string{"a flipped byte", "a missing blob", "a short blob"} {
+	for _, damage := range []string{"a flipped byte", "a missing blob", "a short blob", "a wrong diff_id"} {
 		t.Run(damage, func(t *testing.T) {
 			img := testImage(t)
+			if damage == "a wrong diff_id" {
+				img = withDiffID(t, img, 1, v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)})
+			}
 			oci := filepath.Join(t.TempDir(), "oci")
 			p, err := layout.Write(oci, empty.Index)
 			if err != nil {
@@ -226,4 +231,21 @@ func TestImportRefusesADamagedImage(t *testing.T) {
 			assertEmpty(t, filepath.Join(s.Root, "tmp"))
 		})
 	}
+}
+
+// withDiffID is img with the config's diff_id of layer i set to h, its
+// blobs as they are (and so of the digests the manifest gives).
+func withDiffID(t *testing.T, img v1.Image, i int, h v1.Hash) v1.Image {
+	t.Helper()
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.RootFS.DiffIDs[i] = h
+	out, err := mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -46,15 +46,27 @@ func (c *layerCheck) result(layers int) error {
 	return c.err
 }
 
+// diffIDs are the diff_ids img's config names, one for each layer.
+// They are taken from the config itself: a layer's own DiffID(), for a
+// layout's or an archive's blob, is what go-containerregistry computes
+// from the content, which would check the content against itself.
+func diffIDs(img v1.Image, layers int) ([]v1.Hash, error) {
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	if ids := cfg.RootFS.DiffIDs; len(ids) != layers {
+		return nil, fmt.Errorf("the image's config names %d diff_ids for its %d layers: the image is damaged", len(ids), layers)
+	}
+	return cfg.RootFS.DiffIDs, nil
+}
+
 // verifiedUncompressed opens layer n (1 = the bottom) from its blob and
-// returns its content, checked at its end (or when closed early).
-func verifiedUncompressed(l v1.Layer, n int, check *layerCheck) (io.ReadCloser, error) {
+// returns its content, checked at its end (or when closed early) against
+// the blob's digest and diffID.
+func verifiedUncompressed(l v1.Layer, n int, diffID v1.Hash, check *layerCheck) (io.ReadCloser, error) {
 	name := fmt.Sprintf("layer %d", n)
 	digest, err := l.Digest()
-	if err != nil {
-		return nil, check.fail(fmt.Errorf("%s: %w", name, err))
-	}
-	diffID, err := l.DiffID()
 	if err != nil {
 		return nil, check.fail(fmt.Errorf("%s: %w", name, err))
 	}

@@ -88,7 +88,7 @@ func (s *Store) pullLayer(repo name.Repository, l v1.Layer, n, total int, o Pull
 	id, err = s.newLayerAs(id, func(dst string) error {
 		p := progress.New(o.Progress, label, origin.Size)
 		defer p.Finish()
-		return unpackLayer(countedBlob{Layer: l, p: p}, n, dst, o.ImportOptions)
+		return unpackLayer(countedBlob{Layer: l, p: p}, n, diffID, dst, o.ImportOptions)
 	})
 	return id, origin, err
 }
@@ -121,12 +121,13 @@ func shortDigest(d string) string {
 	return d
 }
 
-// unpackLayer unpacks layer n, verified, into dst as an overlay layer:
+// unpackLayer unpacks layer n, verified against its blob digest and the
+// config's diffID, into dst as an overlay layer:
 // its OCI whiteouts become overlay's markers of the kind this user's
 // sessions read (trusted.overlay.* for root, user.overlay.* otherwise).
-func unpackLayer(l v1.Layer, n int, dst string, o ImportOptions) error {
+func unpackLayer(l v1.Layer, n int, diffID v1.Hash, dst string, o ImportOptions) error {
 	check := &layerCheck{}
-	rc, err := verifiedUncompressed(l, n, check)
+	rc, err := verifiedUncompressed(l, n, diffID, check)
 	if err != nil {
 		return err
 	}

@@ -118,18 +118,17 @@ func dropMountPoints(layer string, points map[string]bool) {
 // made the layer's content, symlinks to host directories included.
 func dropMountPoint(layer, p string) {
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS}
-	parent, err := unix.Open(layer, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := unix.Open(layer, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	defer unix.Close(parent)
+	defer unix.Close(root)
+	parent := root
 	if dir := strings.Trim(path.Dir(p), "/"); dir != "" {
-		fd, err := unix.Openat2(parent, dir, how)
-		if err != nil {
+		if parent, err = unix.Openat2(root, dir, how); err != nil {
 			return
 		}
-		unix.Close(parent)
-		parent = fd
+		defer unix.Close(parent)
 	}
 	name := path.Base(p)
 	fd, err := unix.Openat(parent, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -72,6 +74,22 @@ func (k Kind) Letter() string {
 type Change struct {
 	Path string `json:"path"`
 	Kind Kind   `json:"kind"`
+}
+
+// MarshalJSON writes the path as a JSON string and, when it is not valid
+// UTF-8, its exact bytes as well, base64-encoded, as path_base64: a
+// session may name a file with any bytes, which a JSON string cannot
+// hold (encoding/json puts U+FFFD in place of each bad one), and a
+// script that acts on the path needs the real one.
+func (c Change) MarshalJSON() ([]byte, error) {
+	type plain Change // without this method
+	if utf8.ValidString(c.Path) {
+		return json.Marshal(plain(c))
+	}
+	return json.Marshal(struct {
+		plain
+		PathBase64 []byte `json:"path_base64"`
+	}{plain(c), []byte(c.Path)})
 }
 
 // Overlay xattr prefixes, for sessions made as root and by a user.
@@ -230,17 +248,30 @@ func listNames(below []lowerDir, upperEntries int) {
 }
 
 func (d *differ) add(p string, k Kind) {
-	if k == Added && d.mounts[p] && d.madeToMountOn(p) {
-		return
-	}
 	d.changes = append(d.changes, Change{Path: p, Kind: k})
 }
 
-// madeToMountOn reports whether path p of the upper dir was made by the
-// sandbox to mount on, not by the session.
-func (d *differ) madeToMountOn(p string) bool {
-	_, err := unix.Lgetxattr(d.upper+p, sandbox.MountpointXattr, nil)
+// added reports p, name in upper directory fd, as added, unless the
+// sandbox made it only to mount on.
+func (d *differ) added(fd int, name, p string) {
+	if d.mounts[p] && madeToMountOn(fd, name) {
+		return
+	}
+	d.add(p, Added)
+}
+
+// madeToMountOn reports whether name in upper directory fd was made by
+// the sandbox to mount on, not by the session.
+func madeToMountOn(fd int, name string) bool {
+	_, err := unix.Lgetxattr(entryPath(fd, name), sandbox.MountpointXattr, nil)
 	return err == nil
+}
+
+// entryPath names entry name of directory fd for the calls that take no
+// dirfd (getxattr before Linux 6.13): through /proc, so that no path of
+// the upper dir is resolved again, and none is longer than PATH_MAX.
+func entryPath(fd int, name string) string {
+	return "/proc/self/fd/" + strconv.Itoa(fd) + "/" + name
 }
 
 // root reports "/" as modified when the upper root's own mode or owner
@@ -262,6 +293,11 @@ func (d *differ) root(uf *os.File, below []lowerDir) error {
 	return nil
 }
 
+// testHookDiffEntry, when set by a test, is called with each upper
+// entry's path before it is looked at: the moment a session's rename
+// would race the diff.
+var testHookDiffEntry func(p string)
+
 // walk reports the entries of upper dir uf (session path dir, "" for the
 // root) over the lower dirs below.
 func (d *differ) walk(uf *os.File, dir string, below []lowerDir) error {
@@ -276,6 +312,9 @@ func (d *differ) walk(uf *os.File, dir string, below []lowerDir) error {
 	fd := int(uf.Fd())
 	for _, e := range ents {
 		name, p := e.Name(), dir+"/"+e.Name()
+		if testHookDiffEntry != nil {
+			testHookDiffEntry(p)
+		}
 		if d.fuse && name == opaqueWhiteout {
 			continue
 		}
@@ -286,7 +325,7 @@ func (d *differ) walk(uf *os.File, dir string, below []lowerDir) error {
 		case t&fs.ModeCharDevice != 0:
 			err = d.maybeWhiteout(fd, name, p, below)
 		default:
-			err = d.nondir(name, p, below)
+			err = d.nondir(fd, name, p, below)
 		}
 		if err != nil {
 			return err
@@ -295,19 +334,19 @@ func (d *differ) walk(uf *os.File, dir string, below []lowerDir) error {
 	return nil
 }
 
-// nondir reports a file, link or device of the upper dir.
-func (d *differ) nondir(name, p string, below []lowerDir) error {
+// nondir reports a file, link or device, name in upper directory fd.
+func (d *differ) nondir(fd int, name, p string, below []lowerDir) error {
 	lst, _, found, err := d.find(below, name)
 	if err != nil {
 		return err
 	}
 	if found {
-		if d.fuse && d.stub(p, &lst) {
+		if d.fuse && d.stub(fd, name, p, &lst) {
 			return nil
 		}
 		d.add(p, Modified)
 	} else {
-		d.add(p, Added)
+		d.added(fd, name, p)
 	}
 	return nil
 }
@@ -321,7 +360,7 @@ func (d *differ) maybeWhiteout(fd int, name, p string, below []lowerDir) error {
 		return &os.PathError{Op: "lstat", Path: d.upper + p, Err: err}
 	}
 	if st.Rdev != 0 {
-		return d.nondir(name, p, below)
+		return d.nondir(fd, name, p, below)
 	}
 	if _, _, found, err := d.find(below, name); err != nil || !found {
 		return err
@@ -361,8 +400,8 @@ func (d *differ) dir(parent int, name, p string, below []lowerDir) error {
 	var next []lowerDir
 	switch {
 	case !found:
-		d.add(p, Added)
-	case d.fuse && d.stub(p, &lst):
+		d.added(parent, name, p)
+	case d.fuse && d.stub(parent, name, p, &lst):
 		return nil
 	case opaque == "y" || redirect != "" || lst.Mode&unix.S_IFMT != unix.S_IFDIR:
 		d.add(p, Replaced)
@@ -383,14 +422,14 @@ func (d *differ) dir(parent int, name, p string, below []lowerDir) error {
 	return d.walk(uf, p, next)
 }
 
-// stub reports whether upper path p is a stub still as made (see
-// makeStubs) of the lower entry lst.
-func (d *differ) stub(p string, lst *unix.Stat_t) bool {
+// stub reports whether upper path p, name in directory fd, is a stub
+// still as made (see makeStubs) of the lower entry lst.
+func (d *differ) stub(fd int, name, p string, lst *unix.Stat_t) bool {
 	if !d.stubs[p] {
 		return false
 	}
 	var st unix.Stat_t
-	return unix.Lstat(d.upper+p, &st) == nil && isStub(d.upper+p, &st, lst)
+	return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && isStub(fd, name, &st, lst)
 }
 
 // cowDir walks the upper dir of a copy-on-write bind's target p over
@@ -478,8 +517,7 @@ func (d *differ) isWhiteout(fd int, name string, st *unix.Stat_t, xwh bool) (boo
 		if !xwh || st.Size != 0 {
 			return false, nil
 		}
-		// No getxattr takes a dirfd before Linux 6.13: go through /proc.
-		p := "/proc/self/fd/" + strconv.Itoa(fd) + "/" + name
+		p := entryPath(fd, name)
 		_, err := unix.Lgetxattr(p, d.prefix+"whiteout", nil)
 		if err == unix.ENODATA || err == unix.ENOTSUP {
 			return false, nil

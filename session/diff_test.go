@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
 // prefixes are the two xattr namespaces a session's overlay may use; the
@@ -264,6 +266,73 @@ func TestDiffUpperSmallAndBigDirs(t *testing.T) {
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("DiffUpper:\ngot  %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+// The state a session's `mv a a.d; ln -s /elsewhere a` leaves while the
+// diff is at /a/m: whether m was made only to mount on, or is a stub of
+// incarnate's, was asked of the path upper/a/m, which by then leads to
+// another directory, whose m carries the marks. The session's own m
+// was left out of the diff (and so of an export). Asked of the entry
+// the walk holds, it is there.
+func TestDiffAsksNoSwappedPath(t *testing.T) {
+	for _, tt := range []struct {
+		mark string
+		f    format
+		kind Kind
+	}{
+		{sandbox.MountpointXattr, format{prefix: userPrefix}, Added},
+		{stubXattr, format{prefix: fusePrefix, fuse: true, stubs: map[string]bool{"/a/m": true}}, Modified},
+	} {
+		t.Run(tt.mark, func(t *testing.T) {
+			dir := t.TempDir()
+			upper, lower, decoy := filepath.Join(dir, "upper"), filepath.Join(dir, "lower"), filepath.Join(dir, "decoy")
+			mktree(t, upper, tt.f.prefix, "d a", "f a/m")
+			mktree(t, decoy, tt.f.prefix, "f a/m")
+			var lowers []string
+			if tt.kind == Modified {
+				mktree(t, lower, tt.f.prefix, "d a", "f a/m")
+				lowers = []string{lower}
+			}
+			// Decoy's m looks like what incarnate made: marked, empty,
+			// and (for a stub) the lower one's mode and time.
+			m := filepath.Join(decoy, "a", "m")
+			if err := os.Truncate(m, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Setxattr(m, tt.mark, []byte("1"), 0); err != nil {
+				t.Skipf("user xattrs: %v", err)
+			}
+			if tt.kind == Modified {
+				var st unix.Stat_t
+				if err := unix.Lstat(filepath.Join(lower, "a", "m"), &st); err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.UtimesNano(m, []unix.Timespec{st.Atim, st.Mtim}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testHookDiffEntry = func(p string) {
+				if p != "/a/m" {
+					return
+				}
+				a := filepath.Join(upper, "a")
+				if err := os.Rename(a, a+".d"); err != nil {
+					t.Error(err)
+				}
+				if err := os.Symlink(filepath.Join(decoy, "a"), a); err != nil {
+					t.Error(err)
+				}
+			}
+			defer func() { testHookDiffEntry = nil }()
+			changes, err := diffUpper(upper, lowers, tt.f, map[string]bool{"/a/m": true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(changes, Change{Path: "/a/m", Kind: tt.kind}) {
+				t.Errorf("diff with a swapped in path: %v; want /a/m %v", changes, tt.kind)
 			}
 		})
 	}

@@ -90,6 +90,7 @@ type exporter struct {
 	upper   string
 	upperFd int                  // O_PATH, everything is opened beneath it
 	links   map[[2]uint64]string // dev, inode -> first name, for hard links
+	holes   int64                // of the files written so far (see sparseLimit)
 	format                       // how upper was written
 }
 
@@ -228,9 +229,29 @@ func (x *exporter) entry(name string, e *entry) error {
 	return copyContent(x.tw, e.data, hdr.Size)
 }
 
-// sparseLimit is how much of a file may be holes, which a tarball holds
-// as zeros, before export refuses it.
+// sparseLimit is how much of an export's files may be holes, which a
+// tarball holds as zeros, before export refuses them. It is one budget
+// for the whole export: a file's limit alone lets 10,000 files with
+// 60 MiB of holes each through, 600 GiB of zeros.
 const sparseLimit = 64 << 20
+
+// takeHoles counts the holes of file name (st) against the export's
+// budget, and refuses the file that passes it.
+func (x *exporter) takeHoles(name string, st *unix.Stat_t) error {
+	holes := max(st.Size-st.Blocks*512, 0)
+	if holes == 0 {
+		return nil
+	}
+	x.holes += holes
+	if x.holes <= sparseLimit {
+		return nil
+	}
+	// archive/tar writes no sparse entries: a tarball would hold every
+	// zero of an 8 TiB file that takes no disk at all.
+	return fmt.Errorf("%s is %s, but only %s of it is on disk (a sparse file); with it, the tarball would hold %s of zeros for the holes of the session's files, more than the %s an export allows. Remove or shrink sparse files in the session first",
+		termtext.Visible("/"+name), progress.HumanSize(st.Size), progress.HumanSize(st.Blocks*512),
+		progress.HumanSize(x.holes), progress.HumanSize(sparseLimit))
+}
 
 // header describes a path; nil for a socket, which a tarball cannot hold
 // (and which means nothing once its owner is gone).
@@ -244,14 +265,13 @@ func (x *exporter) header(name string, e *entry) (*tar.Header, error) {
 	case unix.S_IFDIR:
 		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
 	case unix.S_IFREG:
-		if holes := st.Size - st.Blocks*512; holes > sparseLimit {
-			// archive/tar writes no sparse entries: a tarball would hold
-			// every zero of an 8 TiB file that takes no disk at all.
-			return nil, fmt.Errorf("%s is %s, but only %s of it is on disk (a sparse file); a tarball would hold all of it. Remove or shrink it in the session first",
-				termtext.Visible("/"+name), progress.HumanSize(st.Size), progress.HumanSize(st.Blocks*512))
-		}
 		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
 		x.hardLink(hdr, st)
+		if hdr.Typeflag == tar.TypeReg {
+			if err := x.takeHoles(name, st); err != nil {
+				return nil, err
+			}
+		}
 	case unix.S_IFLNK:
 		buf := make([]byte, unix.PathMax)
 		n, err := unix.Readlinkat(e.fd, "", buf)

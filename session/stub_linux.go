@@ -161,20 +161,21 @@ func makeStub(upper, p string, st *unix.Stat_t) error {
 	return unix.UtimesNanoAt(dfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// isStub reports whether upper entry p (st, with lower lst) is a stub
-// still as it was made: no change of the session's.
-func isStub(path string, st, lst *unix.Stat_t) bool {
-	if _, err := unix.Lgetxattr(path, stubXattr, nil); err != nil {
+// isStub reports whether entry name of upper directory fd (st, with
+// lower lst) is a stub still as it was made: no change of the session's.
+func isStub(fd int, name string, st, lst *unix.Stat_t) bool {
+	if _, err := unix.Lgetxattr(entryPath(fd, name), stubXattr, nil); err != nil {
 		return false
 	}
 	if st.Mode != lst.Mode || st.Mtim != lst.Mtim {
 		return false
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		f, err := os.Open(path)
+		dfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return false
 		}
+		f := os.NewFile(uintptr(dfd), name)
 		defer f.Close()
 		names, _ := f.Readdirnames(1)
 		return len(names) == 0

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -75,15 +76,19 @@ func (s *Store) Purge() error {
 	}
 }
 
+// emptyDir deletes what dir holds, each entry whatever became of those
+// before it: one that cannot go (a mount inside it, refused) must not
+// keep the others, and every later command's purge, waiting on it.
 func emptyDir(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, e := range ents {
 		if err := fsutil.RemoveTree(filepath.Join(dir, e.Name())); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +26,11 @@ import (
 // copies several files at once: one core moving pages through the page
 // cache is the limit of a big copy, and with two workers 1 GiB of files
 // copied in about three quarters of cp's time on a two-core machine.
+//
+// src is read by fd alone (see treeCopier), so a session that renames
+// and swaps in symlinks while its upper dir is copied cannot point the
+// copy at the host's files, and a tree of any depth is copied. A mount
+// inside src is refused (ErrCrossesMount): it is not the tree's.
 func CopyTree(src, dst string, copied func(n int)) error {
 	return copyTree(newTreeCopier(copied), src, dst)
 }
@@ -49,29 +53,73 @@ func IsOverlayXattr(name string) bool {
 }
 
 func copyTree(c *treeCopier, src, dst string) error {
-	var st unix.Stat_t
-	err := unix.Lstat(src, &st)
-	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		err = unix.ENOTDIR
-	}
-	if err == nil {
-		// The tree's directories get their ACLs after their entries are
-		// made, so only a default ACL above dst is ever inherited.
-		_, aerr := unix.Lgetxattr(filepath.Dir(dst), "system.posix_acl_default", nil)
-		c.inheritsACLs = aerr == nil
-		c.start()
-		c.dir(src, dst, &st, false)
-		err = c.finish()
-	}
-	if err != nil {
+	if err := c.copyRoot(src, dst); err != nil {
 		return fmt.Errorf("copy %q to %q: %w", src, dst, err)
 	}
 	return nil
 }
 
+// copyRoot opens both roots and copies one into the other. dst's
+// parent is the caller's, and so is every directory the copy makes.
+func (c *treeCopier) copyRoot(src, dst string) error {
+	fd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: src, Err: err}
+	}
+	in := os.NewFile(uintptr(fd), src)
+	st, m, err := statAt(fd, "")
+	if err != nil {
+		in.Close()
+		return &os.PathError{Op: "stat", Path: src, Err: err}
+	}
+	c.mount, c.src = m, src
+	parent, err := unix.Open(filepath.Dir(dst), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		in.Close()
+		return &os.PathError{Op: "open", Path: filepath.Dir(dst), Err: err}
+	}
+	defer unix.Close(parent)
+	out, err := makeDir(parent, filepath.Base(dst), dst)
+	if err != nil {
+		in.Close()
+		return err
+	}
+	// Hard links are made relative to the copy's root.
+	if c.root, err = unix.Dup(int(out.Fd())); err != nil {
+		in.Close()
+		out.Close()
+		return err
+	}
+	defer unix.Close(c.root)
+	// The tree's directories get their ACLs after their entries are
+	// made, so only a default ACL above dst is ever inherited.
+	_, aerr := unix.Lgetxattr(filepath.Dir(dst), "system.posix_acl_default", nil)
+	c.inheritsACLs = aerr == nil
+	c.start()
+	c.dir(in, out, &st, "")
+	return c.finish()
+}
+
+// testHookEntry, when set by a test, is called with each entry's path
+// below the source's root before the entry is looked at: the moment a
+// session's rename would race the copy.
+var testHookEntry func(rel string)
+
 // treeCopier walks the source tree in one goroutine, making directories,
 // links and special files itself and handing regular files to workers.
-// Directory metadata is set last, once nothing more is written into them.
+//
+// Nothing of the source is named by a path below its root: each entry is
+// looked at with fstatat beneath its directory's fd, a directory or a
+// regular file is then opened beneath it with no symlink followed (and
+// no mount crossed) and everything else about it is read from its own
+// fd, which no later rename can change. A symlink, a device or a fifo
+// is not opened (a fifo would block, a device would be opened): its
+// link, attributes and metadata are read by its one name in its
+// directory's fd, which cannot lead out of that directory. The copy is
+// made the same way, by fds of the directories it made.
+//
+// A directory's own metadata is set once its entries are all made:
+// writing a file's content or metadata does not change its directory.
 type treeCopier struct {
 	files   chan copyJob
 	workers sync.WaitGroup
@@ -81,15 +129,21 @@ type treeCopier struct {
 	// inheritsACLs: dst's parent has a default ACL, which every entry
 	// made below it inherits until setMeta removes what src lacks.
 	inheritsACLs bool
-	linked       map[[2]uint64]string // first copy of each multiply-linked inode
-	dirs         []copyJob            // directories, in the order they were made
+	src          string // for messages
+	mount        mount  // the source's, which the copy does not leave
+	root         int    // the copy's root directory
+	// linked is the first copy of each multiply-linked inode, by its
+	// path below root: the later names are links to it.
+	linked map[[2]uint64]string
 	// drop, when set, names the xattrs left out of the copy.
 	drop func(name string) bool
 }
 
+// copyJob is a regular file for a worker: its source open for reading,
+// its copy made and open for writing.
 type copyJob struct {
-	src, dst string
-	st       unix.Stat_t
+	in, out *os.File
+	st      unix.Stat_t
 }
 
 func newTreeCopier(copied func(n int)) *treeCopier {
@@ -111,19 +165,17 @@ func (c *treeCopier) start() {
 				if c.failed.Load() == nil {
 					c.fail(c.file(j))
 				}
+				j.in.Close()
+				j.out.Close()
 			}
 		}()
 	}
 }
 
-// finish waits for the workers, then sets every directory's owner, mode,
-// attributes and times, deepest first so a read-only parent is done last.
+// finish waits for the workers and says how the copy went.
 func (c *treeCopier) finish() error {
 	close(c.files)
 	c.workers.Wait()
-	for i := len(c.dirs) - 1; i >= 0 && c.failed.Load() == nil; i-- {
-		c.fail(c.setMeta(c.dirs[i]))
-	}
 	if p := c.failed.Load(); p != nil {
 		return *p
 	}
@@ -136,145 +188,215 @@ func (c *treeCopier) fail(err error) {
 	}
 }
 
-// deepPath is the length from which a directory's entries are named
-// through open fds of it (/proc/self/fd/N/NAME) rather than by their
-// whole path, which PATH_MAX would refuse a little further down: a
-// session can make a tree of any depth.
-const deepPath = unix.PathMax / 2
+// linkable is how long a path below the copy's root the first copy of a
+// hard-linked inode may have for later names to be linked to it; deeper
+// down (a session can make a tree of any depth) they are copies of
+// their own, as PATH_MAX would refuse the link.
+const linkable = unix.PathMax / 2
 
-// dir makes dst (writable by us until finish sets its real mode) and
-// copies src's entries into it. Below deepPath, it holds fds of both
-// directories while it copies their entries, every one of them at once
-// (so nothing refers to the fds once they are closed), and sets the
-// directory's own metadata when done.
-func (c *treeCopier) dir(src, dst string, st *unix.Stat_t, deep bool) {
-	if err := unix.Mkdir(dst, 0o700); err != nil {
-		c.fail(&os.PathError{Op: "mkdir", Path: dst, Err: err})
-		return
-	}
-	f, err := os.OpenFile(src, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		c.fail(err)
-		return
-	}
-	defer f.Close()
-	srcAt, dstAt, now := src, dst, false
-	if deep || len(src) > deepPath || len(dst) > deepPath {
-		dfd, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			c.fail(&os.PathError{Op: "open", Path: dst, Err: err})
-			return
-		}
-		defer unix.Close(dfd)
-		srcAt, dstAt, now = fdPath(int(f.Fd())), fdPath(dfd), true
-		defer func() {
-			if c.failed.Load() == nil {
-				c.fail(c.setMeta(copyJob{src: src, dst: dst, st: *st}))
-			}
-		}()
-	} else {
-		c.dirs = append(c.dirs, copyJob{src: src, dst: dst, st: *st})
-	}
+// dir copies the entries of directory in (rel below the source's root)
+// into out, its copy, then gives out in's metadata st, and closes both.
+func (c *treeCopier) dir(in, out *os.File, st *unix.Stat_t, rel string) {
+	defer in.Close()
+	defer out.Close()
 	for c.failed.Load() == nil {
-		names, err := f.Readdirnames(1024)
+		names, err := in.Readdirnames(1024)
 		for _, n := range names {
-			c.entry(srcAt+"/"+n, dstAt+"/"+n, now)
+			c.entry(in, out, n, rel+"/"+n)
 		}
 		if err == io.EOF {
-			return
+			break
 		}
 		if err != nil {
-			c.fail(&os.PathError{Op: "readdir", Path: src, Err: err})
+			c.fail(&os.PathError{Op: "readdir", Path: c.at(rel), Err: err})
 			return
 		}
+	}
+	if c.failed.Load() == nil {
+		c.fail(c.setMeta(fdNode(in), fdNode(out), st, c.at(rel)))
 	}
 }
 
-// fdPath names what directory fd is open on, in a short path.
-func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+// at names the source entry rel for messages.
+func (c *treeCopier) at(rel string) string { return ShortJoin(c.src, strings.TrimPrefix(rel, "/")) }
 
-// entry copies src to dst; now, for an entry named through fds (see
-// dir), copies a file here rather than by a worker later, and a hard
-// link down there as a file of its own (the first copy's name would not
-// outlive the fds).
-func (c *treeCopier) entry(src, dst string, now bool) {
+// entry copies name, of directory in, into out; rel is where it is
+// below the source's root.
+func (c *treeCopier) entry(in, out *os.File, name, rel string) {
 	if c.failed.Load() != nil {
 		return
 	}
-	j := copyJob{src: src, dst: dst}
-	if err := unix.Lstat(src, &j.st); err != nil {
-		c.fail(&os.PathError{Op: "lstat", Path: src, Err: err})
+	if testHookEntry != nil {
+		testHookEntry(rel[1:])
+	}
+	st, m, err := statAt(int(in.Fd()), name)
+	if err != nil {
+		c.fail(&os.PathError{Op: "lstat", Path: c.at(rel), Err: err})
 		return
 	}
-	if j.st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		c.dir(src, dst, &j.st, now)
+	if m != c.mount {
+		c.fail(fmt.Errorf("%s: %w", c.at(rel), ErrCrossesMount))
 		return
 	}
-	if j.st.Nlink > 1 && !now {
-		// Every name of an inode after the first becomes a link to the
-		// first copy, which is therefore made here, not by a worker.
-		key := [2]uint64{j.st.Dev, j.st.Ino}
-		if first, ok := c.linked[key]; ok {
-			c.fail(linkErr(unix.Link(first, dst), first, dst))
-			return
-		}
-		c.linked[key] = dst
-		c.fail(c.nonDir(j))
-		return
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		c.subdir(in, out, name, rel)
+	case unix.S_IFREG:
+		c.fail(c.regular(in, out, name, rel))
+	default:
+		c.fail(c.special(in, out, name, rel, &st))
 	}
-	if j.st.Mode&unix.S_IFMT == unix.S_IFREG && !now {
-		c.files <- j
-		return
-	}
-	c.fail(c.nonDir(j))
 }
 
-func (c *treeCopier) nonDir(j copyJob) error {
-	switch j.st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return c.file(j)
-	case unix.S_IFLNK:
-		target, err := os.Readlink(j.src)
+// subdir opens directory name beneath in, makes its copy in out, and
+// copies it.
+func (c *treeCopier) subdir(in, out *os.File, name, rel string) {
+	fd, err := openDirBeneath(int(in.Fd()), name)
+	if errors.Is(err, unix.EXDEV) {
+		err = ErrCrossesMount
+	}
+	if err != nil {
+		c.fail(&os.PathError{Op: "open", Path: c.at(rel), Err: err})
+		return
+	}
+	sub := os.NewFile(uintptr(fd), c.at(rel))
+	st, err := c.own(sub, unix.S_IFDIR)
+	if err != nil {
+		sub.Close()
+		c.fail(err)
+		return
+	}
+	subOut, err := makeDir(int(out.Fd()), name, c.at(rel))
+	if err != nil {
+		sub.Close()
+		c.fail(err)
+		return
+	}
+	c.dir(sub, subOut, &st, rel)
+}
+
+// own is the stat of f, which the copy took to be of type kind on the
+// source's mount: what the fd is open on, whatever has been renamed
+// since it was looked at by name.
+func (c *treeCopier) own(f *os.File, kind uint32) (unix.Stat_t, error) {
+	st, m, err := statAt(int(f.Fd()), "")
+	switch {
+	case err != nil:
+		return st, &os.PathError{Op: "stat", Path: f.Name(), Err: err}
+	case m != c.mount:
+		return st, fmt.Errorf("%s: %w", f.Name(), ErrCrossesMount)
+	case st.Mode&unix.S_IFMT != kind:
+		return st, fmt.Errorf("%s changed while it was copied", f.Name())
+	}
+	return st, nil
+}
+
+// makeDir makes directory name in dirfd, writable by us until its
+// metadata is set, and opens it.
+func makeDir(dirfd int, name, path string) (*os.File, error) {
+	if err := unix.Mkdirat(dirfd, name, 0o700); err != nil {
+		return nil, &os.PathError{Op: "mkdir", Path: path, Err: err}
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// regular opens file name beneath in and hands it to a worker with its
+// copy made in out; a later name of an inode already copied becomes a
+// link to that copy instead.
+func (c *treeCopier) regular(in, out *os.File, name, rel string) error {
+	// O_NONBLOCK|O_NOCTTY: were it swapped for a fifo or a terminal
+	// since it was looked at, the open neither blocks nor takes it.
+	fd, err := unix.Openat(int(in.Fd()), name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: c.at(rel), Err: err}
+	}
+	src := os.NewFile(uintptr(fd), c.at(rel))
+	st, err := c.own(src, unix.S_IFREG)
+	linked := false
+	if err == nil {
+		linked, err = c.link(out, name, rel, &st)
+	}
+	if linked || err != nil {
+		src.Close()
+		return err
+	}
+	ofd, err := unix.Openat(int(out.Fd()), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		src.Close()
+		return &os.PathError{Op: "create", Path: c.at(rel), Err: err}
+	}
+	c.files <- copyJob{in: src, out: os.NewFile(uintptr(ofd), c.at(rel)), st: st}
+	return nil
+}
+
+// link makes name in out a link to the copy of st's inode made before,
+// if there is one (done); else it records rel as that copy, to be made
+// by the caller. The first copy exists from the moment it is made, so
+// a link to it needs no wait for its content.
+func (c *treeCopier) link(out *os.File, name, rel string, st *unix.Stat_t) (done bool, err error) {
+	if st.Nlink < 2 {
+		return false, nil
+	}
+	key := [2]uint64{st.Dev, st.Ino}
+	if first, ok := c.linked[key]; ok {
+		if err := unix.Linkat(c.root, first, int(out.Fd()), name, 0); err != nil {
+			return false, &os.LinkError{Op: "link", Old: c.at(first), New: c.at(rel), Err: err}
+		}
+		return true, nil
+	}
+	if len(rel) < linkable {
+		c.linked[key] = "." + rel
+	}
+	return false, nil
+}
+
+// special copies what is neither a directory nor a regular file: a
+// symlink, a device (whiteouts among them), a fifo or a socket.
+func (c *treeCopier) special(in, out *os.File, name, rel string, st *unix.Stat_t) error {
+	if done, err := c.link(out, name, rel, st); done || err != nil {
+		return err
+	}
+	infd, outfd := int(in.Fd()), int(out.Fd())
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		target, err := readlinkAt(infd, name, st.Size)
 		if err == nil {
-			err = os.Symlink(target, j.dst)
+			err = unix.Symlinkat(target, outfd, name)
 		}
 		if err != nil {
-			return err
+			return &os.PathError{Op: "symlink", Path: c.at(rel), Err: err}
 		}
-	default: // devices (whiteouts among them), fifos, sockets
-		if err := unix.Mknod(j.dst, j.st.Mode, int(j.st.Rdev)); err != nil {
-			return &os.PathError{Op: "mknod", Path: j.dst, Err: err}
-		}
+	} else if err := unix.Mknodat(outfd, name, st.Mode, int(st.Rdev)); err != nil {
+		return &os.PathError{Op: "mknod", Path: c.at(rel), Err: err}
 	}
-	return c.setMeta(j)
+	return c.setMeta(nameNode(infd, name), nameNode(outfd, name), st, c.at(rel))
 }
 
-func linkErr(err error, first, dst string) error {
-	if err != nil {
-		return &os.LinkError{Op: "link", Old: first, New: dst, Err: err}
+// readlinkAt reads symlink name in dirfd, size bytes long by its lstat
+// (and grown, should it have grown since).
+func readlinkAt(dirfd int, name string, size int64) (string, error) {
+	buf := make([]byte, max(size+1, 64))
+	for {
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
 	}
-	return nil
 }
 
 // file copies a regular file's content, then its metadata.
 func (c *treeCopier) file(j copyJob) error {
-	in, err := os.OpenFile(j.src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
+	if err := c.content(j.out, j.in, &j.st); err != nil {
+		return fmt.Errorf("%s: %w", j.in.Name(), err)
 	}
-	defer in.Close()
-	out, err := os.OpenFile(j.dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	err = c.content(out, in, &j.st)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", j.src, err)
-	}
-	return c.setMeta(j)
+	return c.setMeta(fdNode(j.in), fdNode(j.out), &j.st, j.in.Name())
 }
 
 // content shares the blocks when the file system can, else copies the
@@ -361,30 +483,29 @@ func (c *treeCopier) copyBuffered(out, in *os.File, off, n int64) error {
 	return nil
 }
 
-// setMeta gives path st's owner, attributes, mode and times, in the
-// order that keeps each: chown clears set-id bits and file capabilities,
-// so they come after it. An owner the caller may not set is left as cp -a
-// leaves it, the copy then the caller's, and so are its set-id bits:
-// a set-uid file of another user must not become a set-uid file of ours.
-func (c *treeCopier) setMeta(j copyJob) error {
-	path, st := j.dst, &j.st
+// setMeta gives dst src's attributes and st's owner, mode and times, in
+// the order that keeps each: chown clears set-id bits and file
+// capabilities, so they come after it. An owner the caller may not set
+// is left as cp -a leaves it, the copy then the caller's, and so are its
+// set-id bits: a set-uid file of another user must not become a set-uid
+// file of ours. path names the source in messages.
+func (c *treeCopier) setMeta(src, dst node, st *unix.Stat_t, path string) error {
 	mode := st.Mode & 0o7777
-	if err := unix.Lchown(path, int(st.Uid), int(st.Gid)); err != nil {
+	if err := dst.chown(int(st.Uid), int(st.Gid)); err != nil {
 		if !notAllowed(err) {
 			return &os.PathError{Op: "chown", Path: path, Err: err}
 		}
 		mode &^= unix.S_ISUID | unix.S_ISGID
 	}
-	if err := copyXattrs(j.src, path, c.inheritsACLs, c.drop); err != nil {
+	if err := c.copyXattrs(src, dst, path); err != nil {
 		return err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		if err := unix.Chmod(path, mode); err != nil {
+		if err := dst.chmod(mode); err != nil {
 			return &os.PathError{Op: "chmod", Path: path, Err: err}
 		}
 	}
-	times := []unix.Timespec{st.Atim, st.Mtim}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := dst.utimes(&[2]unix.Timespec{st.Atim, st.Mtim}); err != nil {
 		return &os.PathError{Op: "utimes", Path: path, Err: err}
 	}
 	return nil
@@ -402,33 +523,33 @@ var aclNames = []string{"system.posix_acl_access", "system.posix_acl_default"}
 
 // copyXattrs copies every extended attribute of src the caller can read
 // to dst. Those of namespaces the caller may not write (trusted.* as an
-// ordinary user) are left out, as cp -a leaves them. With inherited, ACLs
-// dst has and src lacks are removed.
-func copyXattrs(src, dst string, inherited bool, drop func(string) bool) error {
-	names, err := ListXattrs(src)
+// ordinary user) are left out, as cp -a leaves them. Under an inherited
+// default ACL, ACLs dst has and src lacks are removed.
+func (c *treeCopier) copyXattrs(src, dst node, path string) error {
+	names, err := src.listXattrs(path)
 	if err != nil {
 		return err
 	}
 	var buf []byte
 	for _, name := range names {
-		if drop != nil && drop(name) {
+		if c.drop != nil && c.drop(name) {
 			continue
 		}
-		buf, err = GetXattr(src, name, buf)
+		buf, err = src.getXattr(path, name, buf)
 		if err != nil {
 			return err
 		}
-		err := unix.Lsetxattr(dst, name, buf, 0)
+		err := dst.setXattr(name, buf)
 		if err != nil && (!notAllowed(err) || slices.Contains(aclNames, name)) {
-			return &os.PathError{Op: "setxattr " + name, Path: dst, Err: err}
+			return &os.PathError{Op: "setxattr " + name, Path: path, Err: err}
 		}
 	}
 	for _, name := range aclNames {
-		if !inherited || slices.Contains(names, name) {
+		if !c.inheritsACLs || slices.Contains(names, name) {
 			continue
 		}
-		if err := unix.Lremovexattr(dst, name); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
-			return &os.PathError{Op: "removexattr " + name, Path: dst, Err: err}
+		if err := dst.removeXattr(name); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
+			return &os.PathError{Op: "removexattr " + name, Path: path, Err: err}
 		}
 	}
 	return nil
