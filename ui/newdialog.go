@@ -46,7 +46,7 @@ const (
 
 func newNewDialog(c *common, bases []*layers.Base, defaultBase string, taken func(string) bool) *newDialog {
 	d := &newDialog{c: c, name: newInput(c, "name"), taken: taken, keys: newDialogKeys(),
-		hostname: newInput(c, "the session's name"), binds: newInput(c, "SRC:DST[:ro] SRC:DST …")}
+		hostname: newInput(c, "the session's name"), binds: newInput(c, "SRC:DST[:ro|:cow] SRC:DST …")}
 	d.hostname.Blur()
 	d.binds.Blur()
 	if sandbox.Rootless() {
