@@ -106,7 +106,7 @@ func TestCompletionAnswers(t *testing.T) {
 				{"incarnate rm alpha ", []string{"beta"}},
 				{"incarnate new --base ", []string{"host", "bb"}},
 				{"incarnate base rm ", []string{"bb"}},
-				{"incarnate base ", []string{"import", "ls", "rm"}},
+				{"incarnate base ", []string{"import", "ls", "pull", "rm"}},
 				{"incarnate new --n", []string{"--nested", "--net"}},
 				{"incarnate new --net ", []string{"host", "none"}},
 				{"incarnate completion ", []string{"bash", "zsh", "fish"}},

@@ -339,3 +339,18 @@ func pulledXattr(t *testing.T, h *harness, rel, name string) string {
 	}
 	return ""
 }
+
+func TestBaseNameFor(t *testing.T) {
+	for in, want := range map[string]string{
+		"debian:12": "debian-12", "alpine": "alpine", "ghcr.io/org/tool:v1.2_3": "tool-v1.2_3",
+		"ghcr.io/org/img@sha256:" + strings.Repeat("ab", 32): "img-abababababab",
+	} {
+		ref, err := name.ParseReference(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := baseNameFor(ref); got != want {
+			t.Errorf("baseNameFor(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
