@@ -15,6 +15,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// onApplyTree runs fn as root and as each ordinary user, each with a
+// host tree of its own (applyTree) to apply to.
+func onApplyTree(t *testing.T, fn func(t *testing.T, h *harness, tree string)) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run as root and as an ordinary user")
+	}
+	openFuse(t)
+	forEachUser(t, func(t *testing.T, h *harness) { fn(t, h, applyTree(t, h)) })
+}
+
 // applyTree makes the host tree an apply test works on, the user's own,
 // and returns it.
 func applyTree(t *testing.T, h *harness) string {
@@ -50,12 +60,7 @@ func readHost(t *testing.T, p string) string {
 // and all, every kind of change, conflicts of each kind left alone and
 // reported, --force, --dry-run, and the session seeing the host after.
 func TestApply(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run as root and as an ordinary user")
-	}
-	openFuse(t)
-	forEachUser(t, func(t *testing.T, h *harness) {
-		tree := applyTree(t, h)
+	onApplyTree(t, func(t *testing.T, h *harness, tree string) {
 		h.ok("new", "s")
 		h.ok("run", "s", "--", "sh", "-c", "cd "+tree+` && echo new > mod && chmod 600 mod && touch -d 2020-01-02T03:04:05 mod &&
 rm del del2 && echo added > add && rm -rf opq && mkdir opq && echo n1 > opq/n1 &&
@@ -395,12 +400,7 @@ func writeOwned(t *testing.T, h *harness, p, body string) {
 // refused until --force stops it; xattrs and directory times land, and
 // overlay's own markers do not.
 func TestApplyKeepStopAndMetadata(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run as root and as an ordinary user")
-	}
-	openFuse(t)
-	forEachUser(t, func(t *testing.T, h *harness) {
-		tree := applyTree(t, h)
+	onApplyTree(t, func(t *testing.T, h *harness, tree string) {
 		h.ok("new", "s")
 		h.ok("run", "s", "--", "sh", "-c", "cd "+tree+` && echo kept > kept && rm -rf opq && mkdir opq && echo n > opq/n &&
 mkdir -p dated && echo d > dated/f && touch -d 2021-05-06T07:08:09 dated &&
