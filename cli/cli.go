@@ -303,7 +303,7 @@ func (c *ctx) storeOutside() (*session.Store, error) {
 	if err != nil {
 		return nil, c.inUserNS(err)
 	}
-	return st, setLinger(st)
+	return st, configureStore(st)
 }
 
 // joinStore is storeOutside for joining session name (run, enter): with
@@ -347,12 +347,20 @@ func (c *ctx) openStore() (*session.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return st, setLinger(st)
+	return st, configureStore(st)
 }
 
-// setLinger takes how long a keeper stays after its last command from
-// $INCARNATE_LINGER, when set.
-func setLinger(st *session.Store) error {
+// configureStore gives st what the CLI decides for it: how long a
+// keeper stays after its last command, from $INCARNATE_LINGER when set,
+// and where enter's shell may come from in config.toml.
+func configureStore(st *session.Store) error {
+	st.ShellConfig = func() (string, string) {
+		cfg, path, err := loadConfig()
+		if err != nil {
+			return "", "" // a broken config is Go's to report
+		}
+		return path, cfg.Shell
+	}
 	v := os.Getenv("INCARNATE_LINGER")
 	if v == "" {
 		return nil

@@ -424,8 +424,17 @@ func TestSessionOptions(t *testing.T) {
 func TestTerminalIsRestored(t *testing.T) {
 	h := newHarness(t, users()[0])
 	h.ok("new", "--base", "bb", "s")
+	terminalRestored(t, h)
+	waitFor(t, "the session to be let go", func() bool { return sessionFree(h, "s") })
+}
+
+// terminalRestored enters session s from a shell on a pty, with env
+// added to incarnate's, and checks that the terminal is cooked again
+// after the shell was killed, after SIGTERM to incarnate, and after the
+// session was stopped from outside (which incarnate then says).
+func terminalRestored(t *testing.T, h *harness, env ...string) {
 	sh := exec.Command("/bin/sh", "-i")
-	sh.Env = h.command().Env
+	sh.Env = append(h.command().Env, env...)
 	s := h.onPty(t, 24, 80, sh)
 	s.send("PS1='outer$ '\r")
 	s.expect("outer$ ")
@@ -459,7 +468,14 @@ func TestTerminalIsRestored(t *testing.T) {
 	s.expect("client-exit=143")
 	s.expect("outer$ ")
 	cooked("after SIGTERM to incarnate")
-	waitFor(t, "the session to be let go", func() bool { return sessionFree(h, "s") })
+
+	s.send(h.bin + " enter --shell /bin/sh s; echo client-exit=$?\r")
+	s.expect("[s] ")
+	h.ok("stop", "s")
+	s.expect("incarnate: session s was stopped from outside\r\n")
+	s.expect("client-exit=129")
+	s.expect("outer$ ")
+	cooked("after the session was stopped")
 }
 
 // A $SHELL the session lacks falls back to /bin/sh instead of failing.

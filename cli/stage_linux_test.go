@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -63,18 +64,25 @@ func stageHarness(t *testing.T, h *harness) *harness {
 		t.Fatal(err)
 	}
 	h.ok("new", "--base", "bb", "--env", "A=1", "--env", "TERM", "--env", "B", "s")
-	holder := h.command("run", "s", "--", "sleep", "1000")
+	keepWarm(t, h, "s")
+	return h
+}
+
+// keepWarm keeps session name's keeper up with a sleep inside until the
+// test ends, its keeper started in the environment given.
+func keepWarm(t *testing.T, h *harness, name string, env ...string) {
+	holder := h.command("run", name, "--", "sleep", "1000")
+	holder.Env = append(holder.Env, env...)
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = holder.Process.Kill()
 		_ = holder.Wait()
-		h.ok("stop", "s")
-		waitFor(t, "the session to be free", func() bool { return sessionFree(h, "s") })
+		h.ok("stop", name)
+		waitFor(t, "the session to be free", func() bool { return sessionFree(h, name) })
 	})
-	waitFor(t, "the holder to run", func() bool { return regexpLine(h.ok("ls"), "s", "1") })
-	return h
+	waitFor(t, "the holder to run", func() bool { return regexpLine(h.ok("ls"), name, "1") })
 }
 
 type stageRun struct {
@@ -531,4 +539,131 @@ func TestBrokenPipeEndsTheRun(t *testing.T) {
 			t.Errorf("%s: after its reader went: %v (timed out: %v); want death by SIGPIPE", mode, cmd.ProcessState, timedOut)
 		}
 	}
+}
+
+// Every enter the stage sees through shows the shell what the Go path
+// shows it: the same shell, environment, directory and terminal, and
+// incarnate exits with the same status. The shell comes from --shell,
+// the session's own, config.toml as the keeper's ticket recorded it, or
+// $SHELL; a config edited since, a flag it does not read, or no
+// terminal, and the stage steps aside, leaving it to Go.
+func TestStageEnterDifferential(t *testing.T) {
+	forEachUser(t, func(t *testing.T, h *harness) {
+		config := filepath.Join(h.dir, ".config", "incarnate", "config.toml")
+		writeUserFile(t, h, config, "shell = \"/bin/nosuch\"\n")
+		stageHarness(t, h) // s: its keeper read config.toml
+		h.ok("new", "--base", "bb", "--shell", "/bin/ash", "u")
+		keepWarm(t, h, "u")
+		noConfig := "XDG_CONFIG_HOME=" + filepath.Join(h.dir, "empty")
+		h.ok("new", "--base", "bb", "t")
+		keepWarm(t, h, "t", noConfig) // t: its keeper found none
+		cases := []struct {
+			name    string
+			handled bool
+			env     []string
+			args    []string
+		}{
+			{"--shell", true, nil, []string{"enter", "--shell", "/bin/ash", "s"}},
+			{"--shell=", true, nil, []string{"enter", "s", "--shell=/bin/ash"}},
+			{"config.toml's shell", true, []string{"SHELL=/bin/ash"}, []string{"enter", "s"}},
+			{"the session's shell", true, []string{"SHELL=/bin/sh"}, []string{"enter", "u"}},
+			{"$SHELL", true, []string{noConfig, "SHELL=/bin/ash"}, []string{"enter", "t"}},
+			{"$SHELL it lacks", true, []string{noConfig, "SHELL=/bin/nosuch"}, []string{"enter", "t"}},
+			{"no $SHELL", true, []string{noConfig}, []string{"enter", "t"}},
+			{"another config", false, []string{"SHELL=/bin/ash"}, []string{"enter", "t"}},
+			{"a flag", false, nil, []string{"enter", "--cwd", "/tmp", "--shell", "/bin/ash", "s"}},
+		}
+		for _, c := range cases {
+			compareEnters(t, h, c.name, c.handled, c.env, c.args)
+		}
+		writeUserFile(t, h, config, "shell = \"/bin/ash\"\n")
+		compareEnters(t, h, "config.toml edited", false, nil, []string{"enter", "s"})
+		if r := runStage(t, h, "must", "/", "exit\n", nil, "enter", "s"); r.status != 98 {
+			t.Errorf("enter without a terminal: the stage did not step aside: %+v", r)
+		}
+	})
+}
+
+// writeUserFile writes path, and the directories above it, as h's user.
+func writeUserFile(t *testing.T, h *harness, path, text string) {
+	t.Helper()
+	for dir := filepath.Dir(path); dir != h.dir; dir = filepath.Dir(dir) {
+		defer os.Chown(dir, h.u.uid, h.u.gid)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, h.u.uid, h.u.gid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// compareEnters enters through the stage (or, when it is not to handle
+// the case, checks that it steps aside, then lets it) and through Go,
+// and compares what the shell shows and the exit status.
+func compareEnters(t *testing.T, h *harness, name string, handled bool, env, args []string) {
+	t.Helper()
+	mode := "must"
+	if !handled {
+		mode = ""
+		cmd := h.command(args...)
+		cmd.Env = append(append(cmd.Env, env...), "INCARNATE_STAGE=must")
+		if s := h.onPty(t, 30, 91, cmd); s.exit() != 98 {
+			t.Errorf("%s: the stage did not step aside: %q", name, s.text())
+		}
+	}
+	staged, status := enterAndLook(t, h, mode, env, args)
+	goPath, goStatus := enterAndLook(t, h, "off", env, args)
+	if staged != goPath || status != goStatus {
+		t.Errorf("%s: through the stage (status %d)\n%s\nthrough Go (status %d)\n%s", name, status, staged, goStatus, goPath)
+	}
+	if status != 5 {
+		t.Errorf("%s: exit status %d, want the shell's 5", name, status)
+	}
+}
+
+// enterAndLook enters on a 30x91 pty and returns what incarnate says
+// before the prompt and what the shell reports of itself, with
+// incarnate's exit status.
+func enterAndLook(t *testing.T, h *harness, mode string, env, args []string) (string, int) {
+	t.Helper()
+	cmd := h.command(args...)
+	cmd.Env = append(cmd.Env, env...)
+	if mode != "" {
+		cmd.Env = append(cmd.Env, "INCARNATE_STAGE="+mode)
+	}
+	s := h.onPty(t, 30, 91, cmd)
+	notes := s.upTo("] ") // incarnate's notices, then the prompt
+	s.send("X=@; echo \"$X$X $0 $(pwd) $(stty size) $(stty -a | grep -o -e -icanon -e ' icanon')\"; env | sort; echo \"$X$X$X\"; exit 5\r")
+	s.expect("\n@@ ")
+	seen := s.upTo("@@@")
+	return notes + "\n" + seen, s.exit()
+}
+
+// upTo waits for want, as expect does, and returns what came before it.
+func (s *screen) upTo(want string) string {
+	s.t.Helper()
+	var before string
+	waitFor(s.t, fmt.Sprintf("%q on the screen", want), func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		text := s.out.String()
+		i := strings.Index(text, want)
+		if i >= 0 {
+			before = text[:i]
+			s.out.Next(i + len(want))
+		}
+		return i >= 0
+	})
+	return before
+}
+
+// Through the stage too, the terminal is cooked again however the shell
+// ends, and a stop from outside is told.
+func TestStageRestoresTheTerminal(t *testing.T) {
+	h := stageHarness(t, newHarness(t, users()[0]))
+	terminalRestored(t, h, "INCARNATE_STAGE=must")
 }

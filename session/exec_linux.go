@@ -159,7 +159,8 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 }
 
 // writeTicket leaves beside the keeper's socket what the pre-runtime
-// stage needs to run a plain `run` through it (see internal/prestage).
+// stage needs to run a plain `run`, or `enter`, through it (see
+// internal/prestage).
 // Best effort: without a ticket, the Go path does it all.
 func (s *Store) writeTicket(m *Meta, sock string) {
 	var st unix.Stat_t
@@ -170,11 +171,26 @@ func (s *Store) writeTicket(m *Meta, sock string) {
 		EUID: uint32(sandbox.HostUID()), SockDev: st.Dev, SockIno: st.Ino,
 		Root: s.Root, Name: m.Name, Entered: s.enteredPath(m.Name),
 		Head: envHead(""), Pass: passedVars, Prefixes: passedPrefixes, Specs: envSpecs(m, nil),
-		Tail: []string{sessionVar(m.Name)},
+		Tail:  []string{sessionVar(m.Name)},
+		Shell: m.Shell,
+	}
+	if s.ShellConfig != nil {
+		t.Config, t.ConfigShell = s.ShellConfig()
+		t.ConfigStamp = fileStamp(t.Config)
 	}
 	if err := t.Write(prestage.TicketPath(sock)); err != nil {
 		_ = os.Remove(prestage.TicketPath(sock))
 	}
+}
+
+// fileStamp tells one version of the file at path from another: its
+// inode, size and modification time, or zeros when there is none.
+func fileStamp(path string) [3]uint64 {
+	var st unix.Stat_t
+	if path == "" || unix.Stat(path, &st) != nil {
+		return [3]uint64{}
+	}
+	return [3]uint64{st.Ino, uint64(st.Size), uint64(st.Mtim.Sec)*1e9 + uint64(st.Mtim.Nsec)}
 }
 
 // Run runs a command in session name with plain streams, passing on the

@@ -61,6 +61,10 @@ type Store struct {
 	// `run` then never starts Go (internal/prestage). Anything that
 	// needs the session free asks an idle keeper to go first.
 	Linger time.Duration
+	// ShellConfig, when set, names the config file enter's shell may
+	// come from and the shell it gives (an empty path: unknown), for
+	// the keeper's ticket.
+	ShellConfig func() (path, shell string)
 
 	// The runtime directory, checked once: ls asks it of every session.
 	runtimeOnce sync.Once

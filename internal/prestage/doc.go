@@ -1,10 +1,13 @@
 // Package prestage is the stage that runs before the Go runtime, in the
-// model of runc's nsexec: `incarnate run NAME [--] CMD...` against a
-// keeper that already runs is handled by a few kilobytes of freestanding
-// C (c/stage.c), so that an agent's thousandth short command does not pay
-// for a Go start. Go keeps the policy: when it starts a keeper it leaves
-// a ticket beside the socket (Ticket) with what the stage may not work
-// out alone (the session's environment), and the stage steps aside for
+// model of runc's nsexec: `incarnate run NAME [--] CMD...`, and
+// `incarnate enter [--shell SH] NAME` on a terminal, against a keeper
+// that already runs are handled by a few kilobytes of freestanding C
+// (c/stage.c), so that an agent's thousandth short command, or a second
+// shell into a session, does not pay for a Go start. Go keeps the
+// policy: when it starts a keeper it leaves a ticket beside the socket
+// (Ticket) with what the stage may not work out alone (the session's
+// environment, and where enter's shell comes from), and the stage steps
+// aside for
 // everything else (a flag, no keeper, a refusal, any doubt), leaving it
 // to the Go path with its checks and its messages.
 //

@@ -27,6 +27,14 @@ type Ticket struct {
 	// Prefixes, then Specs applied (NAME=VALUE sets, a bare NAME passes
 	// the caller's), then Tail.
 	Head, Pass, Prefixes, Specs, Tail []string
+	// For `enter`: the session's own shell (its --shell), and the
+	// config file the shell may come from next, as the CLI found it
+	// when the keeper started (Config is empty when it could not tell:
+	// the stage then leaves enter to Go). ConfigStamp is that file's
+	// inode, size and mtime, or zero when there was none: a config
+	// edited since is Go's to read.
+	Shell, Config, ConfigShell string
+	ConfigStamp                [3]uint64
 }
 
 // The limits stage.c holds a ticket to.
@@ -35,12 +43,13 @@ const (
 	maxList   = 256
 )
 
-var magic = [8]byte{'i', 'n', 'c', 'T', 1, 0, 0, 0}
+var magic = [8]byte{'i', 'n', 'c', 'T', 2, 0, 0, 0}
 
 // Marshal encodes t: the magic, the uid, the socket's device and inode
 // (little-endian uint64s), then each string as a
 // little-endian uint32 length and its bytes, each list as a count and
-// its strings.
+// its strings, then the enter fields: three strings and the stamp's
+// three uint64s.
 func (t *Ticket) Marshal() ([]byte, error) {
 	b := append([]byte{}, magic[:]...)
 	b = binary.LittleEndian.AppendUint32(b, t.EUID)
@@ -57,6 +66,12 @@ func (t *Ticket) Marshal() ([]byte, error) {
 		for _, s := range l {
 			b = appendString(b, s)
 		}
+	}
+	for _, s := range []string{t.Shell, t.Config, t.ConfigShell} {
+		b = appendString(b, s)
+	}
+	for _, v := range t.ConfigStamp {
+		b = binary.LittleEndian.AppendUint64(b, v)
 	}
 	if len(b) > maxTicket {
 		return nil, errors.New("prestage: the ticket is too large")

@@ -1,6 +1,7 @@
 /*
  * The stage before the Go runtime: `incarnate run NAME [--] CMD...` with
- * no flags, against a keeper that already runs. See doc.go for the why.
+ * no flags, and `incarnate enter [--shell SH] NAME` on a terminal, against
+ * a keeper that already runs. See doc.go for the why.
  *
  * Built freestanding (no libc) into one flat, position-independent blob
  * that stage_amd64.s carries; the process entry point calls stage_main
@@ -31,7 +32,7 @@ enum {
 	SYS_kill = 62, SYS_fcntl = 72, SYS_getcwd = 79, SYS_geteuid = 107,
 	SYS_clock_gettime = 228, SYS_exit_group = 231, SYS_openat = 257,
 	SYS_newfstatat = 262, SYS_utimensat = 280, SYS_signalfd4 = 289,
-	SYS_pipe2 = 293, SYS_getrlimit = 97,
+	SYS_pipe2 = 293, SYS_getrlimit = 97, SYS_ioctl = 16,
 };
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f)
@@ -60,6 +61,9 @@ enum {
 	S_IFMT = 0170000, S_IFDIR = 0040000, S_IFREG = 0100000, S_IFSOCK = 0140000,
 	F_GETFD = 1, F_SETFL = 4, SIG_BLOCK = 0, SIGPIPE = 13, CLOCK_MONOTONIC = 1,
 	SFD_NONBLOCK = 04000, SFD_CLOEXEC = 02000000, RLIMIT_STACK = 3,
+	ENOENT = 2, EIO = 5,
+	SIGHUP = 1, SIGINT = 2, SIGTERM = 15, SIGWINCH = 28,
+	TCGETS = 0x5401, TCSETS = 0x5402, TIOCGWINSZ = 0x5413, TIOCSWINSZ = 0x5414,
 };
 
 struct kstat {
@@ -262,6 +266,9 @@ struct ticket {
 	u64 sock_dev, sock_ino; /* the socket it was written beside */
 	struct str root, name, entered;
 	struct list head, pass, prefixes, specs, tail;
+	/* for enter: the session's shell, and config.toml as Go found it */
+	struct str shell, config, config_shell;
+	u64 stamp[3];
 };
 
 struct reader { const u8 *p; u32 n, off; int bad; };
@@ -275,6 +282,12 @@ static u32 get_u32(struct reader *rd)
 	const u8 *q = rd->p + rd->off;
 	rd->off += 4;
 	return (u32)q[0] | (u32)q[1] << 8 | (u32)q[2] << 16 | (u32)q[3] << 24;
+}
+
+static u64 get_u64(struct reader *rd)
+{
+	u64 lo = get_u32(rd);
+	return lo | (u64)get_u32(rd) << 32;
 }
 
 static struct str get_str(struct reader *rd)
@@ -305,7 +318,7 @@ static void get_list(struct reader *rd, struct list *l)
 		l->s[l->n] = get_str(rd);
 }
 
-static const char ticket_magic[8] = {'i', 'n', 'c', 'T', 1, 0, 0, 0};
+static const char ticket_magic[8] = {'i', 'n', 'c', 'T', 2, 0, 0, 0};
 
 /* parse_ticket reads buf[0:n] into t; 0 means it is not a ticket. */
 static int parse_ticket(const u8 *buf, u32 n, struct ticket *t)
@@ -318,10 +331,8 @@ static int parse_ticket(const u8 *buf, u32 n, struct ticket *t)
 			return 0;
 	rd.off = 8;
 	t->euid = get_u32(&rd);
-	t->sock_dev = get_u32(&rd);
-	t->sock_dev |= (u64)get_u32(&rd) << 32;
-	t->sock_ino = get_u32(&rd);
-	t->sock_ino |= (u64)get_u32(&rd) << 32;
+	t->sock_dev = get_u64(&rd);
+	t->sock_ino = get_u64(&rd);
 	t->root = get_str(&rd);
 	t->name = get_str(&rd);
 	t->entered = get_str(&rd);
@@ -330,6 +341,11 @@ static int parse_ticket(const u8 *buf, u32 n, struct ticket *t)
 	get_list(&rd, &t->prefixes);
 	get_list(&rd, &t->specs);
 	get_list(&rd, &t->tail);
+	t->shell = get_str(&rd);
+	t->config = get_str(&rd);
+	t->config_shell = get_str(&rd);
+	for (int k = 0; k < 3; k++)
+		t->stamp[k] = get_u64(&rd);
 	return !rd.bad && rd.off == n && t->entered.n > 0 && t->entered.p[0] == '/';
 }
 
@@ -451,12 +467,16 @@ static int passed(const struct ticket *t, struct str name)
 }
 
 /* The environment as session.Environ and Exec make it: the session's
- * own entries, the caller's terminal and locale ones, the session's
- * --env specs (a bare NAME passes the caller's), then the tail. */
-static void build_env(struct env *e, const struct ticket *t, char **envp)
+ * own entries (with SHELL=, for enter), the caller's terminal and locale
+ * ones, the session's --env specs (a bare NAME passes the caller's),
+ * enter's prompt unless the specs gave one, then the tail. An extra of
+ * no length is not added. */
+static void build_env(struct env *e, const struct ticket *t, char **envp, struct str shell_kv, struct str ps1_kv)
 {
 	for (u32 i = 0; i < t->head.n; i++)
 		env_add(e, t->head.s[i]);
+	if (shell_kv.n)
+		env_add(e, shell_kv);
 	for (char **v = envp; *v; v++) {
 		struct str kv = cstr(*v), name = env_name(kv);
 		if (name.n == kv.n || !passed(t, name))
@@ -473,6 +493,11 @@ static void build_env(struct env *e, const struct ticket *t, char **envp)
 			env_set(e, cstr(getenv_kv(envp, name)));
 		}
 	}
+	int has_ps1 = 0;
+	for (u32 i = 0; i < e->n; i++)
+		has_ps1 |= eq(env_name(e->kv[i]), cstr("PS1")) && e->kv[i].n > 3;
+	if (ps1_kv.n && !has_ps1)
+		env_add(e, ps1_kv);
 	for (u32 i = 0; i < t->tail.n; i++)
 		env_add(e, t->tail.s[i]);
 }
@@ -493,15 +518,28 @@ static struct str working_dir(char **envp, char *buf, u32 cap)
 	return (struct str){buf, (u32)(n - 1)};
 }
 
-static void request(struct buf *b, char **cmd, const struct env *e, struct str dir, struct str dir_else)
+/* What to start: run's command, or enter's shell on a terminal. */
+struct spawn {
+	char **cmd;       /* run: the command; 0 for enter */
+	struct str shell; /* enter: the shell */
+	int fallback;     /* enter: /bin/sh where the session lacks the shell */
+	u16 rows, cols;   /* enter: the terminal's size, 0 when unknown */
+};
+
+static void request(struct buf *b, const struct spawn *sp, const struct env *e, struct str dir, struct str dir_else)
 {
 	puts_(b, "{\"spawn\":{\"argv\":[");
-	for (char **a = cmd; *a; a++) {
-		if (a != cmd)
+	for (char **a = sp->cmd; a && *a; a++) {
+		if (a != sp->cmd)
 			puts_(b, ",");
 		putjson(b, cstr(*a));
 	}
-	puts_(b, "],\"env\":[");
+	if (!sp->cmd)
+		putjson(b, sp->shell);
+	puts_(b, "],");
+	if (sp->fallback)
+		puts_(b, "\"fallback\":[[\"/bin/sh\"]],");
+	puts_(b, "\"env\":[");
 	for (u32 i = 0; i < e->n; i++) {
 		if (i)
 			puts_(b, ",");
@@ -511,7 +549,15 @@ static void request(struct buf *b, char **cmd, const struct env *e, struct str d
 	putjson(b, dir);
 	puts_(b, ",\"dir_else\":");
 	putjson(b, dir_else);
-	puts_(b, ",\"umask\":18}}");
+	puts_(b, ",\"umask\":18");
+	if (!sp->cmd) {
+		puts_(b, ",\"tty\":true");
+		if (sp->rows)
+			puts_(b, ",\"rows\":"), putu(b, sp->rows);
+		if (sp->cols)
+			puts_(b, ",\"cols\":"), putu(b, sp->cols);
+	}
+	puts_(b, "}}");
 }
 
 /* ---- the keeper's replies: flat JSON objects ---- */
@@ -682,8 +728,10 @@ static int parse_reply(const char *p, u32 n, struct reply *r)
 }
 
 /* recv_reply receives one packet into buf and parses it. It returns 1
- * for a reply, 0 for a closed connection, -1 for anything else. */
-static int recv_reply(int sock, char *buf, u32 cap, struct reply *r)
+ * for a reply, 0 for a closed connection, -1 for anything else. A lone
+ * fd that came with it is kept in *fd when fd is not 0 (enter's pty
+ * master); any other is closed. */
+static int recv_reply(int sock, char *buf, u32 cap, struct reply *r, int *fd)
 {
 	struct iovec iov = {buf, cap};
 	u64 control[8];
@@ -697,10 +745,11 @@ static int recv_reply(int sock, char *buf, u32 cap, struct reply *r)
 		n = sys(SYS_recvmsg, sock, &mh, MSG_CMSG_CLOEXEC);
 	while (n == -EINTR);
 	if (mh.controllen > 0 && n >= 0) {
-		/* No reply to a plain run carries fds; any that came are closed. */
 		u32 *c = (u32 *)control;
 		u64 len = *(u64 *)control;
-		if (len > 16 && len <= sizeof control && c[2] == SOL_SOCKET && c[3] == SCM_RIGHTS)
+		if (len == 20 && fd && *fd < 0 && c[2] == SOL_SOCKET && c[3] == SCM_RIGHTS)
+			*fd = (int)c[4];
+		else if (len > 16 && len <= sizeof control && c[2] == SOL_SOCKET && c[3] == SCM_RIGHTS)
 			for (u64 k = 16; k + 4 <= len; k += 4)
 				sys(SYS_close, *(int *)((char *)control + k), 0, 0);
 	}
@@ -754,7 +803,8 @@ static void die_of_sigpipe(void)
 }
 
 struct relay;
-static void forward_signals(struct relay *r);
+static void on_signals(struct relay *r);
+static long take_exit(struct relay *r, long status);
 static int sigfd_of(struct relay *r);
 
 /* out_all writes p to our stdout or stderr. It waits for room with
@@ -769,7 +819,7 @@ static void out_all(struct relay *r, int fd, const char *p, u64 n)
 		if (sys(SYS_poll, pw, pw[1].fd >= 0 ? 2 : 1, -1) < 0)
 			continue;
 		if (pw[1].revents)
-			forward_signals(r);
+			on_signals(r);
 		if (!pw[0].revents)
 			continue;
 		long w = sys(SYS_write, fd, p, n < PIPE_BUF ? n : PIPE_BUF);
@@ -784,9 +834,15 @@ static void out_all(struct relay *r, int fd, const char *p, u64 n)
 	}
 }
 
+/* The kernel's struct termios, with room to spare. */
+struct termios { u32 iflag, oflag, cflag, lflag; u8 line, cc[19]; u8 spare[16]; };
+struct winsize { u16 rows, cols, x, y; };
+
 struct relay {
 	struct str name;   /* the session's, for the note at the end */
 	int sock, sigfd;
+	int tty;           /* enter: to is the pty's master, and ours to keep */
+	struct termios saved; /* enter: our terminal as it was */
 	int in, to;        /* our stdin, and the pipe to the command's */
 	int from[2];       /* the pipes from its stdout and stderr */
 	i64 last[2];       /* when each last gave something, once draining */
@@ -815,7 +871,8 @@ static void pass_stdin(struct relay *r, short in_ev, short to_ev)
 			return;
 		if (n <= 0) {
 			r->in = -1; /* not ours to close: fd 0 */
-			close_fd(&r->to);
+			if (!r->tty)
+				close_fd(&r->to);
 			return;
 		}
 		r->pendoff = 0;
@@ -826,9 +883,10 @@ static void pass_stdin(struct relay *r, short in_ev, short to_ev)
 		long w = sys(SYS_write, r->to, r->pend + r->pendoff, r->pendn);
 		if (w == -EAGAIN || w == -EINTR)
 			return;
-		if (w < 0) { /* the command closed its stdin */
+		if (w < 0) { /* the command closed its stdin (or its terminal) */
 			r->in = -1;
-			close_fd(&r->to);
+			if (!r->tty)
+				close_fd(&r->to);
 			r->pendn = 0;
 			return;
 		}
@@ -850,11 +908,36 @@ static void pass_output(struct relay *r, int k, i64 now)
 	r->last[k] = now;
 }
 
-static void forward_signals(struct relay *r)
+static void inherit_size(int master)
+{
+	struct winsize ws;
+	if (sys(SYS_ioctl, 0, TIOCGWINSZ, &ws) == 0)
+		sys(SYS_ioctl, master, TIOCSWINSZ, &ws);
+}
+
+static void restore_terminal(struct relay *r)
+{
+	sys(SYS_ioctl, 0, TCSETS, &r->saved);
+}
+
+/* on_signals passes the signals of a plain run on to the command. On a
+ * terminal, as sandbox.Attach does, a resize is passed to the pty, and
+ * SIGTERM, SIGHUP or SIGINT end incarnate: the connection's close hangs
+ * the shell up, as closing a terminal window would. */
+static void on_signals(struct relay *r)
 {
 	u8 si[128];
 	while (sys(SYS_read, r->sigfd, si, sizeof si) == sizeof si) {
 		u32 sig = (u32)si[0] | (u32)si[1] << 8;
+		if (r->tty && sig == SIGWINCH) {
+			inherit_size(r->to);
+			continue;
+		}
+		if (r->tty) {
+			close_fd(&r->sock);
+			restore_terminal(r);
+			sys(SYS_exit_group, 128 + sig, 0, 0);
+		}
 		char m[32];
 		struct buf b = {m, 0, sizeof m, 0};
 		puts_(&b, "{\"signal\":");
@@ -864,8 +947,10 @@ static void forward_signals(struct relay *r)
 	}
 }
 
-static void lost_keeper(void)
+static void lost_keeper(struct relay *r)
 {
+	if (r && r->tty)
+		restore_terminal(r);
 	static const char m[] = "incarnate: lost the session's keeper: peer closed the connection\n";
 	write_all(2, m, sizeof m - 1);
 	sys(SYS_exit_group, 1, 0, 0);
@@ -937,21 +1022,73 @@ static void relay(struct relay *r)
 			if (rev[2 + k])
 				pass_output(r, k, now);
 		if (rev[5])
-			forward_signals(r);
-		if (rev[4]) {
-			struct reply rep;
-			int got = recv_reply(r->sock, r->msg, sizeof r->msg, &rep);
-			if (got <= 0)
-				lost_keeper();
-			if (rep.has_exit) {
-				status = rep.exit & 0xff; /* as exit(2) takes it */
-				memcpy(r->stopped, rep.stopped.p, rep.stopped.n);
-				r->stoppedn = rep.stopped.n;
-				end = now + DRAIN_MS;
-				r->last[0] = r->last[1] = now;
-				r->in = -1;
-				close_fd(&r->to);
-			}
+			on_signals(r);
+		if (rev[4] && (status = take_exit(r, status)) >= 0) {
+			end = now + DRAIN_MS;
+			r->last[0] = r->last[1] = now;
+			r->in = -1;
+			close_fd(&r->to);
+		}
+	}
+}
+
+/* take_exit notes the command's status and the stopped note, if the
+ * reply is its exit; a lost keeper ends incarnate. */
+static long take_exit(struct relay *r, long status)
+{
+	struct reply rep;
+	int got = recv_reply(r->sock, r->msg, sizeof r->msg, &rep, 0);
+	if (got <= 0)
+		lost_keeper(r);
+	if (!rep.has_exit)
+		return status;
+	memcpy(r->stopped, rep.stopped.p, rep.stopped.n);
+	r->stoppedn = rep.stopped.n;
+	return rep.exit & 0xff; /* as exit(2) takes it */
+}
+
+/* relay_tty connects our terminal to the pty until the shell exits, as
+ * sandbox.Attach does: then what it printed last is passed on for up to
+ * 200 ms, our terminal is restored, and incarnate exits with its status.
+ * Nothing is read from our terminal once the shell is gone, so the
+ * user's next keystroke stays the host's. */
+static void relay_tty(struct relay *r)
+{
+	enum { LAST_OUTPUT_MS = 200 };
+	long status = -1;
+	i64 end = 0;
+	for (;;) {
+		i64 now = now_ms(), timeout = -1;
+		if (status >= 0 && (r->to < 0 || now >= end)) {
+			restore_terminal(r);
+			tell_stopped(r);
+			sys(SYS_exit_group, status, 0, 0);
+		}
+		if (status >= 0)
+			timeout = end - now;
+		struct pollfd p[4] = {
+			{status < 0 && r->pendn == 0 ? r->in : -1, POLLIN, 0},
+			{r->to, (short)(POLLIN | (status < 0 && r->pendn > 0 ? POLLOUT : 0)), 0},
+			{status < 0 ? r->sock : -1, POLLIN, 0},
+			{r->sigfd, POLLIN, 0},
+		};
+		if (sys(SYS_poll, p, 4, timeout) < 0)
+			continue;
+		if (p[0].revents || (p[1].revents & POLLOUT))
+			pass_stdin(r, p[0].revents, p[1].revents);
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
+			long n = sys(SYS_read, r->to, r->io, CHUNK);
+			if (n > 0)
+				out_all(r, 1, r->io, (u64)n);
+			else if (n != -EINTR && n != -EAGAIN)
+				close_fd(&r->to); /* EIO: nothing holds the terminal now */
+		}
+		if (p[3].revents)
+			on_signals(r);
+		if (p[2].revents && (status = take_exit(r, status)) >= 0) {
+			end = now_ms() + LAST_OUTPUT_MS;
+			r->in = -1;
+			r->pendn = 0;
 		}
 	}
 }
@@ -966,6 +1103,7 @@ struct stage {
 	u8 ticket_buf[TICKET_MAX];
 	char req[256 << 10];
 	char rootbuf[4096], rtbuf[4096], sockbuf[4096], tickbuf[4096], cwdbuf[4096], enterbuf[4096];
+	char confbuf[4096], shellkv[4096 + 8], ps1kv[512];
 };
 
 /* store_root mirrors the CLI's storeRoot for the environment alone. */
@@ -1024,17 +1162,17 @@ static void close_fds(int *fds, int n)
 		close_fd(&fds[k]);
 }
 
-/* stage_run is a plain run from its start; its frame is the big one. */
-__attribute__((noinline)) static int stage_run(struct run *r, struct str name, char **cmd, char **envp)
+/* find_keeper finds session name's keeper socket (in s->sockbuf) and
+ * reads its ticket into s->t. It returns why it cannot, or 0. */
+static const char *find_keeper(struct stage *s, struct str name, char **envp)
 {
-	struct stage big, *s = &big;
 	u32 euid = (u32)sys(SYS_geteuid, 0, 0, 0);
 	struct str root = store_root(s, envp);
 	if (!clean_abs(root))
-		return aside(r, "the store path is not plain");
+		return "the store path is not plain";
 	struct str rt = runtime_dir(s, envp, euid);
 	if (rt.n == 0)
-		return aside(r, "no private runtime directory");
+		return "no private runtime directory";
 	char hash[20];
 	struct buf hb = {hash, 0, sizeof hash, 0};
 	put(&hb, "/", 1);
@@ -1043,37 +1181,120 @@ __attribute__((noinline)) static int stage_run(struct run *r, struct str name, c
 		put(&hb, &hexdig[(h >> k) & 15], 1);
 	const char *sock = cpath(s->sockbuf, sizeof s->sockbuf - 8, rt, (struct str){hash, hb.n});
 	if (!sock)
-		return aside(r, "a path too long");
+		return "a path too long";
 	const char *tick = cpath(s->tickbuf, sizeof s->tickbuf, cstr(sock), cstr(".ticket"));
 	sock = cpath(s->sockbuf, sizeof s->sockbuf, cstr(sock), cstr(".sock"));
 	if (!tick || !sock)
-		return aside(r, "a path too long");
+		return "a path too long";
 	if (!read_ticket(s, tick, euid))
-		return aside(r, "no ticket: no keeper runs");
+		return "no ticket: no keeper runs";
 	if (s->t.euid != euid || !eq(s->t.root, root) || !eq(s->t.name, name))
-		return aside(r, "the ticket is another's");
+		return "the ticket is another's";
 	/* A ticket speaks for the keeper that made its socket, not for one
 	 * started since (whose ticket may not have been written). */
 	struct kstat sst;
 	if (sys4(SYS_newfstatat, AT_FDCWD, sock, &sst, AT_SYMLINK_NOFOLLOW) != 0 ||
 	    (sst.mode & S_IFMT) != S_IFSOCK || sst.dev != s->t.sock_dev || sst.ino != s->t.sock_ino)
-		return aside(r, "the ticket is older than the socket");
+		return "the ticket is older than the socket";
+	return 0;
+}
 
-	struct str dir = working_dir(envp, s->cwdbuf, sizeof s->cwdbuf), dir_else = cstr("/root");
-	if (dir.n == 0 && dir.p)
-		return aside(r, "a working directory too long");
-	if (dir.n == 0)
-		dir = cstr("/root"), dir_else = cstr("/");
-	if (!printable_ascii(dir))
-		return aside(r, "the working directory is not plain text");
+/* start_dir is the CLI's startDir with no --cwd: the caller's own
+ * directory, else root's home. It returns why it cannot tell, or 0. */
+static const char *start_dir(struct stage *s, char **envp, struct str *dir, struct str *dir_else)
+{
+	*dir = working_dir(envp, s->cwdbuf, sizeof s->cwdbuf);
+	*dir_else = cstr("/root");
+	if (dir->n == 0 && dir->p)
+		return "a working directory too long";
+	if (dir->n == 0)
+		*dir = cstr("/root"), *dir_else = cstr("/");
+	if (!printable_ascii(*dir))
+		return "the working directory is not plain text";
+	return 0;
+}
 
+/* make_request builds the spawn request in s->req, with the session's
+ * environment and the extras of enter (shell_kv, ps1_kv, or of no
+ * length). It returns why it cannot, or 0. */
+static const char *make_request(struct stage *s, const struct spawn *sp, struct str dir, struct str dir_else,
+				char **envp, struct str shell_kv, struct str ps1_kv, struct buf *req)
+{
 	s->env.n = 0;
 	s->env.over = 0;
-	build_env(&s->env, &s->t, envp);
-	struct buf req = {s->req, 0, sizeof s->req, 0};
-	request(&req, cmd, &s->env, dir, dir_else);
-	if (req.over || s->env.over)
-		return aside(r, "a request too large");
+	build_env(&s->env, &s->t, envp, shell_kv, ps1_kv);
+	*req = (struct buf){s->req, 0, sizeof s->req, 0};
+	request(req, sp, &s->env, dir, dir_else);
+	return req->over || s->env.over ? "a request too large" : 0;
+}
+
+/* dial connects to the keeper at s->sockbuf and marks the session
+ * entered now, as Exec records it (a missing mark is Go's to make). It
+ * returns the socket, or -1 with why. */
+static int dial(struct stage *s, const char **why)
+{
+	int sk = (int)sys(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {AF_UNIX, {0}};
+	struct str sp_ = cstr(s->sockbuf);
+	*why = "socket";
+	if (sk < 0 || sp_.n >= sizeof sa.path)
+		goto fail;
+	memcpy(sa.path, sp_.p, sp_.n);
+	*why = "the keeper does not answer";
+	if (sys(SYS_connect, sk, &sa, sizeof sa) != 0)
+		goto fail;
+	*why = "the entered mark";
+	if (!cpath(s->enterbuf, sizeof s->enterbuf, s->t.entered, (struct str){"", 0}) ||
+	    sys4(SYS_utimensat, AT_FDCWD, s->enterbuf, 0, AT_SYMLINK_NOFOLLOW) != 0)
+		goto fail;
+	*why = 0;
+	return sk;
+fail:
+	close_fd(&sk);
+	return -1;
+}
+
+/* tell_started_in says, as Exec's notice does, that the process starts
+ * elsewhere, as dir is not in the session. */
+static void tell_started_in(struct str dir, struct str name, struct str started_in)
+{
+	if (started_in.n == 0)
+		return;
+	char m[12288];
+	struct buf b = {m, 0, sizeof m, 0};
+	puts_(&b, "incarnate: ");
+	putvisible(&b, dir);
+	puts_(&b, " is not in session ");
+	putstr(&b, name);
+	puts_(&b, ": starting in ");
+	putvisible(&b, started_in);
+	puts_(&b, "\n");
+	write_all(2, b.p, b.n);
+}
+
+/* signals_to blocks mask and returns a signalfd for it. */
+static int signals_to(u64 mask)
+{
+	sys4(SYS_rt_sigprocmask, SIG_BLOCK, &mask, 0, 8);
+	struct ksigaction ign = {1 /* SIG_IGN */, 0, 0, 0};
+	sys4(SYS_rt_sigaction, SIGPIPE, &ign, 0, 8);
+	return (int)sys4(SYS_signalfd4, -1, &mask, 8, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/* stage_run is a plain run from its start; its frame is the big one. */
+__attribute__((noinline)) static int stage_run(struct run *r, struct str name, char **cmd, char **envp)
+{
+	struct stage big, *s = &big;
+	struct str dir, dir_else;
+	struct buf req;
+	struct spawn sp = {cmd, {0, 0}, 0, 0, 0};
+	const char *why = find_keeper(s, name, envp);
+	if (!why)
+		why = start_dir(s, envp, &dir, &dir_else);
+	if (!why)
+		why = make_request(s, &sp, dir, dir_else, envp, (struct str){0, 0}, (struct str){0, 0}, &req);
+	if (why)
+		return aside(r, why);
 
 	/* The command's pipes: [0] its stdin, [1] ours to it, then its
 	 * stdout and stderr with our ends. */
@@ -1090,34 +1311,16 @@ __attribute__((noinline)) static int stage_run(struct run *r, struct str name, c
 		return aside(r, "pipe");
 	}
 	int all[7] = {in[0], in[1], out[0], out[1], errp[0], errp[1], -1};
-	int sk = (int)sys(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	all[6] = sk;
-	struct sockaddr_un sa = {AF_UNIX, {0}};
-	struct str sp_ = cstr(sock);
-	if (sk < 0 || sp_.n >= sizeof sa.path) {
-		close_fds(all, 7);
-		return aside(r, "socket");
-	}
-	memcpy(sa.path, sp_.p, sp_.n);
-	if (sys(SYS_connect, sk, &sa, sizeof sa) != 0) {
-		close_fds(all, 7);
-		return aside(r, "the keeper does not answer");
-	}
-	/* Entered now, as Exec records it; a missing file is Go's to make. */
-	if (!cpath(s->enterbuf, sizeof s->enterbuf, s->t.entered, (struct str){"", 0}) ||
-	    sys4(SYS_utimensat, AT_FDCWD, s->enterbuf, 0, AT_SYMLINK_NOFOLLOW) != 0) {
-		close_fds(all, 7);
-		return aside(r, "the entered mark");
-	}
+	int sk = all[6] = dial(s, &why);
 	int theirs[3] = {in[0], out[1], errp[1]};
-	if (!send_packet(sk, req.p, req.n, theirs, 3)) {
+	if (sk < 0 || !send_packet(sk, req.p, req.n, theirs, 3)) {
 		close_fds(all, 7);
-		return aside(r, "the keeper took no request");
+		return aside(r, sk < 0 ? why : "the keeper took no request");
 	}
 	close_fds(theirs, 3);
 	all[0] = all[3] = all[5] = -1;
 	struct reply rep;
-	int got = recv_reply(sk, s->rl.msg, sizeof s->rl.msg, &rep);
+	int got = recv_reply(sk, s->rl.msg, sizeof s->rl.msg, &rep, 0);
 	if (got == 0 || (got == 1 && rep.error)) {
 		/* Nothing runs (a refusal, or a keeper that went before it
 		 * read the request): Go asks again and says what went wrong. */
@@ -1125,30 +1328,16 @@ __attribute__((noinline)) static int stage_run(struct run *r, struct str name, c
 		return aside(r, "the keeper refused");
 	}
 	if (got < 0)
-		lost_keeper(); /* the command may run: never start it twice */
+		lost_keeper(0); /* the command may run: never start it twice */
 
 	/* From here the command runs: the stage sees it through. */
-	if (rep.started_in.n > 0) {
-		char m[12288];
-		struct buf b = {m, 0, sizeof m, 0};
-		puts_(&b, "incarnate: ");
-		putvisible(&b, dir);
-		puts_(&b, " is not in session ");
-		putstr(&b, name);
-		puts_(&b, ": starting in ");
-		putvisible(&b, rep.started_in);
-		puts_(&b, "\n");
-		write_all(2, b.p, b.n);
-	}
-	u64 mask = forwarded;
-	sys4(SYS_rt_sigprocmask, SIG_BLOCK, &mask, 0, 8);
-	struct ksigaction ign = {1 /* SIG_IGN */, 0, 0, 0};
-	sys4(SYS_rt_sigaction, SIGPIPE, &ign, 0, 8);
+	tell_started_in(dir, name, rep.started_in);
 	struct relay *rl = &s->rl;
 	rl->name = name;
+	rl->tty = 0;
 	rl->stoppedn = 0;
 	rl->sock = sk;
-	rl->sigfd = (int)sys4(SYS_signalfd4, -1, &mask, 8, SFD_NONBLOCK | SFD_CLOEXEC);
+	rl->sigfd = signals_to(forwarded);
 	rl->in = 0;
 	rl->to = in[1];
 	rl->from[0] = out[0];
@@ -1156,6 +1345,142 @@ __attribute__((noinline)) static int stage_run(struct run *r, struct str name, c
 	rl->pendn = rl->pendoff = 0;
 	sys(SYS_fcntl, rl->to, F_SETFL, O_NONBLOCK);
 	relay(rl);
+	return 0;
+}
+
+/* config_path mirrors the CLI's: config.toml in ui.ConfigDir. */
+static const char *config_path(struct stage *s, char **envp)
+{
+	const char *v = getenv_val(envp, "XDG_CONFIG_HOME");
+	if (v && *v)
+		return clean_abs(cstr(v)) ? cpath(s->confbuf, sizeof s->confbuf, cstr(v), cstr("/incarnate/config.toml")) : 0;
+	v = getenv_val(envp, "HOME");
+	if (v && *v && clean_abs(cstr(v)))
+		return cpath(s->confbuf, sizeof s->confbuf, cstr(v), cstr("/.config/incarnate/config.toml"));
+	return 0;
+}
+
+/* config_unchanged says whether config.toml is the one the ticket's
+ * shell was read from (or still absent, as it was then). */
+static int config_unchanged(struct stage *s, char **envp)
+{
+	const char *path = config_path(s, envp);
+	if (!path || !eq(cstr(path), s->t.config))
+		return 0;
+	struct kstat st;
+	long e = sys4(SYS_newfstatat, AT_FDCWD, path, &st, 0);
+	if (e == -ENOENT)
+		return s->t.stamp[0] == 0 && s->t.stamp[1] == 0 && s->t.stamp[2] == 0;
+	return e == 0 && st.ino == s->t.stamp[0] && (u64)st.size == s->t.stamp[1] &&
+	       (u64)st.times[2] * 1000000000ul + (u64)st.times[3] == s->t.stamp[2];
+}
+
+/* choose_shell is the CLI's shellOptions: --shell, else the session's
+ * own, else config.toml's, else $SHELL, else /bin/sh; the last two but
+ * one fall back to /bin/sh where the session lacks them. It returns why
+ * it cannot tell, or 0. */
+static const char *choose_shell(struct stage *s, const char *flag, char **envp, struct spawn *sp)
+{
+	sp->fallback = 0;
+	if (flag && *flag) {
+		sp->shell = cstr(flag);
+		return 0;
+	}
+	if (s->t.shell.n) {
+		sp->shell = s->t.shell;
+		return 0;
+	}
+	if (!config_unchanged(s, envp))
+		return "config.toml changed since the keeper started, or is not where it was";
+	const char *env_shell = getenv_val(envp, "SHELL");
+	sp->fallback = 1;
+	if (s->t.config_shell.n)
+		sp->shell = s->t.config_shell;
+	else if (env_shell && *env_shell)
+		sp->shell = cstr(env_shell);
+	else
+		sp->shell = cstr("/bin/sh"), sp->fallback = 0;
+	return 0;
+}
+
+/* raw_mode is x/term's MakeRaw. */
+static void raw_mode(struct termios *t)
+{
+	t->iflag &= ~(01u | 02u | 010u | 040u | 0100u | 0200u | 0400u | 02000u);
+	t->oflag &= ~01u;
+	t->lflag &= ~(010u | 0100u | 02u | 01u | 0100000u);
+	t->cflag &= ~(060u | 0400u);
+	t->cflag |= 060u;
+	t->cc[6] = 1; /* VMIN */
+	t->cc[5] = 0; /* VTIME */
+}
+
+/* stage_enter is `enter` on a terminal, from its start: the shell on a
+ * pty of the session's, connected to ours as sandbox.Attach does. */
+__attribute__((noinline)) static int stage_enter(struct run *r, struct str name, const char *flag_shell, char **envp)
+{
+	struct stage big, *s = &big;
+	struct relay *rl = &s->rl;
+	struct str dir, dir_else;
+	struct buf req;
+	struct spawn sp = {0, {0, 0}, 0, 0, 0};
+	if (sys(SYS_ioctl, 0, TCGETS, &rl->saved) != 0)
+		return aside(r, "stdin is not a terminal");
+	struct winsize ws;
+	if (sys(SYS_ioctl, 0, TIOCGWINSZ, &ws) == 0)
+		sp.rows = ws.rows, sp.cols = ws.cols;
+	const char *why = find_keeper(s, name, envp);
+	if (!why)
+		why = start_dir(s, envp, &dir, &dir_else);
+	if (!why)
+		why = choose_shell(s, flag_shell, envp, &sp);
+	struct buf kv = {s->shellkv, 0, sizeof s->shellkv, 0};
+	struct buf ps1 = {s->ps1kv, 0, sizeof s->ps1kv, 0};
+	puts_(&kv, "SHELL="), putstr(&kv, sp.shell);
+	puts_(&ps1, "PS1=["), putstr(&ps1, name), puts_(&ps1, "] \\w \\$ ");
+	if (!why && (kv.over || ps1.over))
+		why = "a shell or name too long";
+	if (!why)
+		why = make_request(s, &sp, dir, dir_else, envp, (struct str){kv.p, kv.n}, (struct str){ps1.p, ps1.n}, &req);
+	int sk = why ? -1 : dial(s, &why);
+	if (why)
+		return aside(r, why);
+	if (!send_packet(sk, req.p, req.n, 0, 0)) {
+		close_fd(&sk);
+		return aside(r, "the keeper took no request");
+	}
+	struct reply rep;
+	int master = -1;
+	int got = recv_reply(sk, rl->msg, sizeof rl->msg, &rep, &master);
+	if (got == 0 || (got == 1 && rep.error)) {
+		close_fd(&master);
+		close_fd(&sk);
+		return aside(r, "the keeper refused");
+	}
+	if (got < 0)
+		lost_keeper(0); /* the shell may run: never start it twice */
+	if (master < 0) {
+		static const char m[] = "incarnate: keeper sent no terminal\n";
+		write_all(2, m, sizeof m - 1);
+		sys(SYS_exit_group, 1, 0, 0);
+	}
+
+	/* From here the shell runs: the stage sees it through. */
+	tell_started_in(dir, name, rep.started_in);
+	struct termios raw = rl->saved;
+	raw_mode(&raw);
+	sys(SYS_ioctl, 0, TCSETS, &raw);
+	inherit_size(master);
+	rl->name = name;
+	rl->tty = 1;
+	rl->stoppedn = 0;
+	rl->sock = sk;
+	rl->sigfd = signals_to(1ul << (SIGWINCH - 1) | 1ul << (SIGTERM - 1) | 1ul << (SIGHUP - 1) | 1ul << (SIGINT - 1));
+	rl->in = 0;
+	rl->to = master;
+	rl->pendn = rl->pendoff = 0;
+	sys(SYS_fcntl, master, F_SETFL, O_NONBLOCK);
+	relay_tty(rl);
 	return 0;
 }
 
@@ -1193,8 +1518,38 @@ static int go_duration(const char *s)
 	return 1;
 }
 
+/* enter_args reads `enter [--shell SH] NAME` as Go's flag package
+ * would, flags anywhere; anything else is Go's. It returns the name, or
+ * 0, with the last --shell given in *shell. */
+static const char *enter_args(char **args, const char **shell)
+{
+	const char *name = 0;
+	int flags = 1;
+	*shell = 0;
+	for (char **a = args; *a; a++) {
+		struct str v = cstr(*a);
+		if (flags && eq(v, cstr("--"))) {
+			flags = 0;
+		} else if (flags && (eq(v, cstr("--shell")) || eq(v, cstr("-shell")))) {
+			if (!a[1])
+				return 0;
+			*shell = *++a;
+		} else if (flags && (has_prefix(v, cstr("--shell=")) || has_prefix(v, cstr("-shell=")))) {
+			*shell = *a + (v.p[1] == '-' ? 8 : 7);
+		} else if (flags && v.n > 1 && v.p[0] == '-') {
+			return 0;
+		} else if (name || v.n == 0) {
+			return 0; /* one name, and not an empty one */
+		} else {
+			name = *a;
+		}
+	}
+	return name && name[0] != '-' ? name : 0;
+}
+
 /* stage_main takes its cheap look at the command line on a small frame:
- * every command of incarnate but a plain run returns from here. */
+ * every command of incarnate but a plain run and enter returns from
+ * here. */
 int stage_main(long *sp)
 {
 	long argc = sp[0];
@@ -1205,15 +1560,23 @@ int stage_main(long *sp)
 		return 0;
 
 	/* incarnate run NAME [--] CMD...: any flag is Go's to read. */
-	if (argc < 4 || !eq(cstr(argv[1]), cstr("run")) || argv[2][0] == '-' || argv[2][0] == 0)
+	int enter = argc >= 3 && eq(cstr(argv[1]), cstr("enter"));
+	const char *name = 0, *shell = 0;
+	char **cmd = 0;
+	if (enter && !(name = enter_args(argv + 2, &shell)))
+		return aside(&r, "not a plain `enter [--shell SH] NAME`");
+	if (!enter && (argc < 4 || !eq(cstr(argv[1]), cstr("run")) || argv[2][0] == '-' || argv[2][0] == 0))
 		return aside(&r, "not a plain `run NAME CMD`");
-	char **cmd = argv + 3;
-	if (eq(cstr(cmd[0]), cstr("--")))
-		cmd++;
-	else if (cmd[0][0] == '-')
-		return aside(&r, "a flag");
-	if (!cmd[0] || !cmd[0][0])
-		return aside(&r, "no command");
+	if (!enter) {
+		name = argv[2];
+		cmd = argv + 3;
+		if (eq(cstr(cmd[0]), cstr("--")))
+			cmd++;
+		else if (cmd[0][0] == '-')
+			return aside(&r, "a flag");
+		if (!cmd[0] || !cmd[0][0])
+			return aside(&r, "no command");
+	}
 	/* Go gives a closed fd 0-2 /dev/null; the stage's own fds would take
 	 * their numbers instead, and be read as stdin or written as stdout. */
 	for (int fd = 0; fd < 3; fd++)
@@ -1230,5 +1593,7 @@ int stage_main(long *sp)
 	struct { u64 cur, max; } lim;
 	if (sys(SYS_getrlimit, RLIMIT_STACK, &lim, 0) != 0 || lim.cur < STACK_NEEDED)
 		return aside(&r, "a small stack limit");
-	return stage_run(&r, cstr(argv[2]), cmd, envp);
+	if (enter)
+		return stage_enter(&r, cstr(name), shell, envp);
+	return stage_run(&r, cstr(name), cmd, envp);
 }
