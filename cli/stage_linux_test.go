@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
 	"github.com/incarnate-dev/incarnate/internal/prestage"
@@ -317,11 +318,22 @@ func stageBin(f *testing.F) string { return releaseBuild(f, f.TempDir()) }
 // dies of a signal or hangs: whatever the ticket or the replies hold,
 // the stage steps aside or says what broke.
 func runFake(t *testing.T, bin string, env []string) int {
+	return runFakeArgs(t, bin, env, false, "run", "s", "--", "true")
+}
+
+// runFakeArgs is runFake for any arguments, on a terminal when tty.
+func runFakeArgs(t *testing.T, bin string, env []string, tty bool, args ...string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run", "s", "--", "true")
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
-	out, err := cmd.CombinedOutput()
+	var out []byte
+	var err error
+	if tty {
+		out, err = outputOnPty(cmd)
+	} else {
+		out, err = cmd.CombinedOutput()
+	}
 	if cmd.ProcessState == nil {
 		t.Fatal(err)
 	}
@@ -332,6 +344,22 @@ func runFake(t *testing.T, bin string, env []string) int {
 		t.Fatalf("the stage died of %v; it said %q", ws.Signal(), out)
 	}
 	return cmd.ProcessState.ExitCode()
+}
+
+// outputOnPty runs cmd on a fresh pty and returns what it wrote there.
+func outputOnPty(cmd *exec.Cmd) ([]byte, error) {
+	f, err := pty.Start(cmd)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(&out, f); close(copied) }()
+	err = cmd.Wait()
+	f.Close()
+	<-copied
+	return out.Bytes(), err
 }
 
 // A ticket of any bytes is read within its bounds.
@@ -373,20 +401,29 @@ func FuzzStageReplies(f *testing.F) {
 	}
 	bin := stageBin(f)
 	f.Fuzz(func(t *testing.T, first, second []byte) {
-		env, ln := fakeKeeper(t, nil)
-		go answer(ln, first, second)
 		// Once the request is sent, only a refusal or a keeper gone
 		// without a word lets Go ask again: anything else may have
 		// started the command, which must not start twice.
-		if status := runFake(t, bin, env); status == 98 && len(first) > 0 && !bytes.Contains(first, []byte(`"error"`)) {
-			t.Errorf("the stage stepped aside after the reply %q: Go would start the command again", first)
+		for _, enter := range []bool{false, true} {
+			env, ln := fakeKeeper(t, nil)
+			go answer(ln, first, second, enter)
+			status := 0
+			if enter {
+				status = runFakeArgs(t, bin, env, true, "enter", "--shell", "/bin/sh", "s")
+			} else {
+				status = runFake(t, bin, env)
+			}
+			if status == 98 && len(first) > 0 && !bytes.Contains(first, []byte(`"error"`)) {
+				t.Errorf("enter %v: the stage stepped aside after the reply %q: Go would start the command again", enter, first)
+			}
 		}
 	})
 }
 
 // answer takes one connection on ln, reads the request, closes the fds
-// that came with it, and sends the two replies (an empty one is none).
-func answer(ln int, first, second []byte) {
+// that came with it, and sends the two replies (an empty one is none),
+// the first with a pty's master when withPty (as to an enter).
+func answer(ln int, first, second []byte, withPty bool) {
 	c, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
 	if err != nil {
 		return
@@ -405,10 +442,19 @@ func answer(ln int, first, second []byte) {
 			}
 		}
 	}
+	var rights []byte
+	if withPty {
+		if master, slave, err := pty.Open(); err == nil {
+			defer master.Close()
+			slave.Close()
+			rights = unix.UnixRights(int(master.Fd()))
+		}
+	}
 	for _, r := range [][]byte{first, second} {
 		if len(r) > 0 {
-			_ = unix.Sendmsg(c, r, nil, nil, 0)
+			_ = unix.Sendmsg(c, r, rights, nil, 0)
 		}
+		rights = nil
 	}
 }
 
