@@ -1467,6 +1467,9 @@ __attribute__((noinline)) static int stage_enter(struct run *r, struct str name,
 
 	/* From here the shell runs: the stage sees it through. */
 	tell_started_in(dir, name, rep.started_in);
+	/* The signals that end incarnate are caught before the terminal is
+	 * raw, so none leaves it so. */
+	rl->sigfd = signals_to(1ul << (SIGWINCH - 1) | 1ul << (SIGTERM - 1) | 1ul << (SIGHUP - 1) | 1ul << (SIGINT - 1));
 	struct termios raw = rl->saved;
 	raw_mode(&raw);
 	sys(SYS_ioctl, 0, TCSETS, &raw);
@@ -1475,7 +1478,6 @@ __attribute__((noinline)) static int stage_enter(struct run *r, struct str name,
 	rl->tty = 1;
 	rl->stoppedn = 0;
 	rl->sock = sk;
-	rl->sigfd = signals_to(1ul << (SIGWINCH - 1) | 1ul << (SIGTERM - 1) | 1ul << (SIGHUP - 1) | 1ul << (SIGINT - 1));
 	rl->in = 0;
 	rl->to = master;
 	rl->pendn = rl->pendoff = 0;
