@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -221,4 +223,82 @@ func baseNameFor(ref name.Reference) string {
 		b.WriteRune(ch)
 	}
 	return b.String()[:min(b.Len(), layers.MaxNameLen)]
+}
+
+func cmdBasePush(c *ctx, args []string) error {
+	fs := newFlags(c, "base push")
+	var o session.PushOptions
+	fs.StringVar(&o.Compression, "compression", "gzip", "how the layers packed here are compressed: "+strings.Join(session.Compressions, " or "))
+	labelFlag(fs, &o.Labels)
+	insecure := fs.Bool("insecure", false, "allow plain HTTP and any certificate (loopback and private addresses use HTTP anyway)")
+	pos, err := c.parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("usage: incarnate base push NAME REF")
+	}
+	if !slices.Contains(session.Compressions, o.Compression) {
+		return usagef("--compression %q: use %s", o.Compression, strings.Join(session.Compressions, " or "))
+	}
+	ro := registry.Options{Insecure: *insecure}
+	ref, err := registry.ParseRef(pos[1], ro)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if o.Remote, err = registry.Remote(ro); err != nil {
+		return usagef("%v", err)
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	o.Progress = c.progressTo()
+	if err := st.Push(pos[0], ref, o); err != nil {
+		return registry.Explain(err, ref)
+	}
+	fmt.Fprintf(c.stdout, "pushed base %s to %s\n", pos[0], ref)
+	return nil
+}
+
+func cmdBaseExport(c *ctx, args []string) error {
+	fs := newFlags(c, "base export")
+	var o session.ImageOptions
+	fs.StringVar(&o.Compression, "compression", "gzip", "how the layers are compressed: "+strings.Join(session.Compressions, " or "))
+	labelFlag(fs, &o.Labels)
+	pos, err := c.parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("usage: incarnate base export NAME FILE")
+	}
+	if !slices.Contains(session.Compressions, o.Compression) {
+		return usagef("--compression %q: use %s", o.Compression, strings.Join(session.Compressions, " or "))
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	o.Progress = c.progressTo()
+	if err := st.ExportBase(pos[0], pos[1], o); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "exported base %s to %s (an OCI archive: docker load, podman load, skopeo oci-archive:%s)\n", pos[0], pos[1], pos[1])
+	return nil
+}
+
+// labelFlag adds the repeatable --label K=V, into labels.
+func labelFlag(fs *flag.FlagSet, labels *map[string]string) {
+	fs.Func("label", "a label of the image's config, KEY=VALUE (repeatable)", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%q: a label is KEY=VALUE", v)
+		}
+		if *labels == nil {
+			*labels = map[string]string{}
+		}
+		(*labels)[k] = val
+		return nil
+	})
 }
