@@ -8,8 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-
 	"github.com/incarnate-dev/incarnate/internal/progress"
 	"github.com/incarnate-dev/incarnate/internal/registry"
 	"github.com/incarnate-dev/incarnate/internal/termtext"
@@ -168,7 +166,7 @@ func cmdBasePull(c *ctx, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	name := baseNameFor(ref)
+	name := layers.PullName(ref)
 	if len(pos) == 2 {
 		name = pos[1]
 	}
@@ -196,33 +194,6 @@ func (c *ctx) importOptions() layers.ImportOptions {
 	return layers.ImportOptions{Progress: c.progressTo(), Warn: func(msg string) {
 		fmt.Fprintf(c.stderr, "incarnate: note: %s\n", termtext.Visible(msg))
 	}}
-}
-
-// baseNameFor names the base a pull of ref makes when not told: the
-// repository's last part, and its tag unless "latest" ("debian-12"), or
-// the digest's start.
-func baseNameFor(ref name.Reference) string {
-	repo := ref.Context().RepositoryStr()
-	n := repo[strings.LastIndexByte(repo, '/')+1:]
-	switch r := ref.(type) {
-	case name.Tag:
-		if r.TagStr() != "latest" {
-			n += "-" + r.TagStr()
-		}
-	case name.Digest:
-		if _, hex, ok := strings.Cut(r.DigestStr(), ":"); ok {
-			n += "-" + hex[:min(12, len(hex))]
-		}
-	}
-	var b strings.Builder
-	for i, ch := range n {
-		ok := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || i > 0 && (ch == '.' || ch == '_' || ch == '-')
-		if !ok {
-			ch = '-'
-		}
-		b.WriteRune(ch)
-	}
-	return b.String()[:min(b.Len(), layers.MaxNameLen)]
 }
 
 func cmdBasePush(c *ctx, args []string) error {

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/incarnate-dev/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/layers"
 )
 
 // testRegistry is go-containerregistry's registry in an httptest server
@@ -442,8 +443,8 @@ func TestBaseNameFor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := baseNameFor(ref); got != want {
-			t.Errorf("baseNameFor(%s) = %q, want %q", in, got, want)
+		if got := layers.PullName(ref); got != want {
+			t.Errorf("PullName(%s) = %q, want %q", in, got, want)
 		}
 	}
 }
