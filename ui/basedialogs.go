@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -154,7 +155,8 @@ func pullCmd(c *common, img, name string) tea.Cmd {
 		o := layers.PullOptions{ImportOptions: layers.ImportOptions{Progress: prog, Warn: func(s string) { notes = append(notes, s) }}, Remote: remote}
 		b, err := st.Layers.Pull(name, ref, o)
 		if err != nil {
-			return "", registry.Explain(err, ref)
+			// One status line: the advice after the registry's answer.
+			return "", errors.New(strings.ReplaceAll(registry.Explain(err, ref).Error(), "\n", "; "))
 		}
 		return withNotes(fmt.Sprintf("pulled base %s from %s (%d layers)", b.Name, b.Source, len(b.Layers)), notes), nil
 	})
