@@ -1,12 +1,12 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/incarnate-dev/incarnate/internal/progress"
 	"github.com/incarnate-dev/incarnate/internal/registry"
@@ -166,7 +166,7 @@ func cmdBasePull(c *ctx, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	name := baseNameFor(ref)
+	name := layers.PullName(ref)
 	if len(pos) == 2 {
 		name = pos[1]
 	}
@@ -196,29 +196,80 @@ func (c *ctx) importOptions() layers.ImportOptions {
 	}}
 }
 
-// baseNameFor names the base a pull of ref makes when not told: the
-// repository's last part, and its tag unless "latest" ("debian-12"), or
-// the digest's start.
-func baseNameFor(ref name.Reference) string {
-	repo := ref.Context().RepositoryStr()
-	n := repo[strings.LastIndexByte(repo, '/')+1:]
-	switch r := ref.(type) {
-	case name.Tag:
-		if r.TagStr() != "latest" {
-			n += "-" + r.TagStr()
-		}
-	case name.Digest:
-		if _, hex, ok := strings.Cut(r.DigestStr(), ":"); ok {
-			n += "-" + hex[:min(12, len(hex))]
-		}
+func cmdBasePush(c *ctx, args []string) error {
+	fs := newFlags(c, "base push")
+	var o session.PushOptions
+	fs.StringVar(&o.Compression, "compression", "gzip", "how the layers packed here are compressed: "+strings.Join(session.Compressions, " or "))
+	labelFlag(fs, &o.Labels)
+	insecure := fs.Bool("insecure", false, "allow plain HTTP and any certificate (loopback and private addresses use HTTP anyway)")
+	pos, err := c.parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	var b strings.Builder
-	for i, ch := range n {
-		ok := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || i > 0 && (ch == '.' || ch == '_' || ch == '-')
-		if !ok {
-			ch = '-'
-		}
-		b.WriteRune(ch)
+	if len(pos) != 2 {
+		return usagef("usage: incarnate base push NAME REF")
 	}
-	return b.String()[:min(b.Len(), layers.MaxNameLen)]
+	if !slices.Contains(session.Compressions, o.Compression) {
+		return usagef("--compression %q: use %s", o.Compression, strings.Join(session.Compressions, " or "))
+	}
+	ro := registry.Options{Insecure: *insecure}
+	ref, err := registry.ParseRef(pos[1], ro)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if o.Remote, err = registry.Remote(ro); err != nil {
+		return usagef("%v", err)
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	o.Progress = c.progressTo()
+	if err := st.Push(pos[0], ref, o); err != nil {
+		return registry.Explain(err, ref)
+	}
+	fmt.Fprintf(c.stdout, "pushed base %s to %s\n", pos[0], ref)
+	return nil
+}
+
+func cmdBaseExport(c *ctx, args []string) error {
+	fs := newFlags(c, "base export")
+	var o session.ImageOptions
+	fs.StringVar(&o.Compression, "compression", "gzip", "how the layers are compressed: "+strings.Join(session.Compressions, " or "))
+	labelFlag(fs, &o.Labels)
+	pos, err := c.parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("usage: incarnate base export NAME FILE")
+	}
+	if !slices.Contains(session.Compressions, o.Compression) {
+		return usagef("--compression %q: use %s", o.Compression, strings.Join(session.Compressions, " or "))
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	o.Progress = c.progressTo()
+	if err := st.ExportBase(pos[0], pos[1], o); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "exported base %s to %s (an OCI archive: docker load, podman load, skopeo oci-archive:%s)\n", pos[0], pos[1], pos[1])
+	return nil
+}
+
+// labelFlag adds the repeatable --label K=V, into labels.
+func labelFlag(fs *flag.FlagSet, labels *map[string]string) {
+	fs.Func("label", "a label of the image's config, KEY=VALUE (repeatable)", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("%q: a label is KEY=VALUE", v)
+		}
+		if *labels == nil {
+			*labels = map[string]string{}
+		}
+		(*labels)[k] = val
+		return nil
+	})
 }

@@ -67,6 +67,8 @@ func commands() []command {
 		{"commit", "[--force] NAME BASE", "freeze a session's changes into a new base on top of its own", cmdCommit, []string{"session", ""}},
 		{"base import", "NAME SRC", "make a base from SRC: a directory, a rootfs tarball (.tar, .tar.gz, .tar.zst, .tar.xz, .tar.bz2), a docker save archive, or an OCI image layout or archive", cmdBaseImport, []string{"", "file"}},
 		{"base pull", "[--platform OS/ARCH] [--insecure] REF [NAME]", "make a base from an image in a registry (debian:12, ghcr.io/org/img@sha256:...); NAME defaults to the image's (debian-12)", cmdBasePull, []string{"", ""}},
+		{"base push", "[--compression gzip|zstd] [--label KEY=VALUE]... [--insecure] NAME REF", "send a base to a registry, one image layer per layer (pulled layers are not sent again)", cmdBasePush, []string{"imported-base", ""}},
+		{"base export", "[--compression gzip|zstd] [--label KEY=VALUE]... NAME FILE", "write a base as an OCI archive, which docker load, podman load and skopeo take", cmdBaseExport, []string{"imported-base", "file"}},
 		{"base ls", "[--json]", "list bases: layers, size on disk, sessions on each", cmdBaseLs, nil},
 		{"base rm", "[--yes] NAME...", "remove bases no session and no other base uses", cmdBaseRm, []string{"imported-base..."}},
 		{"doctor", "", "check what this machine supports, with fixes", cmdDoctor, nil},

@@ -3,6 +3,7 @@ package cli
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -29,17 +30,23 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/incarnate-dev/incarnate/internal/testbase"
+	"github.com/incarnate-dev/incarnate/layers"
 )
 
 // testRegistry is go-containerregistry's registry in an httptest server
-// behind basic auth. It counts the blobs it serves, and can damage one
-// blob's bytes (tamper) or close the connection half-way through it
-// (cut), each by digest.
+// behind basic auth. It counts the blobs it serves, the uploads it takes
+// and the mounts it makes, and can damage one blob's bytes (tamper) or
+// close the connection half-way through it (cut), each by digest. Its
+// blobs belong to repositories, as registry:2's do, so that a blob of
+// another repository is there only when mounted or sent again.
 type testRegistry struct {
 	srv         *httptest.Server
 	host        string
+	blobs       *repoBlobs
 	mu          sync.Mutex
 	blobGets    int
+	uploads     int
+	mounts      int
 	tamper, cut map[string]bool
 }
 
@@ -47,8 +54,8 @@ const registryUser, registryPass = "incarnate", "s3cret"
 
 func newTestRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	r := &testRegistry{tamper: map[string]bool{}, cut: map[string]bool{}}
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	r := &testRegistry{tamper: map[string]bool{}, cut: map[string]bool{}, blobs: &repoBlobs{m: map[string][]byte{}}}
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithBlobHandler(r.blobs))
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if u, p, ok := req.BasicAuth(); !ok || u != registryUser || p != registryPass {
 			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
@@ -63,8 +70,12 @@ func newTestRegistry(t *testing.T) *testRegistry {
 }
 
 func (r *testRegistry) serve(inner http.Handler, w http.ResponseWriter, req *http.Request) {
-	_, digest, isBlob := strings.Cut(req.URL.Path, "/blobs/")
-	if !isBlob || req.Method != http.MethodGet {
+	repo, digest, isBlob := strings.Cut(strings.TrimPrefix(req.URL.Path, "/v2/"), "/blobs/")
+	if isBlob && req.Method != http.MethodGet {
+		r.upload(inner, w, req, repo)
+		return
+	}
+	if !isBlob {
 		inner.ServeHTTP(w, req)
 		return
 	}
@@ -93,6 +104,89 @@ func (r *testRegistry) serve(inner http.Handler, w http.ResponseWriter, req *htt
 	if err == nil {
 		conn.Close()
 	}
+}
+
+// upload counts the uploads the registry finishes (a PUT, or a POST
+// with the whole blob) and answers mounts (a POST with mount= and from=)
+// of a blob that the repository named in from holds.
+func (r *testRegistry) upload(inner http.Handler, w http.ResponseWriter, req *http.Request, repo string) {
+	q := req.URL.Query()
+	if d, from := q.Get("mount"), q.Get("from"); req.Method == http.MethodPost && d != "" && from != "" && r.blobs.mount(from, repo, d) {
+		r.mu.Lock()
+		r.mounts++
+		r.mu.Unlock()
+		w.Header().Set("Location", "/v2/"+repo+"/blobs/"+d)
+		w.Header().Set("Docker-Content-Digest", d)
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
+	if q.Get("digest") != "" && (req.Method == http.MethodPut || req.Method == http.MethodPost) {
+		r.mu.Lock()
+		r.uploads++
+		r.mu.Unlock()
+	}
+	inner.ServeHTTP(w, req)
+}
+
+// repoBlobs keeps blobs by repository and digest.
+type repoBlobs struct {
+	mu sync.Mutex
+	m  map[string][]byte // repo + "@" + digest
+}
+
+// blobKey names a blob of repo. The registry names the repository of an
+// upload's last PUT with "/blobs" after it (it counts path elements).
+func blobKey(repo string, digest string) string {
+	return strings.TrimSuffix(repo, "/blobs") + "@" + digest
+}
+
+func (b *repoBlobs) Get(_ context.Context, repo string, h v1.Hash) (io.ReadCloser, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	data, ok := b.m[blobKey(repo, h.String())]
+	if !ok {
+		return nil, registry.ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+func (b *repoBlobs) Stat(_ context.Context, repo string, h v1.Hash) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	data, ok := b.m[blobKey(repo, h.String())]
+	if !ok {
+		return 0, registry.ErrNotFound
+	}
+	return int64(len(data)), nil
+}
+
+func (b *repoBlobs) Put(_ context.Context, repo string, h v1.Hash, rc io.ReadCloser) error {
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.m[blobKey(repo, h.String())] = data
+	return nil
+}
+
+func (b *repoBlobs) mount(from, to, digest string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	data, ok := b.m[blobKey(from, digest)]
+	if ok {
+		b.m[blobKey(to, digest)] = data
+	}
+	return ok
+}
+
+// counts are the uploads and mounts so far.
+func (r *testRegistry) counts() (uploads, mounts int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.uploads, r.mounts
 }
 
 func (r *testRegistry) gets() int {
@@ -349,8 +443,8 @@ func TestBaseNameFor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := baseNameFor(ref); got != want {
-			t.Errorf("baseNameFor(%s) = %q, want %q", in, got, want)
+		if got := layers.PullName(ref); got != want {
+			t.Errorf("PullName(%s) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -171,3 +171,30 @@ func (c countedBlob) Compressed() (io.ReadCloser, error) {
 		io.Closer
 	}{c.p.Reader(rc), rc}, nil
 }
+
+// PullName names the base a pull of ref makes when not told: the
+// repository's last part, and its tag unless "latest" ("debian-12"), or
+// the digest's start.
+func PullName(ref name.Reference) string {
+	repo := ref.Context().RepositoryStr()
+	n := repo[strings.LastIndexByte(repo, '/')+1:]
+	switch r := ref.(type) {
+	case name.Tag:
+		if r.TagStr() != "latest" {
+			n += "-" + r.TagStr()
+		}
+	case name.Digest:
+		if _, hex, ok := strings.Cut(r.DigestStr(), ":"); ok {
+			n += "-" + hex[:min(12, len(hex))]
+		}
+	}
+	var b strings.Builder
+	for i, ch := range n {
+		ok := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || i > 0 && (ch == '.' || ch == '_' || ch == '-')
+		if !ok {
+			ch = '-'
+		}
+		b.WriteRune(ch)
+	}
+	return b.String()[:min(b.Len(), MaxNameLen)]
+}

@@ -119,7 +119,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return nil
 	}
 	dir, base := splitPath(rel)
-	if x.whiteouts != "" && strings.Contains("/"+dir+"/", "/"+whiteoutPrefix) {
+	if x.whiteouts != "" && strings.Contains("/"+dir+"/", "/"+WhiteoutPrefix) {
 		x.skip("entries inside a whiteout", rel) // a hostile layer's: a whiteout holds nothing
 		return nil
 	}
@@ -127,8 +127,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return resolveErr(hdr.Name, dir, err)
 	}
-	if x.whiteouts != "" && strings.HasPrefix(base, whiteoutPrefix) {
-		name := strings.TrimPrefix(base, whiteoutPrefix)
+	if x.whiteouts != "" && strings.HasPrefix(base, WhiteoutPrefix) {
+		name := strings.TrimPrefix(base, WhiteoutPrefix)
 		if err := x.whiteout(pfd, strings.TrimSuffix(rel, base)+name, name); err != nil {
 			return fmt.Errorf("archive entry %q: %w", hdr.Name, err)
 		}
@@ -158,9 +158,10 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 
 // OCI whiteout names (image-spec, layer.md): ".wh.NAME" deletes NAME of
 // the layers below, ".wh..wh..opq" hides all they hold in its directory.
+// A pull reads them here; session export and base push write them.
 const (
-	whiteoutPrefix = ".wh."
-	opaqueMarker   = ".wh..wh..opq"
+	WhiteoutPrefix = ".wh."
+	OpaqueWhiteout = ".wh..wh..opq"
 )
 
 // whiteout turns the OCI whiteout of name in directory pfd (rel is its
@@ -171,7 +172,7 @@ const (
 // files (overlay.opaque "x", Linux 6.7 on).
 func (x *extractor) whiteout(pfd int, rel, name string) error {
 	dir := "/proc/self/fd/" + strconv.Itoa(pfd)
-	if name == opaqueMarker[len(whiteoutPrefix):] {
+	if name == OpaqueWhiteout[len(WhiteoutPrefix):] {
 		return unix.Setxattr(dir, x.whiteouts+"opaque", []byte("y"), 0)
 	}
 	if name == "" || name == "." || name == ".." {

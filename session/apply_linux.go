@@ -18,6 +18,7 @@ import (
 	"github.com/incarnate-dev/incarnate/internal/faults"
 	"github.com/incarnate-dev/incarnate/internal/fsutil"
 	"github.com/incarnate-dev/incarnate/internal/progress"
+	"github.com/incarnate-dev/incarnate/layers"
 	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
@@ -859,7 +860,7 @@ func (a *applier) drop(done []Step) {
 			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 				if a.f.fuse {
 					if sub, err := openBeneath(dfd, name); err == nil {
-						_ = unix.Unlinkat(sub, opaqueWhiteout, 0)
+						_ = unix.Unlinkat(sub, layers.OpaqueWhiteout, 0)
 						unix.Close(sub)
 					}
 				}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/incarnate-dev/incarnate/layers"
 	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
@@ -315,7 +316,7 @@ func (d *differ) walk(uf *os.File, dir string, below []lowerDir) error {
 		if testHookDiffEntry != nil {
 			testHookDiffEntry(p)
 		}
-		if d.fuse && name == opaqueWhiteout {
+		if d.fuse && name == layers.OpaqueWhiteout {
 			continue
 		}
 		var err error

@@ -20,13 +20,7 @@ import (
 	"github.com/incarnate-dev/incarnate/internal/fsutil"
 	"github.com/incarnate-dev/incarnate/internal/progress"
 	"github.com/incarnate-dev/incarnate/internal/termtext"
-)
-
-// OCI whiteout names (image-spec, layer.md): ".wh.NAME" deletes NAME,
-// ".wh..wh..opq" in a directory hides everything lower layers hold in it.
-const (
-	whiteoutPrefix = ".wh."
-	opaqueWhiteout = ".wh..wh..opq"
+	"github.com/incarnate-dev/incarnate/layers"
 )
 
 // Export writes session name's changes to w as a layer tarball in the OCI
@@ -71,12 +65,18 @@ func ExportTar(w io.Writer, upper string, changes []Change) error {
 }
 
 func exportTar(w io.Writer, upper string, changes []Change, f format) error {
-	ufd, err := unix.Open(upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	return writeChanges(&exporter{tw: tar.NewWriter(w), upper: upper, format: f}, changes)
+}
+
+// writeChanges writes changes through x, whose writer, upper dir and
+// format are set.
+func writeChanges(x *exporter, changes []Change) error {
+	ufd, err := unix.Open(x.upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: upper, Err: err}
+		return &os.PathError{Op: "open", Path: x.upper, Err: err}
 	}
 	defer unix.Close(ufd)
-	x := &exporter{tw: tar.NewWriter(w), upper: upper, upperFd: ufd, links: map[[2]uint64]string{}, format: f}
+	x.upperFd, x.links = ufd, map[[2]uint64]string{}
 	for _, c := range changes {
 		if err := x.change(c); err != nil {
 			return err
@@ -92,6 +92,19 @@ type exporter struct {
 	links   map[[2]uint64]string // dev, inode -> first name, for hard links
 	holes   int64                // of the files written so far (see sparseLimit)
 	format                       // how upper was written
+	// exact keeps modification times to the nanosecond (PAX records), as
+	// a pushed layer must to come back as it was; a session's export is
+	// to the second, as docker's layers are.
+	exact bool
+}
+
+// header starts the header of name with the mtime of st, as exact as
+// the export keeps it.
+func (x *exporter) newHeader(name string, st *unix.Stat_t) *tar.Header {
+	if !x.exact {
+		return &tar.Header{Name: name, ModTime: time.Unix(st.Mtim.Sec, 0)}
+	}
+	return &tar.Header{Name: name, ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec), Format: tar.FormatPAX}
 }
 
 func (x *exporter) change(c Change) error {
@@ -104,7 +117,7 @@ func (x *exporter) change(c Change) error {
 	switch c.Kind {
 	case Deleted:
 		dir, base := path.Split(name)
-		return x.marker(dir+whiteoutPrefix+base, &e.st)
+		return x.marker(dir+layers.WhiteoutPrefix+base, &e.st)
 	case Replaced:
 		if err := e.refuseRedirect(); err != nil {
 			return err
@@ -112,7 +125,7 @@ func (x *exporter) change(c Change) error {
 		if err := x.entry(name, e); err != nil {
 			return err
 		}
-		return x.marker(name+"/"+opaqueWhiteout, &e.st)
+		return x.marker(name+"/"+layers.OpaqueWhiteout, &e.st)
 	}
 	return x.entry(name, e)
 }
@@ -193,7 +206,9 @@ func (e *entry) close() {
 
 // marker writes an empty whiteout file dated like what it stands for.
 func (x *exporter) marker(name string, st *unix.Stat_t) error {
-	return x.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, ModTime: time.Unix(st.Mtim.Sec, 0)})
+	hdr := x.newHeader(name, st)
+	hdr.Typeflag = tar.TypeReg
+	return x.tw.WriteHeader(hdr)
 }
 
 // refuseRedirect: a directory renamed by overlayfs (redirect_dir, which
@@ -257,10 +272,8 @@ func (x *exporter) takeHoles(name string, st *unix.Stat_t) error {
 // (and which means nothing once its owner is gone).
 func (x *exporter) header(name string, e *entry) (*tar.Header, error) {
 	st := &e.st
-	hdr := &tar.Header{
-		Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(x.owner(st.Uid)), Gid: int(x.owner(st.Gid)),
-		ModTime: time.Unix(st.Mtim.Sec, 0),
-	}
+	hdr := x.newHeader(name, st)
+	hdr.Mode, hdr.Uid, hdr.Gid = int64(st.Mode&0o7777), int(x.owner(st.Uid)), int(x.owner(st.Gid))
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"

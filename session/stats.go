@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/incarnate-dev/incarnate/internal/fsutil"
+	"github.com/incarnate-dev/incarnate/layers"
 	"github.com/incarnate-dev/incarnate/sandbox"
 )
 
@@ -102,7 +103,7 @@ func measureUpper(upper string) (Stats, error) {
 // makeStubs) or an opaque marker file. (A session that puts the marks on
 // files of its own only leaves them out of its own count.)
 func madeBySandbox(name, at string) bool {
-	if name == opaqueWhiteout {
+	if name == layers.OpaqueWhiteout {
 		return true
 	}
 	var buf [8]byte

@@ -2,11 +2,9 @@ package ui
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/incarnate-dev/incarnate/internal/progress"
@@ -15,7 +13,7 @@ import (
 	"github.com/incarnate-dev/incarnate/internal/termtext"
 )
 
-// basesView is b: the bases, with import and remove.
+// basesView is b: the bases, with import, pull and remove.
 type basesView struct {
 	c      *common
 	bases  []*layers.Base
@@ -27,7 +25,9 @@ type basesView struct {
 }
 
 func newBasesView(c *common) *basesView {
-	return &basesView{c: c, keys: newListKeys("", "remove", "import")}
+	keys := newListKeys("", "remove", "import")
+	keys.Pull.SetEnabled(true)
+	return &basesView{c: c, keys: keys}
 }
 
 func (v *basesView) setSize(w, h int) {
@@ -57,6 +57,8 @@ func (v *basesView) update(msg tea.KeyPressMsg, m *Model) (back bool, cmd tea.Cm
 		return true, nil
 	case key.Matches(msg, v.keys.Import):
 		m.dialog = newImportDialog(v.c, m.baseTaken)
+	case key.Matches(msg, v.keys.Pull):
+		m.dialog = newPullDialog(v.c, m.baseTaken)
 	case key.Matches(msg, v.keys.Remove) && len(v.bases) > 0:
 		b := v.bases[v.scroll.cursor]
 		if b.Builtin() {
@@ -125,117 +127,3 @@ func (v *basesView) View() string {
 	}
 	return b.String()
 }
-
-// importDialog asks for a base name and a source path, then imports
-// with a progress bar in the status line.
-type importDialog struct {
-	c     *common
-	name  textinput.Model
-	path  textinput.Model
-	focus int
-	taken func(string) bool
-	keys  dialogKeys
-	err   string
-}
-
-func newImportDialog(c *common, taken func(string) bool) *importDialog {
-	d := &importDialog{c: c, name: newInput(c, "base name"), path: newInput(c, "/path/to/rootfs, a .tar(.gz|.zst|.xz) or an OCI image"), taken: taken, keys: newDialogKeys()}
-	d.path.Blur()
-	d.validate()
-	return d
-}
-
-func (d *importDialog) validate() {
-	d.err = validateName("base", d.name.Value(), d.taken)
-	if d.err != "" {
-		return
-	}
-	src := d.source()
-	if src == "" {
-		d.err = "type the path to import from"
-	} else if _, err := os.Stat(src); err != nil {
-		d.err = "nothing to import at " + src
-	}
-}
-
-// source is the path typed, with a leading ~ for the user's home as a
-// shell would read it.
-func (d *importDialog) source() string {
-	src := strings.TrimSpace(d.path.Value())
-	if src == "~" || strings.HasPrefix(src, "~/") {
-		if home, err := os.UserHomeDir(); err == nil {
-			src = home + src[1:]
-		}
-	}
-	return src
-}
-
-func (d *importDialog) update(msg tea.Msg) (bool, tea.Cmd) {
-	keys := ""
-	if k, ok := msg.(tea.KeyPressMsg); ok {
-		keys = k.String()
-	} // else a paste, into the field
-	switch keys {
-	case "esc", "ctrl+c":
-		return true, nil
-	case "tab", "shift+tab", "up", "down":
-		d.focus = 1 - d.focus
-		if d.focus == 0 {
-			d.name.Focus()
-			d.path.Blur()
-		} else {
-			d.path.Focus()
-			d.name.Blur()
-		}
-		return false, nil
-	case "enter":
-		if d.err != "" {
-			return false, nil
-		}
-		return true, d.start()
-	}
-	var cmd tea.Cmd
-	if d.focus == 0 {
-		d.name, cmd = d.name.Update(msg)
-	} else {
-		d.path, cmd = d.path.Update(msg)
-	}
-	d.validate()
-	return false, cmd
-}
-
-func (d *importDialog) start() tea.Cmd {
-	name, src, st := d.name.Value(), d.source(), d.c.store
-	prog := newProgressLine()
-	return d.c.taskWithProgress("importing "+name, prog, func() (string, error) {
-		var notes []string
-		b, err := st.Layers.Import(name, src, layers.ImportOptions{Progress: prog, Warn: func(s string) { notes = append(notes, s) }})
-		if err != nil {
-			return "", err
-		}
-		msg := fmt.Sprintf("imported base %s from %s", b.Name, b.Source)
-		if len(notes) > 0 {
-			msg += " (" + strings.Join(notes, "; ") + ")"
-		}
-		return msg, nil
-	})
-}
-
-func (d *importDialog) view(w int) string {
-	st := d.c.styles
-	label := func(f int, s string) string { return fieldLabel(st, d.focus == f, s) }
-	body := []string{label(0, "Name"), "  " + inputView(d.name), label(1, "From"), "  " + inputView(d.path)}
-	if d.err != "" {
-		body = append(body, "  "+st.Dialog.Error.Render("✗ "+d.err))
-	}
-	return box(d.c, w, "Import a base", body, d.ShortHelp())
-}
-
-func (d *importDialog) ShortHelp() []key.Binding {
-	submit := d.keys.Submit
-	submit.SetHelp("enter", "import")
-	submit.SetEnabled(d.err == "")
-	return []key.Binding{d.keys.Next, submit, d.keys.Cancel}
-}
-
-func (d *importDialog) FullHelp() [][]key.Binding { return [][]key.Binding{d.ShortHelp()} }

@@ -76,6 +76,8 @@ func (k *KeyMap) FullHelp() [][]key.Binding {
 type listKeys struct {
 	Up, Down, PageUp, PageDown, Home, End key.Binding
 	Enter, Remove, Import, Back, Quit     key.Binding
+	// Pull: the bases view's, off elsewhere.
+	Pull key.Binding
 	// Mark and Apply: the diff view's, off elsewhere.
 	Mark, Apply key.Binding
 }
@@ -87,6 +89,7 @@ func newListKeys(enter, remove, imp string) *listKeys {
 		Enter:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", enter)),
 		Remove: key.NewBinding(key.WithKeys("d", "delete"), key.WithHelp("d", remove)),
 		Import: key.NewBinding(key.WithKeys("i"), key.WithHelp("i", imp)),
+		Pull:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pull")),
 		Back:   key.NewBinding(key.WithKeys("esc", "q"), key.WithHelp("esc", "back")),
 		Quit:   key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
 		Mark:   key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "mark")),
@@ -94,6 +97,7 @@ func newListKeys(enter, remove, imp string) *listKeys {
 	}
 	l.Mark.SetEnabled(false)
 	l.Apply.SetEnabled(false)
+	l.Pull.SetEnabled(false)
 	l.Enter.SetEnabled(enter != "")
 	l.Remove.SetEnabled(remove != "")
 	l.Import.SetEnabled(imp != "")
@@ -101,11 +105,11 @@ func newListKeys(enter, remove, imp string) *listKeys {
 }
 
 func (k *listKeys) ShortHelp() []key.Binding {
-	return []key.Binding{k.Up, k.Down, k.Enter, k.Mark, k.Apply, k.Remove, k.Import, k.Back}
+	return []key.Binding{k.Up, k.Down, k.Enter, k.Mark, k.Apply, k.Remove, k.Import, k.Pull, k.Back}
 }
 
 func (k *listKeys) FullHelp() [][]key.Binding {
-	return [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}, {k.Enter, k.Mark, k.Apply, k.Remove, k.Import, k.Back, k.Quit}}
+	return [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}, {k.Enter, k.Mark, k.Apply, k.Remove, k.Import, k.Pull, k.Back, k.Quit}}
 }
 
 // filterHelp is the footer while a filter is typed.

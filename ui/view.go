@@ -123,7 +123,7 @@ func (m *Model) helpView() string {
 	intro := st.Muted.Render("Every key of the session list. esc or any key goes back.")
 	more := st.Muted.Render("In dialogs: tab moves between fields, enter confirms, esc cancels. " +
 		"Destructive keys (d, r) ask first.\nIn the diff view, enter shows a file (a modified one as its diff against the base), space marks, " +
-		"a applies the marked (else the filtered, else all) to the host after asking, and / filters; in the bases view, i imports and d removes.")
+		"a applies the marked (else the filtered, else all) to the host after asking, and / filters; in the bases view, i imports, p pulls from a registry and d removes.")
 	wrap := lipgloss.NewStyle().Width(m.width)
 	return "\n" + wrap.Render(intro) + "\n\n" + h.View(m.keys) + "\n\n" + wrap.Render(more)
 }
