@@ -106,7 +106,11 @@ func optionFlags(fs *flag.FlagSet, opts *session.Options) {
 		opts.Memory = n
 		return err
 	})
-	fs.Int64Var(&opts.Pids, "pids", 0, fmt.Sprintf("most processes and threads at once (default: %d)", sandbox.DefaultPidsMax))
+	fs.Func("pids", fmt.Sprintf("most processes and threads at once, %d to %d (default: %d)", session.MinPids, session.MaxPids, sandbox.DefaultPidsMax), func(v string) error {
+		n, err := session.ParsePids(v)
+		opts.Pids = n
+		return err
+	})
 	fs.BoolVar(&opts.Nested, "nested", false, "let processes inside make namespaces of their own, for podman or bwrap inside")
 }
 

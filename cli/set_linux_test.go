@@ -27,6 +27,10 @@ func TestSetOptions(t *testing.T) {
 			{[]string{"set", "s", "--env", "1X=y"}, 2, "--env"},
 			{[]string{"set", "s", "--bind", "/nonexistent-incarnate:/x"}, 2, "nonexistent-incarnate"},
 			{[]string{"set", "nosuch", "--net", "host"}, 1, "does not exist"},
+			// 0 is neither "no limit" nor, silently, the default.
+			{[]string{"set", "s", "--pids", "0"}, 2, "--pids: want a number from 16 to 4194304"},
+			{[]string{"new", "--pids", "0", "p"}, 2, "--pids: want a number from 16 to 4194304"},
+			{[]string{"new", "--pids", "15", "p"}, 2, "--pids: want a number from 16"},
 		} {
 			if _, errOut, status := h.run(tc.args...); status != tc.status || !strings.Contains(errOut, tc.want) {
 				t.Errorf("incarnate %v: status %d, %q; want %d and %q", tc.args, status, errOut, tc.status, tc.want)
