@@ -71,6 +71,14 @@ func loadConfig() (ui.Config, string, error) {
 	return cfg, path, err
 }
 
+// warnConfig tells of a broken config.toml a command can do without:
+// enter chooses the shell as if there were none.
+func warnConfig() {
+	if _, _, err := loadConfig(); err != nil {
+		session.Notice(err.Error() + "; going on without it")
+	}
+}
+
 func flagGiven(fs *flag.FlagSet, name string) bool {
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
