@@ -132,8 +132,8 @@ func cmdBaseRm(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range pos {
-		if _, err := st.Layers.Get(name); err != nil {
+	for _, name := range pos { // a refusal before the question
+		if err := st.CheckRemoveBase(name); err != nil {
 			return err
 		}
 	}

@@ -247,13 +247,17 @@ func TestBaseLsAndRm(t *testing.T) {
 		if out := h.ok("base", "ls"); !strings.Contains(out, "SESSIONS") || !strings.Contains(out, " s,t ") {
 			t.Errorf("base ls does not show the sessions on bb:\n%s", out)
 		}
-		_, errOut, status := h.run("base", "rm", "--yes", "bb")
-		if status != 1 || !strings.Contains(errOut, "in use by sessions s, t") || !strings.Contains(errOut, "incarnate rm s t") {
-			t.Errorf("base rm of a used base: status %d, stderr %q; want a refusal naming s and t", status, errOut)
-		}
-		for _, refusal := range []struct{ name, says string }{{"host", "built in"}, {"nope", "does not exist"}, {"../x", "name"}} {
-			if _, errOut, status := h.run("base", "rm", "--yes", refusal.name); status == 0 || !strings.Contains(errOut, refusal.says) {
-				t.Errorf("base rm %s: status %d, stderr %q; want a refusal saying %q", refusal.name, status, errOut, refusal.says)
+		// Without --yes as well: the refusal and its reason come before
+		// any question of whether to go ahead.
+		for _, yes := range [][]string{{"--yes"}, nil} {
+			_, errOut, status := h.run(append(append([]string{"base", "rm"}, yes...), "bb")...)
+			if status != 1 || !strings.Contains(errOut, "in use by sessions s, t") || !strings.Contains(errOut, "incarnate rm s t") {
+				t.Errorf("base rm %v of a used base: status %d, stderr %q; want a refusal naming s and t", yes, status, errOut)
+			}
+			for _, refusal := range []struct{ name, says string }{{"host", "built in"}, {"nope", "does not exist"}, {"../x", "name"}} {
+				if _, errOut, status := h.run(append(append([]string{"base", "rm"}, yes...), refusal.name)...); status == 0 || !strings.Contains(errOut, refusal.says) {
+					t.Errorf("base rm %v %s: status %d, stderr %q; want a refusal saying %q", yes, refusal.name, status, errOut, refusal.says)
+				}
 			}
 		}
 		layers := testbase.DirNames(t, filepath.Join(h.store, "layers"))

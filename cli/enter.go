@@ -33,6 +33,7 @@ func cmdEnter(c *ctx, args []string) error {
 	if err != nil {
 		return err
 	}
+	warnConfig()
 	o := shellOptions(st, pos[0], *shell, env)
 	o.Dir, o.DirElse = startDir(*cwd)
 	if !term.IsTerminal(int(c.stdin.Fd())) {
@@ -73,7 +74,7 @@ func shellOptions(st *session.Store, name, shell string, env []string) session.E
 	if shell == "" && m != nil {
 		shell = m.Shell
 	}
-	cfg, _, _ := loadConfig() // a broken config is new's to report
+	cfg, _, _ := loadConfig() // a broken one told of by enter (warnConfig) and the interface
 	switch {
 	case shell != "":
 		o.Argv = []string{shell}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,14 +50,7 @@ func TestCompletionAnswers(t *testing.T) {
 	h := newHarness(t, rootUser)
 	h.ok("new", "--base", "bb", "alpha")
 	h.ok("new", "--base", "bb", "beta")
-	// incarnate on PATH as the scripts call it.
-	bin := filepath.Join(h.dir, "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(h.bin, filepath.Join(bin, "incarnate")); err != nil {
-		t.Fatal(err)
-	}
+	bin := incarnateOnPath(t, h)
 	// Each program gets the script in $1 and the line in $2 and prints
 	// the candidates, one a line.
 	shells := map[string]struct {
@@ -68,7 +62,7 @@ func TestCompletionAnswers(t *testing.T) {
 			`COMP_CWORD=$((${#COMP_WORDS[@]}-1)); f=$(complete -p incarnate | sed -n 's/.*-F \([^ ]*\).*/\1/p'); $f; printf '%s\n' "${COMPREPLY[@]}"`},
 		// zle's words and CURRENT, compadd and _files standing in for
 		// the completion system's own.
-		"zsh": {[]string{"zsh", "-f", "-c"}, `compdef() {}; _files() {}; compadd() { [[ $1 == -- ]] && shift; printf '%s\n' "$@" }; source "$1"; ` +
+		"zsh": {[]string{"zsh", "-f", "-c"}, `compdef() {}; _files() {}; compadd() { while [[ $1 != -- ]]; do shift; done; shift; printf '%s\n' "$@" }; source "$1"; ` +
 			`words=(${(z)2}); [[ $2 == *" " ]] && words+=(""); CURRENT=${#words}; _incarnate`},
 		// fish's own test hook.
 		"fish": {[]string{"fish", "--no-config", "-c"}, `source $argv[1]; complete -C $argv[2]`},
@@ -94,7 +88,13 @@ func TestCompletionAnswers(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s completion of %q: %v\n%s", name, line, err, out)
 				}
-				return strings.Fields(string(out))
+				var words []string // fish's come with a tab and a description
+				for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+					if word, _, _ := strings.Cut(line, "\t"); word != "" {
+						words = append(words, word)
+					}
+				}
+				return words
 			}
 			for _, tc := range []struct {
 				line string
@@ -126,6 +126,93 @@ func TestCompletionAnswers(t *testing.T) {
 	}
 	if !sessionFree(h, "alpha") {
 		t.Errorf("completion started a keeper")
+	}
+}
+
+// incarnateOnPath is a directory holding incarnate under that name, for
+// PATH, as the completion scripts call it.
+func incarnateOnPath(t *testing.T, h *harness) string {
+	bin := filepath.Join(h.dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(h.bin, filepath.Join(bin, "incarnate")); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// fish shows each command and flag with its line from the command table,
+// through its own test hook.
+func TestFishCompletionDescribes(t *testing.T) {
+	if _, err := exec.LookPath("fish"); err != nil {
+		t.Skip("fish is not installed")
+	}
+	h := newHarness(t, rootUser)
+	script := filepath.Join(h.dir, "incarnate.fish")
+	if err := os.WriteFile(script, []byte(h.ok("completion", "fish")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run, _, _ := lookup([]string{"run"})
+	pull, _, _ := lookup([]string{"base", "pull"})
+	for line, want := range map[string]string{
+		"incarnate ru":        "run\trun a command inside a session",
+		"incarnate ba":        "base\tbases: import, pull, ls, rm",
+		"incarnate base pu":   "pull\t" + summaryLine(pull.summary),
+		"incarnate run --cw":  "--cwd\t" + flagsOf(run).Lookup("cwd").Usage,
+		"incarnate --ver":     "--version\tprint the version and exit",
+		"incarnate new --pid": "--pids\tmost processes and threads at once, 16 to 4194304 (default: 8192)",
+	} {
+		cmd := exec.Command("fish", "--no-config", "-c", `source $argv[1]; complete -C $argv[2]`, script, line)
+		cmd.Env = append(h.env(), "PATH="+incarnateOnPath(t, h)+":/usr/bin:/bin")
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("fish completing %q: %q (%v), want %q", line, out, err, want)
+		}
+	}
+}
+
+// zsh completes from the script sourced in a .zshrc that never ran
+// compinit, and from the file make install puts on $fpath (_incarnate),
+// which the user's compinit autoloads: at the first Tab, each time. Real
+// zsh, interactive, in tmux.
+func TestZshCompletionLoads(t *testing.T) {
+	if _, err := exec.LookPath("zsh"); err != nil {
+		t.Skip("zsh is not installed")
+	}
+	for _, name := range []string{"sourced", "autoloaded"} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, rootUser) // and a tmux server of its own
+			h.ok("new", "--base", "bb", "alpha")
+			script, dir := h.ok("completion", "zsh"), filepath.Join(h.dir, "site-functions")
+			load := map[string]string{
+				"sourced":    "source " + filepath.Join(dir, "_incarnate"),
+				"autoloaded": "fpath=(" + dir + " $fpath)\nautoload -Uz compinit && compinit -u",
+			}[name]
+			rc := "path=(" + incarnateOnPath(t, h) + " $path)\n" + load + "\nPS1='zsh-ready%% '\n"
+			zdot := filepath.Join(h.dir, "zdot")
+			for file, text := range map[string]string{filepath.Join(dir, "_incarnate"): script, filepath.Join(zdot, ".zshrc"): rc} {
+				if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := startScriptInTmux(t, h, h.dir, 120, 30, fmt.Sprintf("HOME=%q ZDOTDIR=%q exec zsh -i", zdot, zdot))
+			s.waitText("zsh-ready")
+			s.typeText("incarnate ren")
+			s.keys("Tab")
+			s.waitText("zsh-ready% incarnate rename")
+			s.keys("C-u")
+			s.typeText("incarnate enter al")
+			s.keys("Tab")
+			s.waitText("zsh-ready% incarnate enter alpha")
+			s.keys("C-u")
+			s.typeText("incarnate r")
+			s.keys("Tab")
+			s.waitText("rm      -- discard sessions and everything written in them")
+		})
 	}
 }
 

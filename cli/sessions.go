@@ -71,6 +71,14 @@ func loadConfig() (ui.Config, string, error) {
 	return cfg, path, err
 }
 
+// warnConfig tells of a broken config.toml a command can do without:
+// enter chooses the shell as if there were none.
+func warnConfig() {
+	if _, _, err := loadConfig(); err != nil {
+		session.Notice(err.Error() + "; going on without it")
+	}
+}
+
 func flagGiven(fs *flag.FlagSet, name string) bool {
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
@@ -106,7 +114,11 @@ func optionFlags(fs *flag.FlagSet, opts *session.Options) {
 		opts.Memory = n
 		return err
 	})
-	fs.Int64Var(&opts.Pids, "pids", 0, fmt.Sprintf("most processes and threads at once (default: %d)", sandbox.DefaultPidsMax))
+	fs.Func("pids", fmt.Sprintf("most processes and threads at once, %d to %d (default: %d)", session.MinPids, session.MaxPids, sandbox.DefaultPidsMax), func(v string) error {
+		n, err := session.ParsePids(v)
+		opts.Pids = n
+		return err
+	})
 	fs.BoolVar(&opts.Nested, "nested", false, "let processes inside make namespaces of their own, for podman or bwrap inside")
 }
 

@@ -27,6 +27,10 @@ func TestSetOptions(t *testing.T) {
 			{[]string{"set", "s", "--env", "1X=y"}, 2, "--env"},
 			{[]string{"set", "s", "--bind", "/nonexistent-incarnate:/x"}, 2, "nonexistent-incarnate"},
 			{[]string{"set", "nosuch", "--net", "host"}, 1, "does not exist"},
+			// 0 is neither "no limit" nor, silently, the default.
+			{[]string{"set", "s", "--pids", "0"}, 2, "--pids: want a number from 16 to 4194304"},
+			{[]string{"new", "--pids", "0", "p"}, 2, "--pids: want a number from 16 to 4194304"},
+			{[]string{"new", "--pids", "15", "p"}, 2, "--pids: want a number from 16"},
 		} {
 			if _, errOut, status := h.run(tc.args...); status != tc.status || !strings.Contains(errOut, tc.want) {
 				t.Errorf("incarnate %v: status %d, %q; want %d and %q", tc.args, status, errOut, tc.status, tc.want)
@@ -79,6 +83,22 @@ func TestNewUsesDefaultBase(t *testing.T) {
 	write("sort = \"sideways\"\n")
 	if _, errOut, _ := h.run("new", "u"); !strings.Contains(errOut, config+": line 1:") {
 		t.Errorf("a bad value: %q; want its file and line", errOut)
+	}
+	// A wrong type in the config's words, not TOML's or Go's.
+	write("theme = \"dusk\"\n\ndefault_base = 5\n")
+	want := config + ": line 3: default_base must be a base name (a string), got 5"
+	if _, errOut, status := h.run("new", "u"); status != 1 || !strings.Contains(errOut, want) || strings.Contains(errOut, "int64") {
+		t.Errorf("default_base = 5: status %d, %q; want %q", status, errOut, want)
+	}
+	// enter can do without the config: it says what is wrong and opens
+	// the shell.
+	h.ok("new", "--base", "bb", "e")
+	enter := h.command("enter", "e")
+	enter.Stdin = strings.NewReader("echo in-$((6*7))\n")
+	var out, errOut strings.Builder
+	enter.Stdout, enter.Stderr = &out, &errOut
+	if err := enter.Run(); err != nil || !strings.Contains(out.String(), "in-42") || !strings.Contains(errOut.String(), want) {
+		t.Errorf("enter with default_base = 5: %v, stdout %q, stderr %q; want the shell, and %q", err, out.String(), errOut.String(), want)
 	}
 }
 

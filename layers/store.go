@@ -388,25 +388,10 @@ func newID() string {
 // does not know about sessions: session.Store.RemoveBase checks that none
 // stands on the base before calling it. It returns the bytes freed.
 func (s *Store) RemoveBase(name string) (int64, error) {
-	b, err := s.Get(name)
-	if err != nil {
-		return 0, err
-	}
-	if b.Builtin() {
-		return 0, fmt.Errorf("base %q is %w: it is this machine's own /, which cannot be removed", name, ErrBuiltin)
-	}
 	s.SweepOrphans()
-	all, err := s.List()
+	b, all, err := s.removable(name)
 	if err != nil {
 		return 0, err
-	}
-	if on := builtOn(b, all); len(on) > 0 {
-		what, them := "base %s is", "it"
-		if len(on) > 1 {
-			what, them = "bases %s are", "them"
-		}
-		return 0, fmt.Errorf("base %q is %w: "+what+" built on it; remove %s first: incarnate base rm %s",
-			name, ErrInUse, strings.Join(on, ", "), them, strings.Join(on, " "))
 	}
 	if err := os.Remove(s.basePath(name)); err != nil {
 		return 0, err
@@ -430,6 +415,38 @@ func (s *Store) RemoveBase(name string) (int64, error) {
 		freed += b.LayerSizes[id]
 	}
 	return freed, nil
+}
+
+// CheckRemove says why base name cannot be removed, or nil: asked before
+// the user is asked to confirm, so a refusal comes first.
+func (s *Store) CheckRemove(name string) error {
+	_, _, err := s.removable(name)
+	return err
+}
+
+// removable is base name and every base, or why name cannot be removed:
+// it is built in, or another base is built on it.
+func (s *Store) removable(name string) (*Base, []*Base, error) {
+	b, err := s.Get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if b.Builtin() {
+		return nil, nil, fmt.Errorf("base %q is %w: it is this machine's own /, which cannot be removed", name, ErrBuiltin)
+	}
+	all, err := s.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	if on := builtOn(b, all); len(on) > 0 {
+		what, them := "base %s is", "it"
+		if len(on) > 1 {
+			what, them = "bases %s are", "them"
+		}
+		return nil, nil, fmt.Errorf("base %q is %w: "+what+" built on it; remove %s first: incarnate base rm %s",
+			name, ErrInUse, strings.Join(on, ", "), them, strings.Join(on, " "))
+	}
+	return b, all, nil
 }
 
 // builtOn names the other bases that stack on b: those that have b's top

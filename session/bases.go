@@ -27,20 +27,28 @@ func (s *Store) BaseUsers() (map[string][]string, error) {
 // while a session stands on the base (its lower dirs would vanish under
 // it) or another base is built on it. It returns the bytes freed.
 func (s *Store) RemoveBase(name string) (int64, error) {
-	if _, err := s.Layers.Get(name); err != nil {
+	if err := s.CheckRemoveBase(name); err != nil {
 		return 0, err
+	}
+	return s.Layers.RemoveBase(name)
+}
+
+// CheckRemoveBase says why base name cannot be removed, or nil.
+func (s *Store) CheckRemoveBase(name string) error {
+	if _, err := s.Layers.Get(name); err != nil {
+		return err
 	}
 	users, err := s.BaseUsers()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if on := users[name]; len(on) > 0 && name != layers.HostBase {
 		what, them := "session", "it"
 		if len(on) > 1 {
 			what, them = "sessions", "them"
 		}
-		return 0, fmt.Errorf("base %q is %w by %s %s; remove %s first: incarnate rm %s",
+		return fmt.Errorf("base %q is %w by %s %s; remove %s first: incarnate rm %s",
 			name, layers.ErrInUse, what, strings.Join(on, ", "), them, strings.Join(on, " "))
 	}
-	return s.Layers.RemoveBase(name)
+	return s.Layers.CheckRemove(name)
 }

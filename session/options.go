@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/incarnate-dev/incarnate/layers"
@@ -88,11 +89,33 @@ func (o *Options) Validate() error {
 	if o.Memory < 0 || (o.Memory > 0 && o.Memory < 4<<20) {
 		return fmt.Errorf("--memory %d: want at least 4M", o.Memory)
 	}
-	if o.Pids < 0 || (o.Pids > 0 && o.Pids < 16) {
-		return fmt.Errorf("--pids %d: want at least 16 (the sandbox itself needs a few)", o.Pids)
+	if o.Pids != 0 && !pidsInRange(o.Pids) {
+		return fmt.Errorf("--pids %d: %w", o.Pids, errPidsRange)
 	}
 	return nil
 }
+
+// The range --pids takes: the sandbox itself needs a few processes, and
+// the kernel counts no further than PID_MAX_LIMIT.
+const (
+	MinPids = 16
+	MaxPids = 4 << 20
+)
+
+// ParsePids reads --pids (the flag package names it in its error). 0 is refused rather than taken for "no limit"
+// or the default: either would be a surprise from a sandbox, and the
+// default is what leaving the flag out gives.
+func ParsePids(v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || !pidsInRange(n) {
+		return 0, errPidsRange
+	}
+	return n, nil
+}
+
+func pidsInRange(n int64) bool { return n >= MinPids && n <= MaxPids }
+
+var errPidsRange = fmt.Errorf("want a number from %d to %d (leave --pids out for the default, %d)", MinPids, MaxPids, sandbox.DefaultPidsMax)
 
 func (b BindMount) validate() error {
 	for _, p := range []string{b.Src, b.Dst} {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -39,11 +40,29 @@ func ConfigDir() string {
 	return filepath.Join(dir, "incarnate")
 }
 
-// LoadConfig reads path; a missing file is an empty config. A key it
-// does not know is an error naming it, not silently ignored.
+// configField is a key of config.toml, what it holds as a message says
+// it, and where it goes; every one is a string.
+type configField struct {
+	key, holds string
+	to         *string
+}
+
+func configFields(c *Config) []configField {
+	return []configField{
+		{"theme", "a theme name", &c.Theme},
+		{"sort", "a sort order", &c.Sort},
+		{"default_base", "a base name", &c.DefaultBase},
+		{"shell", "a path", &c.Shell},
+	}
+}
+
+// LoadConfig reads path; a missing file is an empty config. A mistake
+// (bad syntax, a key it does not know, a value of the wrong type) is an
+// error naming the file and the line. It is decoded loosely first, so
+// that a wrong type is said in the config's words, not Go's.
 func LoadConfig(path string) (Config, error) {
-	var c Config
-	md, err := toml.DecodeFile(path, &c)
+	var raw map[string]any
+	md, err := toml.DecodeFile(path, &raw)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Config{}, nil
 	}
@@ -54,9 +73,22 @@ func LoadConfig(path string) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		k := und[0]
-		return c, fmt.Errorf("config %s: line %d: unknown field %s (known: theme, sort, default_base, shell)", path, keyLine(path, k[len(k)-1]), k)
+	var c Config
+	fields := configFields(&c)
+	for _, k := range md.Keys() {
+		if len(k) > 1 {
+			continue // inside a table, which its key has refused
+		}
+		key, at := k[0], keyLine(path, k[0])
+		i := slices.IndexFunc(fields, func(f configField) bool { return f.key == key })
+		if i < 0 {
+			return Config{}, fmt.Errorf("config %s: line %d: unknown field %s (known: %s)", path, at, key, knownKeys(fields))
+		}
+		v, ok := raw[key].(string)
+		if !ok {
+			return Config{}, fmt.Errorf("config %s: line %d: %s must be %s (a string), got %s", path, at, key, fields[i].holds, tomlValue(raw[key]))
+		}
+		*fields[i].to = v
 	}
 	if c.Sort != "" {
 		if _, ok := parseSort(c.Sort); !ok {
@@ -66,8 +98,27 @@ func LoadConfig(path string) (Config, error) {
 	return c, nil
 }
 
-// keyLine is the line of path where key is set (0 when it cannot tell):
-// the decoder knows the lines of syntax errors only.
+func knownKeys(fields []configField) string {
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	return strings.Join(keys, ", ")
+}
+
+// tomlValue says what a value that should have been a string is.
+func tomlValue(v any) string {
+	switch v.(type) {
+	case []any, []map[string]any:
+		return "a list"
+	case map[string]any:
+		return "a table"
+	}
+	return fmt.Sprint(v)
+}
+
+// keyLine is the line of path where key is set, or its table begins (0
+// when it cannot tell): the decoder knows the lines of syntax errors only.
 func keyLine(path, key string) int {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -76,6 +127,9 @@ func keyLine(path, key string) int {
 	for i, line := range strings.Split(string(data), "\n") {
 		name, _, ok := strings.Cut(line, "=")
 		if ok && strings.Trim(strings.TrimSpace(name), `"'`) == key {
+			return i + 1
+		}
+		if t := strings.Trim(strings.TrimSpace(line), "[]"); strings.HasPrefix(strings.TrimSpace(line), "[") && strings.Trim(strings.TrimSpace(t), `"'`) == key {
 			return i + 1
 		}
 	}

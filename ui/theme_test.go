@@ -103,6 +103,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"colour = \"x\"\n", "unknown field colour"},
 		{"sort = \"random\"\n", `field "sort"`},
 		{"theme = \n", "line 1"},
+		{"theme = \"dusk\"\ndefault_base = 5\n", "line 2: default_base must be a base name (a string), got 5"},
+		{"shell = true\n", "line 1: shell must be a path (a string), got true"},
+		{"sort = [\"name\"]\n", "sort must be a sort order (a string), got a list"},
+		{"\n[theme]\nname = \"x\"\n", "line 2: theme must be a theme name (a string), got a table"},
 	} {
 		p := filepath.Join(dir, "config.toml")
 		os.WriteFile(p, []byte(tc.body), 0o644)
