@@ -157,8 +157,8 @@ func TestFishCompletionDescribes(t *testing.T) {
 	pull, _, _ := lookup([]string{"base", "pull"})
 	for line, want := range map[string]string{
 		"incarnate ru":        "run\trun a command inside a session",
-		"incarnate ba":        "base\tbases: import, pull, ls, rm",
-		"incarnate base pu":   "pull\t" + summaryLine(pull.summary),
+		"incarnate ba":        "base\tbases: import, pull, push, export, ls, rm",
+		"incarnate base pul":  "pull\t" + summaryLine(pull.summary),
 		"incarnate run --cw":  "--cwd\t" + flagsOf(run).Lookup("cwd").Usage,
 		"incarnate --ver":     "--version\tprint the version and exit",
 		"incarnate new --pid": "--pids\tmost processes and threads at once, 16 to 4194304 (default: 8192)",

@@ -101,7 +101,8 @@ func TestDestructiveCommandsAsk(t *testing.T) {
 	h := newHarness(t, rootUser)
 	h.ok("new", "--base", "bb", "s")
 	h.ok("run", "s", "--", "touch", "/kept")
-	for _, args := range [][]string{{"rm", "s"}, {"reset", "s"}, {"base", "rm", "bb"}} {
+	h.ok("base", "import", "spare", h.base) // in use by none: base rm may take it
+	for _, args := range [][]string{{"rm", "s"}, {"reset", "s"}, {"base", "rm", "spare"}} {
 		if _, stderr, status := h.run(args...); status != 2 || !strings.Contains(stderr, "pass --yes") {
 			t.Errorf("%v without a terminal: exit %d, %q; want 2 and a word about --yes", args, status, stderr)
 		}
