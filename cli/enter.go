@@ -98,7 +98,7 @@ func shellOptions(st *session.Store, name, shell string, env []string) session.E
 // attach runs o with a fresh pty inside the session and connects this
 // terminal to it until it exits.
 func (c *ctx) attach(st *session.Store, name string, o session.ExecOptions) error {
-	status, stopped, err := attachTTY(st, name, o, c.stdin, c.stdout)
+	status, stopped, err := attachTTY(st, name, o, c.stdin, c.stdout, nil)
 	if err != nil {
 		return c.inUserNS(err)
 	}
@@ -111,8 +111,9 @@ func (c *ctx) attach(st *session.Store, name string, o session.ExecOptions) erro
 // attachTTY runs o in session name with a fresh pty sized like in, and
 // connects in and out to it until it exits; it returns the exit status,
 // and what to tell the user when the session was stopped from outside.
+// typed is what the user typed before (drainReplies), for the shell.
 // `enter`, `run -t` and the TUI's enter all come through here.
-func attachTTY(st *session.Store, name string, o session.ExecOptions, in, out *os.File) (int, string, error) {
+func attachTTY(st *session.Store, name string, o session.ExecOptions, in, out *os.File, typed []byte) (int, string, error) {
 	o.Tty = true
 	if ws, err := pty.GetsizeFull(in); err == nil {
 		o.Rows, o.Cols = ws.Rows, ws.Cols
@@ -122,6 +123,12 @@ func attachTTY(st *session.Store, name string, o session.ExecOptions, in, out *o
 		return 0, "", err
 	}
 	defer conn.Close()
+	// Keys typed before the shell's terminal existed, ahead of any typed
+	// later: the pty holds them for the shell as a terminal would.
+	if _, err := master.Write(typed); len(typed) > 0 && err != nil {
+		master.Close()
+		return 0, "", err
+	}
 	status, err := sandbox.Attach(conn, master, in, out)
 	return status, session.StoppedNote(name, conn), err
 }

@@ -28,6 +28,13 @@ type screen struct {
 
 func (h *harness) onPty(t *testing.T, rows, cols uint16, cmd *exec.Cmd) *screen {
 	t.Helper()
+	return h.onPtyAnswering(t, rows, cols, cmd, answerQueries)
+}
+
+// onPtyAnswering is onPty with a terminal that answers what the program
+// writes as answer does.
+func (h *harness) onPtyAnswering(t *testing.T, rows, cols uint16, cmd *exec.Cmd, answer func(f *os.File, out []byte)) *screen {
+	t.Helper()
 	cmd.Env = append(cmd.Env, "TERM=xterm")
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: rows, Cols: cols})
 	if err != nil {
@@ -38,7 +45,7 @@ func (h *harness) onPty(t *testing.T, rows, cols uint16, cmd *exec.Cmd) *screen 
 		buf := make([]byte, 4096)
 		for {
 			n, err := f.Read(buf)
-			answerQueries(f, buf[:n])
+			answer(f, buf[:n])
 			s.mu.Lock()
 			s.out.Write(buf[:n])
 			s.mu.Unlock()

@@ -2,12 +2,15 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
+
+	"github.com/incarnate-dev/incarnate/session"
 )
 
 // Bubble Tea v2 asks the terminal things as it starts (synchronized
@@ -24,42 +27,85 @@ import (
 // keep the user waiting long.
 const replyWait = 500 * time.Millisecond
 
-// hasDA1Reply reports whether b holds a terminal's answer to DA1 (its
-// primary device attributes): ESC [ ? digits and semicolons, then c. By
-// hand, as a regexp would be compiled at every start of the binary.
-func hasDA1Reply(b []byte) bool {
-	for i := 0; i+3 <= len(b); i++ {
-		if b[i] != 0x1b || b[i+1] != '[' || b[i+2] != '?' {
+// splitReplies takes the terminal's answers out of what was read from
+// it, and reports whether the answer to DA1 was among them. What is left
+// was typed: keys, escape sequences of keys (which never carry CSI's
+// private markers) included, and a sequence cut off at the end, for an
+// answer comes whole before the next one. By hand, as a regexp would be
+// compiled at every start of the binary.
+func splitReplies(b []byte) (typed []byte, da1 bool) {
+	for i := 0; i < len(b); {
+		n, isDA1 := replyAt(b[i:])
+		if n == 0 {
+			typed = append(typed, b[i])
+			i++
 			continue
 		}
-		j := i + 3
-		for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == ';') {
-			j++
-		}
-		if j < len(b) && b[j] == 'c' {
-			return true
-		}
+		da1 = da1 || isDA1
+		i += n
 	}
-	return false
+	return typed, da1
 }
 
-// drainReplies reads and drops the terminal's answers to the queries
-// sent before: it asks for the device attributes (DA1), which every
-// terminal answers, and in order, and reads until that answer came. A
-// key typed in that moment is dropped with them. in must be in raw mode
-// (holdRaw), else the line discipline holds the answers back, and echoes
-// them on the screen.
-func drainReplies(in, out *os.File) {
+// replyAt is the length of the terminal's answer b starts with (0 when it
+// does not start with a whole one), and whether it answers DA1. Answers
+// are control strings (OSC: ESC ], DCS: ESC P, APC: ESC _, PM: ESC ^,
+// SOS: ESC X), ended by ST or, for OSC, BEL; or CSI with a private
+// marker: ESC [ ? … c for DA1, ESC [ ? … $ y for a mode, ESC [ ? … u
+// for keyboard flags, ESC [ > … c for DA2.
+func replyAt(b []byte) (n int, da1 bool) {
+	if len(b) < 3 || b[0] != 0x1b {
+		return 0, false
+	}
+	switch b[1] {
+	case ']', 'P', '_', '^', 'X':
+		for j := 2; j < len(b); j++ {
+			if b[1] == ']' && b[j] == 0x07 {
+				return j + 1, false
+			}
+			if b[j] == 0x1b && j+1 < len(b) && b[j+1] == '\\' {
+				return j + 2, false
+			}
+		}
+		return 0, false
+	case '[':
+		if b[2] < '<' || b[2] > '?' {
+			return 0, false // no private marker: a key
+		}
+		for j := 3; j < len(b); j++ {
+			if b[j] >= 0x40 && b[j] <= 0x7e {
+				return j + 1, b[2] == '?' && b[j] == 'c'
+			}
+			if b[j] < 0x20 || b[j] > 0x3f {
+				return 0, false
+			}
+		}
+	}
+	return 0, false
+}
+
+// drainReplies reads the terminal's answers to the queries sent before
+// and returns what else it read, which the user typed meanwhile, for
+// whoever reads next (pushBack, or the shell's pty): it asks for the
+// device attributes (DA1), which every terminal answers, and in order,
+// and reads until that answer came. in must be in raw mode (holdRaw),
+// else the line discipline holds the answers back, and echoes them on
+// the screen.
+func drainReplies(in, out *os.File) (typed []byte) {
 	fd := int(in.Fd())
 	if !term.IsTerminal(fd) {
-		return
+		return nil
 	}
 	if _, err := out.WriteString(ansi.RequestPrimaryDeviceAttributes); err != nil {
-		return
+		return nil
 	}
 	var got []byte
+	defer func() { typed, _ = splitReplies(got) }()
 	buf := make([]byte, 4096)
-	for deadline := time.Now().Add(replyWait); !hasDA1Reply(got); {
+	for deadline := time.Now().Add(replyWait); ; {
+		if _, da1 := splitReplies(got); da1 {
+			return
+		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			return
@@ -79,6 +125,21 @@ func drainReplies(in, out *os.File) {
 			return
 		}
 		got = append(got, buf[:n]...)
+	}
+}
+
+// pushBack puts typed back in the terminal's input, for the program that
+// reads it after incarnate: the user's shell, once the interface is
+// gone. TIOCSTI is the only way into another program's input; kernels
+// may refuse it (dev.tty.legacy_tiocsti = 0, for all but CAP_SYS_ADMIN),
+// and then the keys are lost, which the user is told.
+func pushBack(in *os.File, typed []byte) {
+	for i := range typed {
+		// TIOCSTI takes a pointer to one byte: the string's first.
+		if err := unix.IoctlSetString(int(in.Fd()), unix.TIOCSTI, string(typed[i:i+1])); err != nil {
+			session.Notice(fmt.Sprintf("what was typed as the interface closed (%d bytes) is lost: this kernel does not let a program hand keys back to the terminal (TIOCSTI: %v)", len(typed)-i, err))
+			return
+		}
 	}
 }
 

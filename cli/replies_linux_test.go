@@ -1,9 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/charmbracelet/x/ansi"
 )
 
 // strayCheck prints what the terminal sent that nobody has read yet, as
@@ -57,13 +63,61 @@ func TestNoRepliesLeakIntoShells(t *testing.T) {
 	}
 }
 
-func TestHasDA1Reply(t *testing.T) {
-	for in, want := range map[string]bool{
-		"\x1b[?62;22c": true, "x\x1b]11;rgb:1/2/3\a\x1b[?1;2c": true, "\x1b[?c": true,
-		"\x1b[?62;22": false, "\x1b[62c": false, "": false, "\x1b[?6x2c": false,
+// What the user types while the drain waits for the terminal's answer
+// reaches what comes next: the shell entered from the interface, and
+// the user's own shell once the interface has quit. The terminal here
+// types before it answers DA1, every time, which a real one does only
+// when the keys come in that moment.
+func TestTypedDuringDrainIsKept(t *testing.T) {
+	h := newHarness(t, rootUser)
+	h.ok("new", "--base", "bb", "s")
+	var mu sync.Mutex
+	typed := []string{"echo in-$((6*7))\r", "later-typed\r"}
+	answer := func(f *os.File, out []byte) {
+		answerQueries(f, out)
+		for i := bytes.Count(out, []byte(ansi.RequestPrimaryDeviceAttributes)); i > 0; i-- {
+			mu.Lock()
+			if len(typed) > 0 {
+				_, _ = f.Write([]byte(typed[0]))
+				typed = typed[1:]
+			}
+			mu.Unlock()
+			_, _ = f.Write([]byte("\x1b[?62;22c"))
+		}
+	}
+	outer := exec.Command("/bin/sh", "-c", incarnateLine(h)+"; read -r line; echo \"got:[$line]\"")
+	outer.Env = h.env()
+	s := h.onPtyAnswering(t, 30, 100, outer, answer)
+	s.expect("ENTERED")
+	s.send("\r")
+	s.expect("in-42")
+	s.send("exit\r")
+	s.expect("left s")
+	s.send("q")
+	s.expect("got:[later-typed]")
+}
+
+// The terminal's answers are taken out of what the drain read, and the
+// rest, typed keys and their escape sequences, is kept in order.
+func TestSplitReplies(t *testing.T) {
+	for _, tc := range []struct {
+		in, typed string
+		da1       bool
+	}{
+		{"\x1b[?62;22c", "", true},
+		{"x\x1b]11;rgb:1/2/3\a\x1b[?1;2c", "x", true},
+		{"\x1b[?c", "", true},
+		{"\x1b[?62;22", "\x1b[?62;22", false}, // cut off: not an answer yet
+		{"\x1b[62c", "\x1b[62c", false},
+		{"", "", false},
+		{"\x1b[?6x2c", "2c", false},
+		{"l\x1b]11;rgb:10/20/30\x1b\\s\x1b[?2026;2$y\r\x1b[?1u\x1b[>0;276;0c\x1b[?62;22cxy", "ls\rxy", true},
+		{"\x1b[A\x1b[1;5C\x1bOP\x1b\x1b[200~p\x1b[201~é", "\x1b[A\x1b[1;5C\x1bOP\x1b\x1b[200~p\x1b[201~é", false},
+		{"\x1bP>|tmux 3.3a\x1b\\q", "q", false},
 	} {
-		if got := hasDA1Reply([]byte(in)); got != want {
-			t.Errorf("hasDA1Reply(%q) = %v, want %v", in, got, want)
+		typed, da1 := splitReplies([]byte(tc.in))
+		if string(typed) != tc.typed || da1 != tc.da1 {
+			t.Errorf("splitReplies(%q) = %q, %v; want %q, %v", tc.in, typed, da1, tc.typed, tc.da1)
 		}
 	}
 }

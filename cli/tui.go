@@ -37,12 +37,17 @@ func cmdTUI(c *ctx, f tuiFlags) error {
 		},
 	})
 	// Raw from before Bubble Tea starts until its last answers are read.
-	defer holdRaw(c.stdin)()
+	restore := holdRaw(c.stdin)
+	defer restore()
 	// The styles are built for the profile (ui.New): Bubble Tea is told
 	// the same one, not left to detect its own.
 	p := tea.NewProgram(m, tea.WithInput(c.stdin), tea.WithOutput(c.stdout), tea.WithColorProfile(profile))
 	_, err = p.Run()
-	drainReplies(c.stdin, c.stdout) // before the user's shell reads them
+	typed := drainReplies(c.stdin, c.stdout) // before the user's shell reads them
+	// Back in the user's own mode first, so that what was typed meanwhile
+	// is taken as if typed now.
+	restore()
+	pushBack(c.stdin, typed)
 	return err
 }
 
@@ -91,9 +96,9 @@ func (s *shellCommand) SetStdout(w io.Writer) {
 func (s *shellCommand) SetStderr(io.Writer) {}
 
 func (s *shellCommand) Run() (err error) {
-	drainReplies(s.in, s.out) // the shell is not to read them
+	typed := drainReplies(s.in, s.out) // the shell is not to read them, but what was typed
 	fmt.Fprintf(s.out, "incarnate: entering %s — exit the shell to return to the list\r\n", s.name)
-	s.status, s.stopped, err = attachTTY(s.st, s.name, shellOptions(s.st, s.name, s.shell, nil), s.in, s.out)
+	s.status, s.stopped, err = attachTTY(s.st, s.name, shellOptions(s.st, s.name, s.shell, nil), s.in, s.out, typed)
 	return err
 }
 
