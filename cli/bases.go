@@ -196,6 +196,14 @@ func (c *ctx) importOptions() layers.ImportOptions {
 	}}
 }
 
+// checkCompression refuses a --compression push and export do not know.
+func checkCompression(name string) error {
+	if !slices.Contains(session.Compressions, name) {
+		return usagef("--compression %q: use %s", name, strings.Join(session.Compressions, " or "))
+	}
+	return nil
+}
+
 func cmdBasePush(c *ctx, args []string) error {
 	fs := newFlags(c, "base push")
 	var o session.PushOptions
@@ -209,8 +217,8 @@ func cmdBasePush(c *ctx, args []string) error {
 	if len(pos) != 2 {
 		return usagef("usage: incarnate base push NAME REF")
 	}
-	if !slices.Contains(session.Compressions, o.Compression) {
-		return usagef("--compression %q: use %s", o.Compression, strings.Join(session.Compressions, " or "))
+	if err := checkCompression(o.Compression); err != nil {
+		return err
 	}
 	ro := registry.Options{Insecure: *insecure}
 	ref, err := registry.ParseRef(pos[1], ro)
@@ -244,8 +252,8 @@ func cmdBaseExport(c *ctx, args []string) error {
 	if len(pos) != 2 {
 		return usagef("usage: incarnate base export NAME FILE")
 	}
-	if !slices.Contains(session.Compressions, o.Compression) {
-		return usagef("--compression %q: use %s", o.Compression, strings.Join(session.Compressions, " or "))
+	if err := checkCompression(o.Compression); err != nil {
+		return err
 	}
 	st, err := c.openStore()
 	if err != nil {
