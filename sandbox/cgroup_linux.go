@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,6 +68,8 @@ type SessionCgroup struct {
 	pids  int64 // pids.max as set
 	mem   int64 // the memory limit as set, 0 for none
 	moved bool  // a v2 leaf arrangement moved the caller's processes
+	// thread is the caller's thread BornInside put in the v1 cgroups.
+	thread int
 }
 
 // cgroupDir is the session's cgroup in one hierarchy.
@@ -579,6 +582,11 @@ func (c *SessionCgroup) limit(d *cgroupDir) error {
 
 // Enter moves the calling process, all its threads, into the session's
 // cgroup in every hierarchy. Its children from then on are born there.
+//
+// A process moves by cgroup.procs, which takes the kernel's global
+// threadgroup lock for writing: an RCU grace period, 7 to 15 ms on these
+// machines, longer than all of bubblewrap's start. The keeper avoids it
+// with BornInside; Enter is for a process that must be inside itself.
 func (c *SessionCgroup) Enter() error {
 	// The pid as the caller's own PID namespace numbers it, which is
 	// the one the kernel reads cgroup.procs in.
@@ -588,6 +596,37 @@ func (c *SessionCgroup) Enter() error {
 			return fmt.Errorf("enter cgroup: %w", err)
 		}
 	}
+	return nil
+}
+
+// BornInside readies attr so that the child the calling thread forks with
+// it is born in the session's cgroup in every hierarchy, without a
+// migration under the global lock (see Enter):
+//
+//   - in cgroup v2 by clone3's CLONE_INTO_CGROUP (Linux 5.7);
+//   - in v1, which has no such flag, the calling thread alone joins the
+//     session's cgroups by writing 0 (itself) to tasks, which the kernel
+//     does without the global lock, and its children inherit the thread's
+//     cgroups. The thread stays in until Close.
+//
+// The caller must be locked to its OS thread (the keeper's main thread),
+// and call Close from it. A child forked so with CLONE_NEWCGROUP would
+// get a cgroup namespace rooted where the parent is, not in the session:
+// it unshares its own once it runs (the spawner does).
+func (c *SessionCgroup) BornInside(attr *syscall.SysProcAttr) error {
+	for _, d := range c.dirs {
+		switch {
+		case d.kind == cgV2 || d.kind == cgUnified:
+			attr.UseCgroupFD, attr.CgroupFD = true, int(d.dir.Fd())
+		case c.thread == 0 || c.thread == unix.Gettid():
+			if err := writeAt(d.dir, d.shown, "tasks", "0"); err != nil {
+				return fmt.Errorf("enter cgroup: %w", err)
+			}
+		default:
+			return fmt.Errorf("enter cgroup %s: from thread %d, another than the one inside (%d)", d.shown, unix.Gettid(), c.thread)
+		}
+	}
+	c.thread = unix.Gettid()
 	return nil
 }
 
@@ -604,6 +643,10 @@ func (c *SessionCgroup) Close() error {
 	// Out first, if in: cgroup.kill would take the caller too.
 	for _, d := range c.dirs {
 		if d.dir == nil || d.origin == nil {
+			continue
+		}
+		if d.kind != cgV2 && d.kind != cgUnified && c.thread == unix.Gettid() {
+			keep(writeAt(d.origin, d.from, "tasks", "0"))
 			continue
 		}
 		pids, err := readPids(int(d.dir.Fd()))

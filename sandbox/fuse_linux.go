@@ -97,14 +97,22 @@ func (o MountFuseOverlay) apply(st *state) error {
 	for _, fd := range fds {
 		files = append(files, uintptr(fd))
 	}
+	attr := &syscall.SysProcAttr{Unshareflags: unix.CLONE_NEWNS, Pdeathsig: unix.SIGKILL, Setsid: true}
+	if st.keeper != nil && st.keeper.cgroup != nil {
+		// The session's, like everything the keeper starts.
+		if err := st.keeper.cgroup.BornInside(attr); err != nil {
+			logW.Close()
+			_ = unix.Unmount(o.Target, unix.MNT_DETACH)
+			return err
+		}
+	}
 	pid, err := syscall.ForkExec(o.Program, []string{
 		"fuse-overlayfs", "-f", "-o",
 		"lowerdir=" + strings.Join(lowers, ":") + ",upperdir=/proc/self/fd/4,workdir=/proc/self/fd/5," +
 			idOpts + ",noacl",
 		"/dev/fd/3",
 	}, &syscall.ProcAttr{
-		Dir: "/", Env: []string{}, Files: files,
-		Sys: &syscall.SysProcAttr{Unshareflags: unix.CLONE_NEWNS, Pdeathsig: unix.SIGKILL, Setsid: true},
+		Dir: "/", Env: []string{}, Files: files, Sys: attr,
 	})
 	logW.Close()
 	if err != nil {

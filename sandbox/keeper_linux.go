@@ -160,7 +160,13 @@ func (k *keeper) startSpawner(st *state) error {
 			}
 		}
 	}
-	attr.Cloneflags |= unix.CLONE_NEWCGROUP
+	// In the session's cgroup from birth; the spawner then makes its own
+	// cgroup namespace, rooted there (runSpawner).
+	if k.cgroup != nil {
+		if err := k.cgroup.BornInside(attr); err != nil {
+			return err
+		}
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return step("socketpair", "", err)
@@ -207,6 +213,9 @@ func (k *keeper) awaitSpawner() error {
 	closeAll(fds)
 	if err != nil {
 		return step("start spawner", "", errors.New("the spawner died at its start: "+k.spawnerStatus(err)))
+	}
+	if rep.Error != nil {
+		return rep.Error
 	}
 	return nil
 }

@@ -163,10 +163,11 @@ type Hostname struct {
 	Name string `json:"name"`
 }
 
-// Cgroup puts the keeper, and so everything the session runs, in a
-// cgroup of its own (cgroup_linux.go) with its limits: Pids (0 for the
-// default) and Memory (bytes, 0 for none). The spawner's cgroup namespace
-// is rooted there. Where the caller has no cgroup to delegate from,
+// Cgroup makes the session a cgroup of its own (cgroup_linux.go) with its
+// limits: Pids (0 for the default) and Memory (bytes, 0 for none). What
+// the keeper starts from then on, the spawner and so everything the
+// session runs, is born in it; the spawner's cgroup namespace is rooted
+// there. Where the caller has no cgroup to delegate from,
 // Optional lets the session go on without limits.
 type Cgroup struct {
 	ID       string `json:"id"`

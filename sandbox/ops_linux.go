@@ -401,10 +401,7 @@ func (o Cgroup) apply(st *state) error {
 	if err != nil {
 		return err
 	}
-	if err := cg.Enter(); err != nil {
-		_ = cg.Close()
-		return err
-	}
+	// Nobody enters yet: what the keeper starts is born inside.
 	st.keeper.cgroup = cg
 	return nil
 }

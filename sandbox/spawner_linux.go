@@ -15,10 +15,9 @@ import (
 // Landlock, bounding set, keyring) would have to be on the keeper's own
 // thread first, where the seccomp filter would forbid the very clone
 // that makes the user namespace. So the keeper starts one process in the
-// session's user namespace (and a cgroup namespace rooted at the
-// session's cgroup), the spawner, which applies the keeper's confinement
-// ops to itself once and forks every session process from its locked
-// thread: they inherit all of it, and no process of the session is ever
+// session's user namespace and cgroup, the spawner. It makes a cgroup
+// namespace rooted there, applies the keeper's confinement ops to itself
+// once, and forks every session process from its locked thread: they inherit all of it, and no process of the session is ever
 // more privileged than the spawner. The spawner holds nothing a session
 // process lacks (it is root of the same namespace, under the same filter),
 // so the keeper treats what it says as untrusted.
@@ -61,6 +60,14 @@ type exited struct {
 func runSpawner() int {
 	conn, err := newPacketConn(spawnerFd, "keeper")
 	if err != nil {
+		return StatusStage
+	}
+	// Born in the session's cgroup, in the keeper's cgroup namespace (see
+	// SessionCgroup.BornInside): the session's own is rooted where the
+	// spawner is now. On this, the locked thread every job is forked
+	// from: a namespace of the calling thread's.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		_ = conn.send(spawnerReply{Error: &OpError{Op: "spawner", Step: "unshare", Msg: "cgroup namespace: " + err.Error(), Status: StatusStage}})
 		return StatusStage
 	}
 	// Installing signal handlers takes a millisecond: beside the wait.

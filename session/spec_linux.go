@@ -33,8 +33,7 @@ func (s *Store) rootOps(m *Meta, ids *IDRange) ([]sandbox.Op, error) {
 		// The keeper's own view of its PID namespace, which the spawner's
 		// id maps are written through; detached with the old root.
 		sandbox.MountProc{Target: "/proc"},
-		// Before the spawner, whose cgroup namespace is rooted where the
-		// keeper is when it starts it.
+		// Before the spawner, which is born in the session's cgroup.
 		sandbox.Cgroup{ID: s.cgroupID(m.Name), Pids: m.Pids, Memory: m.Memory, Optional: true},
 		sandbox.StartSpawner{},
 	}
