@@ -87,7 +87,9 @@ type spawnResult struct {
 }
 
 func runKeeper(specR, errW *os.File) int {
+	Trace("keeper start")
 	spec, rec := readSpec(specR)
+	Trace("keeper read spec")
 	if rec != nil {
 		return fail(errW, rec)
 	}
@@ -96,14 +98,16 @@ func runKeeper(specR, errW *os.File) int {
 	// nothing is lost by being sure); caught rather than ignored, as an
 	// ignored signal would stay so in the spawner it execs.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGQUIT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU)
+	Trace("keeper notified")
 	st := &state{parentGone: func() bool { return peerClosed(errFd) }, keeper: k, process: spec.Process}
 	defer k.closeCgroup()
 	if rec := applyAll(spec.Root, st); rec != nil {
 		return fail(errW, rec)
 	}
-	if rec := k.confineSpawner(spec.Process); rec != nil {
+	if rec := k.confineSpawner(); rec != nil {
 		return fail(errW, rec)
 	}
+	Trace("keeper confined spawner")
 	ready := true
 	_ = writeReport(errW, report{Ready: &ready, Notes: st.notes})
 	errW.Close()
@@ -111,6 +115,7 @@ func runKeeper(specR, errW *os.File) int {
 	if err != nil {
 		return StatusStage
 	}
+	Trace("keeper reported")
 	go k.accept(ln)
 	k.loop(spec.Linger)
 	// No new clients from here on: one that connected meanwhile sees the
@@ -190,6 +195,15 @@ func (k *keeper) startSpawner(st *state) error {
 	if k.spawner, err = newPacketConn(fds[0], "spawner"); err != nil {
 		return step("spawner socket", "", err)
 	}
+	// Its confinement goes now, so that the spawner applies it while the
+	// keeper builds the root; confineSpawner waits for the result.
+	msg, err := encodeConfine(confinementOf(st.process))
+	if err == nil {
+		err = k.spawner.sendBytes(msg)
+	}
+	if err != nil {
+		return step("confine spawner", "", err)
+	}
 	if userns.Count > 0 {
 		nsfd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -220,28 +234,27 @@ func (k *keeper) awaitSpawner() error {
 	return nil
 }
 
-// confineSpawner sends the spawner the ops it imposes on itself, and so
-// on every process it starts, and waits until they hold.
-func (k *keeper) confineSpawner(process []Op) *OpError {
+// confinementOf is what the spawner imposes on itself, and so on every
+// process it starts: the process ops but the user namespace, which it is
+// started in.
+func confinementOf(process []Op) []Op {
 	var confine []Op
 	for _, op := range process {
 		if _, ok := op.(UserNamespace); !ok {
 			confine = append(confine, op)
 		}
 	}
+	return confine
+}
+
+// confineSpawner waits until the confinement startSpawner sent holds.
+func (k *keeper) confineSpawner() *OpError {
 	if err := k.awaitSpawner(); err != nil {
 		return toOpError(StartSpawner{}, err)
 	}
-	wire, err := toWire(confine)
-	if err == nil {
-		err = k.spawner.send(spawnerMsg{Confine: wire})
-	}
 	var rep spawnerReply
-	if err == nil {
-		var fds []int
-		fds, err = k.spawner.recv(&rep)
-		closeAll(fds)
-	}
+	fds, err := k.spawner.recv(&rep)
+	closeAll(fds)
 	switch {
 	case err != nil:
 		return &OpError{Op: "spawner", Step: "start", Msg: "the spawner died before it was confined: " + k.spawnerStatus(err), Status: StatusStage}
@@ -375,7 +388,10 @@ func (k *keeper) dispatch(j *job) {
 		return
 	}
 	k.nextID++
-	err := k.spawner.send(spawnerMsg{Job: &spawnerJob{ID: k.nextID, Req: j.req}}, fds...)
+	msg, err := encodeJob(k.nextID, j.req)
+	if err == nil {
+		err = k.spawner.sendBytes(msg, fds...)
+	}
 	if j.req.Tty {
 		unix.Close(fds[0]) // the slave: the spawner has its own copy now
 	}
@@ -588,6 +604,7 @@ func (k *keeper) accept(ln *packetConn) {
 		if err != nil {
 			return
 		}
+		Trace("keeper accepted")
 		if aerr == unix.EINTR || aerr == unix.ECONNABORTED {
 			continue
 		}

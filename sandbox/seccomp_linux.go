@@ -104,6 +104,26 @@ func argTest(t seccompArgTest, fail int) []bpf.Instruction {
 		hi, bpf.JumpIf{Cond: bpf.JumpEqual, Val: vhi, SkipTrue: uint8(fail)}}
 }
 
+// seccompFilter is the session's filter as the kernel takes it.
+func seccompFilter(nested bool) ([]unix.SockFilter, error) {
+	insts, err := seccompProgram(nested)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := bpf.Assemble(insts)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: assemble bpf: %w", err)
+	}
+	if len(raw) > 0xffff {
+		return nil, errors.New("seccomp: filter too long")
+	}
+	filter := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return filter, nil
+}
+
 // installSeccomp loads the session's filter on every thread of the
 // process (SECCOMP_FILTER_FLAG_TSYNC): the spawner's other threads never
 // run session code, but nothing is gained by leaving them unfiltered.
@@ -114,20 +134,9 @@ func argTest(t seccompArgTest, fail int) []bpf.Instruction {
 // The library's LoadFilter would do the load, but it can only take a
 // Policy, not the guarded program above, so the seccomp call is here.
 func installSeccomp(nested bool) error {
-	insts, err := seccompProgram(nested)
+	filter, err := seccompFilter(nested)
 	if err != nil {
 		return err
-	}
-	raw, err := bpf.Assemble(insts)
-	if err != nil {
-		return fmt.Errorf("seccomp: assemble bpf: %w", err)
-	}
-	if len(raw) > 0xffff {
-		return errors.New("seccomp: filter too long")
-	}
-	filter := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	r, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&prog)))

@@ -38,18 +38,23 @@ func newPacketConn(fd int, name string) (*packetConn, error) {
 
 func (c *packetConn) Close() error { return c.f.Close() }
 
-// send sends v as one packet, with fds attached.
+// send sends v as one packet of JSON, with fds attached.
 func (c *packetConn) send(v any, fds ...int) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	return c.sendBytes(b, fds...)
+}
+
+// sendBytes sends b as one packet, with fds attached.
+func (c *packetConn) sendBytes(b []byte, fds ...int) error {
 	var oob []byte
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
 	var serr error
-	err = c.rc.Write(func(fd uintptr) bool {
+	err := c.rc.Write(func(fd uintptr) bool {
 		serr = unix.Sendmsg(int(fd), b, oob, nil, 0)
 		return serr != unix.EAGAIN
 	})
@@ -59,9 +64,22 @@ func (c *packetConn) send(v any, fds ...int) error {
 	return serr
 }
 
-// recv receives one packet into v and returns the fds that came with it.
-// A peer that closed the connection gives errPeerClosed.
+// recv receives one packet of JSON into v and returns the fds that came
+// with it. A peer that closed the connection gives errPeerClosed.
 func (c *packetConn) recv(v any) ([]int, error) {
+	b, fds, err := c.recvBytes()
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		closeAll(fds)
+		return nil, fmt.Errorf("garbled keeper message: %w", err)
+	}
+	return fds, nil
+}
+
+// recvBytes receives one packet and the fds that came with it.
+func (c *packetConn) recvBytes() ([]byte, []int, error) {
 	var (
 		buf, oob  []byte
 		n, oobn   int
@@ -94,27 +112,23 @@ func (c *packetConn) recv(v any) ([]int, error) {
 		return rerr != unix.EAGAIN
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if rerr != nil {
-		return nil, rerr
+		return nil, nil, rerr
 	}
 	fds, err := parseRights(oob[:oobn])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if n == 0 && oobn == 0 {
-		return nil, errPeerClosed
+		return nil, nil, errPeerClosed
 	}
 	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
 		closeAll(fds)
-		return nil, fmt.Errorf("keeper message truncated")
+		return nil, nil, fmt.Errorf("keeper message truncated")
 	}
-	if err := json.Unmarshal(buf[:n], v); err != nil {
-		closeAll(fds)
-		return nil, fmt.Errorf("garbled keeper message: %w", err)
-	}
-	return fds, nil
+	return buf[:n], fds, nil
 }
 
 // peerCred is the process at the other end, as this process's user and

@@ -27,17 +27,8 @@ const (
 	spawnerFd   = 3 // the spawner's end of its socket pair with the keeper
 )
 
-// spawnerMsg is what the keeper sends its spawner: first the confinement
-// to apply, then jobs, each with its three stream fds attached.
-type spawnerMsg struct {
-	Confine []wireOp    `json:"confine,omitempty"`
-	Job     *spawnerJob `json:"job,omitempty"`
-}
-
-type spawnerJob struct {
-	ID  uint64       `json:"id"`
-	Req SpawnRequest `json:"req"`
-}
+// What the keeper sends its spawner, first the confinement to apply, then
+// jobs, each with its three stream fds attached, is in spawnwire_linux.go.
 
 // spawnerReply is what the spawner sends back: that the confinement
 // holds (or which op failed), a job's pid or failure, or an exit.
@@ -86,43 +77,51 @@ func runSpawner() int {
 	if err := conn.send(spawnerReply{}); err != nil {
 		return StatusStage
 	}
-	var msg spawnerMsg
-	fds, err := conn.recv(&msg)
+	msg, fds, err := conn.recvBytes()
 	closeAll(fds)
 	if err != nil {
 		return StatusStage
 	}
 	<-notified
-	ops, err := fromWire(msg.Confine)
+	ops, err := decodeConfine(msg)
 	if err != nil {
 		_ = conn.send(spawnerReply{Error: &OpError{Op: "spawner", Msg: err.Error(), Status: StatusStage}})
 		return StatusStage
 	}
-	// Started before the pivot, the spawner's directory was the old root;
-	// the pivot moved it, and this makes sure nothing of the host stays.
-	if err := unix.Chdir("/"); err != nil {
-		return StatusChdirRoot
-	}
+	// The keeper builds the root meanwhile.
 	if rec := applyAll(ops, &state{}); rec != nil {
 		_ = conn.send(spawnerReply{Error: rec})
 		return rec.Status
 	}
+	Trace("spawner confined")
 	again := everyForkOps(ops)
 	if err := conn.send(spawnerReply{Ready: true}); err != nil {
 		return StatusStage
 	}
 	jobs := make(chan spawnerJobFds)
 	go readJobs(conn, jobs)
-	for {
+	for pivoted := false; ; {
 		select {
 		case j, ok := <-jobs:
 			if !ok {
 				// The keeper is gone: so is the session.
 				return 0
 			}
+			// Started before the pivot, the spawner's directory was the
+			// old root; the pivot moved it (jobs come after it), and this
+			// makes sure nothing of the host stays.
+			if !pivoted {
+				if err := unix.Chdir("/"); err != nil {
+					return StatusChdirRoot
+				}
+				pivoted = true
+			}
+			Trace("spawner job")
 			_ = conn.send(startJob(j, again))
+			Trace("spawner forked")
 			closeAll(j.fds)
 		case <-sigchld:
+			Trace("spawner sigchld")
 			for _, e := range reapChildren() {
 				_ = conn.send(spawnerReply{Exited: &e})
 			}
@@ -131,31 +130,32 @@ func runSpawner() int {
 }
 
 type spawnerJobFds struct {
-	job spawnerJob
+	id  uint64
+	req SpawnRequest
 	fds []int
 }
 
 func readJobs(conn *packetConn, jobs chan<- spawnerJobFds) {
 	defer close(jobs)
 	for {
-		var msg spawnerMsg
-		fds, err := conn.recv(&msg)
+		msg, fds, err := conn.recvBytes()
 		if err != nil {
 			return
 		}
-		if msg.Job == nil || len(fds) != 3 {
+		id, req, err := decodeJob(msg)
+		if err != nil || len(fds) != 3 {
 			closeAll(fds)
 			continue
 		}
-		jobs <- spawnerJobFds{*msg.Job, fds}
+		jobs <- spawnerJobFds{id, req, fds}
 	}
 }
 
 // startJob forks one session process from the spawner's locked thread,
 // with the request's directory, mask and session, and the three fds.
 func startJob(j spawnerJobFds, again []Op) spawnerReply {
-	reply := spawnerReply{ID: j.job.ID}
-	req := j.job.Req
+	reply := spawnerReply{ID: j.id}
+	req := j.req
 	if err := req.validate(); err != nil {
 		reply.Error = &OpError{Op: "spawn", Msg: err.Error(), Status: StatusStage}
 		return reply
