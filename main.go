@@ -13,7 +13,6 @@ import (
 func main() {
 	// A re-exec'd sandbox stage must take over before any other code
 	// runs; see sandbox/stage_linux.go for why Go needs the re-exec.
-	sandbox.Trace("main " + os.Args[0])
 	if sandbox.IsStage() {
 		sandbox.RunStage()
 	}

@@ -284,7 +284,7 @@ func TestAttackKeeperRequest(t *testing.T) {
 // /dev, the caller's own stdout handed in, and a set-uid file planted in
 // a writable bind.
 func TestAttackHostFiles(t *testing.T) {
-	forEachUser(t, func(t *testing.T, h *harness) {
+	forEachSpawner(t, func(t *testing.T, h *harness) {
 		rw := sharedWritable(t, h, "rw")
 		h.probeSession("s", "--bind", rw+":/mnt/rw")
 
@@ -450,7 +450,7 @@ func (s *screen) await(want string, timeout time.Duration) bool {
 // with a secret, in which it runs incarnate; the probe inside reads and
 // clears what it can.
 func TestAttackKeyring(t *testing.T) {
-	forEachUser(t, func(t *testing.T, h *harness) {
+	forEachSpawner(t, func(t *testing.T, h *harness) {
 		probe := h.probeSession("s")
 		desc := fmt.Sprintf("attack-%d", time.Now().UnixNano())
 		secret := "keyring-secret-" + desc
@@ -477,7 +477,7 @@ func TestAttackKeyring(t *testing.T) {
 // peer whose SO_PEERCRED uid is 0. Where the kernel has Landlock's scopes
 // (ABI 6), the connect itself must fail; with --net none it always must.
 func TestAttackAbstractSocket(t *testing.T) {
-	forEachUser(t, func(t *testing.T, h *harness) {
+	forEachSpawner(t, func(t *testing.T, h *harness) {
 		name := fmt.Sprintf("incarnate-attack-%d", time.Now().UnixNano())
 		svc := listenAbstract(t, name)
 		h.probeSession("s")
@@ -584,7 +584,7 @@ func TestAttackSeccomp(t *testing.T) {
 			t.Errorf("inside, /proc/self/status says Seccomp %q and NoNewPrivs %q, want 2 and 1", res["Seccomp"], res["NoNewPrivs"])
 		}
 	}
-	forEachUser(t, func(t *testing.T, h *harness) {
+	forEachSpawner(t, func(t *testing.T, h *harness) {
 		t.Run("default", func(t *testing.T) {
 			h.probeSession("s")
 			out, _ := h.runWith(nil, "run", "s", "--", "/probe", "syscalls")
@@ -703,7 +703,7 @@ func TestAttackBinds(t *testing.T) {
 // A look from inside: root inside is nobody on the host, and the filter
 // and no_new_privs are in place.
 func TestAttackLookFromInside(t *testing.T) {
-	forEachUser(t, func(t *testing.T, h *harness) {
+	forEachSpawner(t, func(t *testing.T, h *harness) {
 		h.ok("new", "--base", "bb", "s")
 		out := h.ok("run", "s", "--", "sh", "-c", "id -u; cat /proc/self/uid_map; grep -E 'Cap|Seccomp|NoNewPrivs' /proc/self/status")
 		t.Logf("inside:\n%s", out)

@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("INCARNATE_TEST_CLI") == "1" {
 		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(testbase.RunNoLeaks(m))
+	code := testbase.RunNoLeaks(m)
+	removeRelease()
+	os.Exit(code)
 }
 
 // A user the CLI runs as: root, and an unprivileged uid, with its sub-id

@@ -80,7 +80,6 @@ func StartKeeper(cfg KeeperConfig) error {
 		rangeLock = cfg.RangeLock
 	}
 	files := []uintptr{null.Fd(), null.Fd(), null.Fd(), specR.Fd(), errW.Fd(), ln.Fd(), cfg.Lock.Fd(), rangeLock.Fd(), sockDir.Fd()}
-	Trace("client fork keeper")
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{keeperArg0}, &syscall.ProcAttr{
 		Env: []string{}, Files: files, Sys: attr,
 	})
@@ -97,7 +96,6 @@ func StartKeeper(cfg KeeperConfig) error {
 	_, _ = specW.Write(payload)
 	specW.Close()
 	rep, err := readReport(errR)
-	Trace("client got report")
 	switch {
 	case rep != nil && rep.Failure != nil:
 		return rep.Failure

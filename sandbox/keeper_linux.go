@@ -87,9 +87,7 @@ type spawnResult struct {
 }
 
 func runKeeper(specR, errW *os.File) int {
-	Trace("keeper start")
 	spec, rec := readSpec(specR)
-	Trace("keeper read spec")
 	if rec != nil {
 		return fail(errW, rec)
 	}
@@ -98,7 +96,6 @@ func runKeeper(specR, errW *os.File) int {
 	// nothing is lost by being sure); caught rather than ignored, as an
 	// ignored signal would stay so in the spawner it execs.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGQUIT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU)
-	Trace("keeper notified")
 	st := &state{parentGone: func() bool { return peerClosed(errFd) }, keeper: k, process: spec.Process}
 	defer k.closeCgroup()
 	if rec := applyAll(spec.Root, st); rec != nil {
@@ -107,7 +104,6 @@ func runKeeper(specR, errW *os.File) int {
 	if rec := k.confineSpawner(); rec != nil {
 		return fail(errW, rec)
 	}
-	Trace("keeper confined spawner")
 	ready := true
 	_ = writeReport(errW, report{Ready: &ready, Notes: st.notes})
 	errW.Close()
@@ -115,7 +111,6 @@ func runKeeper(specR, errW *os.File) int {
 	if err != nil {
 		return StatusStage
 	}
-	Trace("keeper reported")
 	go k.accept(ln)
 	k.loop(spec.Linger)
 	// No new clients from here on: one that connected meanwhile sees the
@@ -604,7 +599,6 @@ func (k *keeper) accept(ln *packetConn) {
 		if err != nil {
 			return
 		}
-		Trace("keeper accepted")
 		if aerr == unix.EINTR || aerr == unix.ECONNABORTED {
 			continue
 		}

@@ -58,7 +58,8 @@ func runSpawner() int {
 	// spawner is now. On this, the locked thread every job is forked
 	// from: a namespace of the calling thread's.
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-		_ = conn.send(spawnerReply{Error: &OpError{Op: "spawner", Step: "unshare", Msg: "cgroup namespace: " + err.Error(), Status: StatusStage}})
+		errno, _ := err.(unix.Errno)
+		_ = conn.send(spawnerReply{Error: &OpError{Op: "spawner", Step: "unshare", Msg: "cgroup namespace", Errno: errno, Status: StatusStage}})
 		return StatusStage
 	}
 	// Installing signal handlers takes a millisecond: beside the wait.
@@ -93,7 +94,6 @@ func runSpawner() int {
 		_ = conn.send(spawnerReply{Error: rec})
 		return rec.Status
 	}
-	Trace("spawner confined")
 	again := everyForkOps(ops)
 	if err := conn.send(spawnerReply{Ready: true}); err != nil {
 		return StatusStage
@@ -116,12 +116,9 @@ func runSpawner() int {
 				}
 				pivoted = true
 			}
-			Trace("spawner job")
 			_ = conn.send(startJob(j, again))
-			Trace("spawner forked")
 			closeAll(j.fds)
 		case <-sigchld:
-			Trace("spawner sigchld")
 			for _, e := range reapChildren() {
 				_ = conn.send(spawnerReply{Exited: &e})
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path"
 )
 
 // The keeper's messages to its spawner are binary, so that the spawner
@@ -245,8 +246,8 @@ func encodeJob(id uint64, req SpawnRequest) ([]byte, error) {
 		w.list(f)
 	}
 	w.list(req.Env)
-	w.str(req.Dir)
-	w.str(req.DirElse)
+	w.str(cleanPath(req.Dir))
+	w.str(cleanPath(req.DirElse))
 	w.u32(req.Umask)
 	var tty uint32
 	if req.Tty {
@@ -255,6 +256,15 @@ func encodeJob(id uint64, req SpawnRequest) ([]byte, error) {
 	w.u32(tty)
 	w.u32(uint32(req.Rows) | uint32(req.Cols)<<16)
 	return w.b, nil
+}
+
+// cleanPath is p as the spawner's chdir takes it, cleaned here so that the
+// C spawner need not.
+func cleanPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	return path.Clean(p)
 }
 
 // decodeJob is the Go spawner's reading of a job message.

@@ -92,7 +92,6 @@ func applyAll(ops []Op, st *state) *OpError {
 		if !ok {
 			return &OpError{Op: op.Kind(), Msg: "op cannot be applied here", Status: op.Status()}
 		}
-		Trace("op " + op.Kind())
 		if err := a.apply(st); err != nil {
 			return toOpError(op, err)
 		}

@@ -80,7 +80,6 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 				Notice(fmt.Sprintf("%s is not in session %s: starting in %s", o.Dir, name, c.StartedIn))
 			}
 		}
-		sandbox.Trace("client spawn")
 		conn, master, err := spawn(sock, req, o, started)
 		if !errors.Is(err, sandbox.ErrNoKeeper) {
 			return conn, master, err
@@ -121,7 +120,6 @@ func spawn(sock string, req sandbox.SpawnRequest, o ExecOptions, started func(*s
 // startKeeper starts session m's keeper, which takes over the session's
 // lock. ErrInUse means another process holds the lock.
 func (s *Store) startKeeper(m *Meta, sock string) error {
-	sandbox.Trace("client startKeeper")
 	lk, err := s.lock(m.Name)
 	if err != nil {
 		return err
@@ -215,7 +213,6 @@ func (s *Store) Run(name string, o ExecOptions) (int, error) {
 		}
 	}()
 	status, err := conn.Wait()
-	sandbox.Trace("client status")
 	TellStopped(name, conn)
 	return status, err
 }

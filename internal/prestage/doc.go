@@ -11,6 +11,12 @@
 // everything else (a flag, no keeper, a refusal, any doubt), leaving it
 // to the Go path with its checks and its messages.
 //
+// The keeper's spawner (sandbox/spawner_linux.go) is here too
+// (c/spawner.c): started as "incarnate:spawner", it applies the
+// confinement the keeper worked out and forks the session's processes,
+// as the Go spawner does, in one thread and without a Go start. It steps
+// aside only before it has read a message (a small stack limit).
+//
 // A release build (make build) enters at EntrySymbol through the
 // linker's -E flag; a plain `go build` has the same code but never calls
 // it, and works the same, only slower. `make stage` rebuilds the blob

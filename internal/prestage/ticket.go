@@ -106,7 +106,7 @@ func (t *Ticket) Write(path string) error {
 // can tell a blob that no longer matches its C.
 func SourceSum(dir string) (string, error) {
 	h := sha256.New()
-	for _, name := range []string{"stage.c", "stage.ld", "cflags"} {
+	for _, name := range []string{"stage.c", "spawner.c", "stage.ld", "cflags"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return "", err

@@ -1552,10 +1552,14 @@ static const char *enter_args(char **args, const char **shell)
 /* stage_main takes its cheap look at the command line on a small frame:
  * every command of incarnate but a plain run and enter returns from
  * here. */
+#include "spawner.c"
+
 int stage_main(long *sp)
 {
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1), **envp = argv + argc + 1;
+	if (argc == 1 && eq(cstr(argv[0]), cstr("incarnate:spawner")))
+		return spawner_main();
 	const char *mode = getenv_val(envp, "INCARNATE_STAGE");
 	struct run r = {mode && eq(cstr(mode), cstr("must"))};
 	if (mode && eq(cstr(mode), cstr("off")))
