@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+
+	"golang.org/x/sys/unix"
 )
 
 // The keeper's messages to its spawner are binary, so that the spawner
@@ -54,6 +56,14 @@ func (w *wireWriter) list(l []string) {
 	w.u32(uint32(len(l)))
 	for _, s := range l {
 		w.str(s)
+	}
+}
+
+// filter writes a seccomp program as the kernel's struct sock_filter.
+func (w *wireWriter) filter(filter []unix.SockFilter) {
+	for _, f := range filter {
+		w.u32(uint32(f.Code) | uint32(f.Jt)<<16 | uint32(f.Jf)<<24)
+		w.u32(f.K)
 	}
 }
 
@@ -172,10 +182,7 @@ func confinePayload(w *wireWriter, op Op) error {
 		}
 		w.u32(nestedFlag(o.Nested))
 		w.u32(uint32(len(filter)))
-		for _, f := range filter {
-			w.u32(uint32(f.Code) | uint32(f.Jt)<<16 | uint32(f.Jf)<<24)
-			w.u32(f.K)
-		}
+		w.filter(filter)
 	default:
 		return fmt.Errorf("op %s is not one a spawner applies", op.Kind())
 	}

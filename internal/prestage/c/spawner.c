@@ -458,10 +458,7 @@ static long sp_recv(struct spawner *s, int *fds, int *nfds)
 	mh.iovlen = 1;
 	mh.control = control;
 	mh.controllen = sizeof control;
-	long n;
-	do
-		n = sys(SYS_recvmsg, s->sock, &mh, MSG_CMSG_CLOEXEC);
-	while (n == -EINTR);
+	long n = sys(SYS_recvmsg, s->sock, &mh, MSG_CMSG_CLOEXEC);
 	*nfds = 0;
 	u64 len = mh.controllen >= 16 ? control[0] : 0;
 	u32 *c = (u32 *)control;
@@ -562,8 +559,10 @@ static int spawner_main(void)
 	send_packet(s.sock, "{\"ready\":true}", 14, 0, 0);
 	for (;;) {
 		struct pollfd p[2] = {{s.sock, POLLIN, 0}, {s.sigfd, POLLIN, 0}};
+		/* Without a signal handler nothing interrupts it: an error is a
+		 * refusal (a filter's), and there is no way on. */
 		if (sys(SYS_poll, p, 2, -1) < 0)
-			continue;
+			sys(SYS_exit_group, STATUS_STAGE, 0, 0);
 		if (p[1].revents)
 			sp_reap(&s);
 		if (!p[0].revents)

@@ -777,10 +777,11 @@ static int send_packet(int sock, const char *p, u32 n, const int *fds, int nfds)
 		mh.control = control;
 		mh.controllen = 16 + 8 * (((u64)nfds * 4 + 7) / 8);
 	}
-	long w;
-	do
+	long w = -EINTR;
+	/* bounded: only a handler interrupts, and a filter could say EINTR
+	 * for ever (the spawner installs the keeper's) */
+	for (int tries = 0; w == -EINTR && tries < 100; tries++)
 		w = sys(SYS_sendmsg, sock, &mh, MSG_NOSIGNAL);
-	while (w == -EINTR);
 	return w == (long)n;
 }
 
