@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -258,31 +257,36 @@ func (o PivotRoot) apply(st *state) error {
 	if err := unix.Mount(o.NewRoot, o.NewRoot, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return &stepError{step: "bind new_root", path: o.NewRoot, status: StatusBindNewRoot, err: err}
 	}
-	// put_old lives inside the session's root, so a directory made for it
-	// lands in the upper dir; it is removed again once detached. It is
-	// resolved inside the new root like any mount point there.
-	_, statErr := os.Lstat(o.PutOld)
-	made := errors.Is(statErr, os.ErrNotExist)
-	fd, err := resolveInRoot(o.NewRoot, o.PutOld, dirKind)
+	// The old root is stacked on the new one and detached from there,
+	// pivot_root(".", ".") as runc does: no directory for it inside the
+	// session's root, which would have to be made in the upper dir and
+	// removed again, a removal that waited on the detach (up to 3 ms of
+	// every start).
+	oldRoot, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &stepError{step: "mkdir put_old", path: o.PutOld, status: StatusPivotRoot, err: err}
+		return &stepError{step: "open", path: "/", status: StatusPivotRoot, err: err}
 	}
-	putOld := "/proc/self/fd/" + strconv.Itoa(fd)
-	err = unix.PivotRoot(o.NewRoot, putOld)
-	unix.Close(fd)
+	defer unix.Close(oldRoot)
+	newRoot, err := unix.Open(o.NewRoot, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
+		return &stepError{step: "open", path: o.NewRoot, status: StatusPivotRoot, err: err}
+	}
+	defer unix.Close(newRoot)
+	if err := unix.Fchdir(newRoot); err != nil {
+		return &stepError{step: "chdir", path: o.NewRoot, status: StatusPivotRoot, err: err}
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
 		return &stepError{step: "pivot_root", path: o.NewRoot, status: StatusPivotRoot, err: err}
+	}
+	// In the old root, now on top of the new one at /, to detach it.
+	if err := unix.Fchdir(oldRoot); err != nil {
+		return &stepError{step: "chdir", path: "/", status: StatusDetachOldRoot, err: err}
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return &stepError{step: "umount2", path: "/", status: StatusDetachOldRoot, err: err}
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return &stepError{step: "chdir", path: "/", status: StatusChdirRoot, err: err}
-	}
-	old := o.OldRootAfter()
-	if err := unix.Unmount(old, unix.MNT_DETACH); err != nil {
-		return &stepError{step: "umount2", path: old, status: StatusDetachOldRoot, err: err}
-	}
-	if made {
-		// Best effort: an empty directory left behind is harmless.
-		_ = os.Remove(old)
 	}
 	return nil
 }

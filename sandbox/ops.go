@@ -152,10 +152,9 @@ type Bind struct {
 }
 
 // PivotRoot makes NewRoot the root of the mount namespace and detaches
-// the old root, which was parked at PutOld (inside NewRoot) meanwhile.
+// the old root.
 type PivotRoot struct {
 	NewRoot string `json:"new_root"`
-	PutOld  string `json:"put_old"`
 }
 
 // Hostname sets the UTS namespace's host name.
@@ -361,32 +360,10 @@ func (o Umask) Validate() error {
 	return nil
 }
 
-// OldRootDir is where PivotRoot parks the old root inside the new one.
-const OldRootDir = ".oldroot"
+// NewPivotRoot pivots to newRoot.
+func NewPivotRoot(newRoot string) PivotRoot { return PivotRoot{NewRoot: newRoot} }
 
-// NewPivotRoot parks the old root at NewRoot/.oldroot.
-func NewPivotRoot(newRoot string) PivotRoot {
-	return PivotRoot{NewRoot: newRoot, PutOld: path.Join(newRoot, OldRootDir)}
-}
-
-// OldRootAfter is where the old root is seen once the pivot is done: the
-// path of PutOld relative to the new root.
-func (o PivotRoot) OldRootAfter() string {
-	return "/" + strings.TrimPrefix(strings.TrimPrefix(o.PutOld, o.NewRoot), "/")
-}
-
-func validatePivot(o PivotRoot) error {
-	if err := checkAbs(o, o.NewRoot); err != nil {
-		return err
-	}
-	if err := checkAbs(o, o.PutOld); err != nil {
-		return err
-	}
-	if !strings.HasPrefix(o.PutOld, strings.TrimSuffix(o.NewRoot, "/")+"/") {
-		return &InvalidOpError{Op: o.Kind(), Path: o.PutOld, Reason: "put_old must lie inside new_root"}
-	}
-	return nil
-}
+func validatePivot(o PivotRoot) error { return checkAbs(o, o.NewRoot) }
 
 // checkAbs refuses what the kernel would misread: empty, relative or
 // unclean paths, a NUL byte (which would cut the path short), and paths

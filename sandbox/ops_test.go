@@ -50,15 +50,11 @@ func TestOverlayLegacyOptionsRefusesMoreThanAPage(t *testing.T) {
 }
 
 func TestPivotRootBuilder(t *testing.T) {
-	p := NewPivotRoot("/newroot")
-	if got, want := p.PutOld, "/newroot/.oldroot"; got != want {
-		t.Errorf("PutOld = %q, want %q", got, want)
+	if err := NewPivotRoot("/newroot").Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
 	}
-	if got, want := p.OldRootAfter(), "/.oldroot"; got != want {
-		t.Errorf("OldRootAfter() = %q, want %q", got, want)
-	}
-	if err := (PivotRoot{NewRoot: "/newroot", PutOld: "/elsewhere"}).Validate(); !errors.Is(err, ErrInvalidOp) {
-		t.Errorf("put_old outside new_root: Validate() = %v, want ErrInvalidOp", err)
+	if err := NewPivotRoot("newroot").Validate(); !errors.Is(err, ErrInvalidOp) {
+		t.Errorf("a relative new_root: Validate() = %v, want ErrInvalidOp", err)
 	}
 }
 
@@ -76,7 +72,7 @@ func TestBadPathsRefused(t *testing.T) {
 		{"NUL in overlay lower", MountOverlay{Target: "/m", Lowers: []string{"/l\x00x"}, Upper: "/u", Work: "/w"}},
 		{"no lower", MountOverlay{Target: "/m", Upper: "/u", Work: "/w"}},
 		{"relative bind source", Bind{Src: "etc", Dst: "/etc"}},
-		{"NUL in pivot", PivotRoot{NewRoot: "/r\x00", PutOld: "/r\x00/.old"}},
+		{"NUL in pivot", PivotRoot{NewRoot: "/r\x00"}},
 		{"NUL in host name", Hostname{Name: "a\x00b"}},
 		{"host name too long", Hostname{Name: strings.Repeat("h", 65)}},
 		{"umask out of range", Umask{Mode: 0o1000}},
