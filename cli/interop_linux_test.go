@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/compression"
@@ -26,12 +27,17 @@ func needTool(t *testing.T, tool string) string {
 	return p
 }
 
-// tool runs a client as the test's own user, with the registry's
+// tool runs a client as the harness's user (an image an ordinary user
+// exports is one an ordinary user's tools read), with the registry's
 // credentials in env.
-func tool(t *testing.T, env []string, argv ...string) string {
+func tool(t *testing.T, h *harness, env []string, argv ...string) string {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), append([]string{"HOME=" + h.dir}, env...)...)
+	cmd.Dir = h.dir
+	if h.u.uid != os.Geteuid() {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(h.u.uid), Gid: uint32(h.u.gid)}}
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
@@ -58,14 +64,14 @@ func TestBaseExportSkopeo(t *testing.T) {
 				Layers       []string
 				Architecture string
 			}
-			out := tool(t, nil, skopeo, "inspect", transport+file)
+			out := tool(t, h, nil, skopeo, "inspect", transport+file)
 			if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Layers) != 3 {
 				t.Errorf("skopeo inspect %s: %v, %d layers; want 3\n%s", transport, err, len(got.Layers), out)
 			}
 		}
-		tool(t, nil, skopeo, "copy", "oci-archive:"+file, "oci:"+filepath.Join(t.TempDir(), "layout")+":c1")
+		tool(t, h, nil, skopeo, "copy", "oci-archive:"+file, "oci:"+filepath.Join(userDir(t, h, "layout"), "l")+":c1")
 		ref := reg.host + "/test/skopeo:1"
-		tool(t, nil, skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", registryUser+":"+registryPass, "oci-archive:"+file, "docker://"+ref)
+		tool(t, h, nil, skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", registryUser+":"+registryPass, "oci-archive:"+file, "docker://"+ref)
 		if _, errOut, status := withEnv(h, env, "base", "pull", ref, "sk"); status != 0 {
 			t.Fatalf("pull of what skopeo copied: status %d, %s", status, errOut)
 		}
@@ -83,11 +89,11 @@ func TestCraneImagePulls(t *testing.T) {
 	forEachUser(t, func(t *testing.T, h *harness) {
 		reg := newTestRegistry(t)
 		env := []string{"DOCKER_CONFIG=" + reg.dockerConfig(t, h.dir)}
-		dir := t.TempDir()
+		dir := userDir(t, h, "crane")
 		root := layerFile(t, filepath.Join(dir, "root.tar"), busyboxLayer(t, compression.None).Uncompressed)
 		hello := layerFile(t, filepath.Join(dir, "hello.tar"), layerOf(t, compression.None, tarEntry{name: "hello", body: "from crane\n"}).Uncompressed)
-		tool(t, env, crane, "append", "--insecure", "-f", root, "-t", reg.host+"/test/crane:1")
-		tool(t, env, crane, "append", "--insecure", "-b", reg.host+"/test/crane:1", "-f", hello, "-t", reg.host+"/test/crane:2")
+		tool(t, h, env, crane, "append", "--insecure", "-f", root, "-t", reg.host+"/test/crane:1")
+		tool(t, h, env, crane, "append", "--insecure", "-b", reg.host+"/test/crane:1", "-f", hello, "-t", reg.host+"/test/crane:2")
 		if _, errOut, status := withEnv(h, env, "base", "pull", reg.host+"/test/crane:2", "cr"); status != 0 {
 			t.Fatalf("pull of what crane pushed: status %d, %s", status, errOut)
 		}

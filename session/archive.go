@@ -35,6 +35,10 @@ func (s *Store) ExportBase(name, file string, o ImageOptions) error {
 func writeArchive(w io.Writer, img v1.Image, name string) error {
 	a := archive{tw: tar.NewWriter(w)}
 	a.file("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	// The directories too: an unpacker that makes missing ones itself
+	// chowns them as root's, which an ordinary user's skopeo cannot.
+	a.dir("blobs/")
+	a.dir("blobs/sha256/")
 	ls, err := img.Layers()
 	if err != nil {
 		return err
@@ -93,6 +97,12 @@ func (a *archive) header(name string, size int64) bool {
 		a.err = a.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size})
 	}
 	return a.err == nil
+}
+
+func (a *archive) dir(name string) {
+	if a.err == nil {
+		a.err = a.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755})
+	}
 }
 
 func (a *archive) file(name string, data []byte) {
