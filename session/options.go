@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/incarnate-dev/incarnate/layers"
 	"github.com/incarnate-dev/incarnate/sandbox"
@@ -212,6 +213,14 @@ func (o *Options) Summary() string {
 
 // Limits says what holds session o's processes: its pids limit (the
 // default unless set), memory limit and nesting.
+// CgroupsEnforced is whether sessions get a cgroup of their own here,
+// which their limits need (`doctor` says why not). Asked once: the
+// interface shows the limits in every frame.
+var CgroupsEnforced = sync.OnceValue(func() bool {
+	_, err := sandbox.CgroupSupport()
+	return err == nil
+})
+
 func (o *Options) Limits() string {
 	pids := o.Pids
 	if pids == 0 {

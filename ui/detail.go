@@ -69,7 +69,7 @@ func (d *detail) View(r *row, w, h int) string {
 		}
 		binds = strings.Join(bs, " ")
 	}
-	lines = append(lines, fit(label("net", net)+"  "+label("hostname", host)+"  "+label("binds", binds)+"  "+label("limits", m.Limits()), w))
+	lines = append(lines, fit(label("net", net)+"  "+label("hostname", host)+"  "+label("binds", binds)+"  "+label("limits", m.Limits()+unenforced()), w))
 	dm, ok := d.diffs[keyOf(r)]
 	switch {
 	case !ok:
@@ -97,4 +97,14 @@ func (d *detail) View(r *row, w, h int) string {
 // changeLine is one path of a diff, its letter and path coloured.
 func changeLine(c *common, ch session.Change, w int) string {
 	return kindStyle(c.styles, ch.Kind).Render(fit(ch.Kind.Letter()+" "+termtext.Visible(ch.Path), w))
+}
+
+// unenforced says so when the limits shown cannot hold: there is no
+// cgroup for sessions here. A variable, so that the goldens do not
+// depend on the machine that runs them.
+var unenforced = func() string {
+	if session.CgroupsEnforced() {
+		return ""
+	}
+	return " (not enforced: no cgroup here, see doctor)"
 }

@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 		_ = (&session.Store{Root: os.Args[3]}).Purge()
 		os.Exit(0)
 	}
+	unenforced = func() string { return "" } // the goldens are every machine's
 	os.Exit(m.Run())
 }
 
