@@ -120,12 +120,20 @@ func (m *Model) helpView() string {
 	st := m.c.styles
 	h := m.help
 	h.ShowAll = true
-	intro := st.Muted.Render("Every key of the session list. esc or any key goes back.")
+	intro := st.Muted.Render("Every key of the session list (those of a session act on the selected one). esc or any key goes back.")
 	more := st.Muted.Render("In dialogs: tab moves between fields, enter confirms, esc cancels. " +
 		"Destructive keys (d, r) ask first.\nIn the diff view, enter shows a file (a modified one as its diff against the base), space marks, " +
 		"a applies the marked (else the filtered, else all) to the host after asking, and / filters; in the bases view, i imports, p pulls from a registry and d removes.")
 	wrap := lipgloss.NewStyle().Width(m.width)
-	return "\n" + wrap.Render(intro) + "\n\n" + h.View(m.keys) + "\n\n" + wrap.Render(more)
+	// All of them, those that do nothing yet (no session) too: help
+	// that hides most keys until there is a session explains nothing.
+	groups := m.keys.FullHelp()
+	for _, g := range groups {
+		for i := range g {
+			g[i].SetEnabled(true)
+		}
+	}
+	return "\n" + wrap.Render(intro) + "\n\n" + h.FullHelpView(groups) + "\n\n" + wrap.Render(more)
 }
 
 // logView is the recent messages, newest last, each wrapped to the
