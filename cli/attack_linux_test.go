@@ -1228,3 +1228,34 @@ func TestAttackHangs(t *testing.T) {
 		}
 	})
 }
+
+// A host fd the caller left open (a shell's `exec 48</dir`) must not
+// reach the session: Go's fork passes every fd not marked close-on-exec
+// on to the keeper, and so to the spawner, whose /proc/PID/fd the
+// session's root may read. The session looks through every fd it can
+// see for the file the host directory holds.
+func TestAttackInheritedFds(t *testing.T) {
+	forEachSpawner(t, func(t *testing.T, h *harness) {
+		h.ok("new", "--base", "bb", "s")
+		dir := userDir(t, h, "host-dir")
+		marker := fmt.Sprintf("inherited-%d", time.Now().UnixNano())
+		if err := os.WriteFile(filepath.Join(dir, "marker"), []byte(marker+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		cmd := h.command("run", "s", "--", "sh", "-c", `for f in /proc/[0-9]*/fd/*; do cat "$f/marker" 2>/dev/null; done; echo looked`)
+		cmd.ExtraFiles = make([]*os.File, 46)
+		cmd.ExtraFiles[45] = d // fd 48 of incarnate
+		out, _ := cmd.CombinedOutput()
+		if strings.Contains(string(out), marker) {
+			t.Errorf("the session read a host directory through an fd its caller had open:\n%s", out)
+		}
+		if !strings.Contains(string(out), "looked") {
+			t.Errorf("the look did not run:\n%s", out)
+		}
+	})
+}

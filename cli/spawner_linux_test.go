@@ -37,6 +37,7 @@ func TestSpawnerDifferential(t *testing.T) {
 		view := fmt.Sprintf("grep -c '^%08x ' /proc/keys\n", ring) + `grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status
 awk '{print $1, $3}' /proc/self/uid_map /proc/self/gid_map
 cat /proc/self/cgroup; ls /proc/self/fd; umask; pwd; id
+grep -E '^Sig(Blk|Ign)' /proc/self/status
 unshare -U true 2>&1; echo "unshare $?"
 exit 7`
 		cases := []struct {
@@ -54,6 +55,14 @@ exit 7`
 			{"", []string{"run", "s", "--", "/tmp"}},
 			{"", []string{"run", "--cwd", "/no/such/dir", "s", "--", "pwd"}},
 			{"", []string{"run", "--cwd", "/etc", "s", "--", "pwd"}},
+			// PATH entries joined and cleaned as filepath.Join does: $0 of
+			// a script is the path it was found at.
+			{"", []string{"run", "s", "--", "sh", "-c", "mkdir -p /tmp/p && printf '#!/bin/sh\\necho $0\\n' > /tmp/p/t && chmod +x /tmp/p/t"}},
+			{"", []string{"run", "--env", "PATH=/tmp/./p//:/bin", "s", "--", "t"}},
+			{"", []string{"run", "--env", "PATH=/tmp/q/../p:/bin", "s", "--", "t"}},
+			{"", []string{"run", "--env", "PATH=", "s", "--", "t"}},
+			{"", []string{"run", "s", "--", "/" + strings.Repeat("n", 5000)}},
+			{"", append([]string{"run", "s", "--", "sh", "-c", `echo $#`, "x"}, strings.Fields(strings.Repeat("a ", 17000))...)},
 		}
 		for _, c := range cases {
 			gOut, gErr, gSt := runIn(t, goH, c.stdin, c.args...)

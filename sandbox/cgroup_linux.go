@@ -630,6 +630,25 @@ func (c *SessionCgroup) BornInside(attr *syscall.SysProcAttr) error {
 	return nil
 }
 
+// ForkExec is syscall.ForkExec of a child born in the session's cgroup
+// (BornInside). Where clone3 cannot do that (a kernel before 5.7, or a
+// container's seccomp profile that answers ENOSYS), the caller enters
+// the cgroup itself, the slow way, and forks plainly.
+func (c *SessionCgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	if err := c.BornInside(attr.Sys); err != nil {
+		return 0, err
+	}
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if attr.Sys.UseCgroupFD && (err == unix.ENOSYS || err == unix.EINVAL || err == unix.E2BIG) {
+		if err := c.Enter(); err != nil {
+			return 0, err
+		}
+		attr.Sys.UseCgroupFD = false
+		pid, err = syscall.ForkExec(path, argv, attr)
+	}
+	return pid, err
+}
+
 // Close ends the session's cgroup: it moves the caller back where it came
 // from, kills whatever is left inside, and removes the cgroup, through the
 // fds alone. It returns the first error and goes on past it.

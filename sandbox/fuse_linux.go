@@ -98,15 +98,11 @@ func (o MountFuseOverlay) apply(st *state) error {
 		files = append(files, uintptr(fd))
 	}
 	attr := &syscall.SysProcAttr{Unshareflags: unix.CLONE_NEWNS, Pdeathsig: unix.SIGKILL, Setsid: true}
+	fork := syscall.ForkExec
 	if st.keeper != nil && st.keeper.cgroup != nil {
-		// The session's, like everything the keeper starts.
-		if err := st.keeper.cgroup.BornInside(attr); err != nil {
-			logW.Close()
-			_ = unix.Unmount(o.Target, unix.MNT_DETACH)
-			return err
-		}
+		fork = st.keeper.cgroup.ForkExec // the session's, like everything the keeper starts
 	}
-	pid, err := syscall.ForkExec(o.Program, []string{
+	pid, err := fork(o.Program, []string{
 		"fuse-overlayfs", "-f", "-o",
 		"lowerdir=" + strings.Join(lowers, ":") + ",upperdir=/proc/self/fd/4,workdir=/proc/self/fd/5," +
 			idOpts + ",noacl",

@@ -160,13 +160,6 @@ func (k *keeper) startSpawner(st *state) error {
 			}
 		}
 	}
-	// In the session's cgroup from birth; the spawner then makes its own
-	// cgroup namespace, rooted there (runSpawner).
-	if k.cgroup != nil {
-		if err := k.cgroup.BornInside(attr); err != nil {
-			return err
-		}
-	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return step("socketpair", "", err)
@@ -176,11 +169,18 @@ func (k *keeper) startSpawner(st *state) error {
 		return step("open", "/dev/null", err)
 	}
 	defer unix.Close(null)
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{spawnerArg0}, &syscall.ProcAttr{
+	pa := &syscall.ProcAttr{
 		Dir: "/", Env: []string{},
 		Files: []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(fds[1])},
 		Sys:   attr,
-	})
+	}
+	// In the session's cgroup from birth; the spawner then makes its own
+	// cgroup namespace, rooted there (runSpawner).
+	fork := syscall.ForkExec
+	if k.cgroup != nil {
+		fork = k.cgroup.ForkExec
+	}
+	pid, err := fork("/proc/self/exe", []string{spawnerArg0}, pa)
 	unix.Close(fds[1])
 	if err != nil {
 		unix.Close(fds[0])

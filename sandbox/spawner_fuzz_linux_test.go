@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,8 +34,10 @@ func FuzzSpawnerMessages(f *testing.F) {
 		f.Fatal(err)
 	}
 	fallback, _ := encodeJob(2, SpawnRequest{Argv: []string{"/no/such"}, Fallback: [][]string{{"nosuch"}, {"/bin/true", "x"}}, Env: []string{"PATH="}, Umask: 0o22})
+	long, _ := encodeJob(3, SpawnRequest{Argv: []string{"/" + strings.Repeat("n", 5000)}, Env: []string{"PATH=/./usr//bin/:/bin"}})
 	f.Add(confine, job)
 	f.Add(confine, fallback)
+	f.Add(confine, long)
 	f.Add(confine[:len(confine)/2], job)
 	f.Add(confine, job[:len(job)-3])
 	f.Add([]byte("incSC\xff\xff\xff\x7f"), job)

@@ -33,9 +33,9 @@ const (
 	wireConfine = 'C'
 	wireJob     = 'J'
 	wireNested  = 1 // an op's flag: a nested session's variant
-	// wireListMax bounds every list, argv and environment included: the
-	// C spawner's tables hold that many.
-	wireListMax = 16384
+	// wireListMax bounds a list's count: no more strings (5 bytes each at
+	// least) fit in a message. The message's size is the limit.
+	wireListMax = maxMessage / 5
 )
 
 type wireWriter struct{ b []byte }
@@ -237,14 +237,6 @@ func decodeConfine(b []byte) ([]Op, error) {
 
 // encodeJob is the job message for req.
 func encodeJob(id uint64, req SpawnRequest) ([]byte, error) {
-	if len(req.Fallback) > wireListMax {
-		return nil, errors.New("sandbox: too many fallback commands")
-	}
-	for _, l := range append([][]string{req.Argv, req.Env}, req.Fallback...) {
-		if len(l) > wireListMax {
-			return nil, fmt.Errorf("sandbox: more than %d arguments or environment entries", wireListMax)
-		}
-	}
 	w := newWire(wireJob)
 	w.u64(id)
 	w.list(req.Argv)
@@ -262,6 +254,9 @@ func encodeJob(id uint64, req SpawnRequest) ([]byte, error) {
 	}
 	w.u32(tty)
 	w.u32(uint32(req.Rows) | uint32(req.Cols)<<16)
+	if len(w.b) > maxMessage {
+		return nil, fmt.Errorf("sandbox: the command and its environment take %d bytes, over the %d a spawn may", len(w.b), maxMessage)
+	}
 	return w.b, nil
 }
 

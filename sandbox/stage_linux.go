@@ -53,6 +53,11 @@ func RunStage() {
 		for _, fd := range []int{listenFd, lockFd, rangeFd, sockDirFd} {
 			unix.CloseOnExec(fd)
 		}
+		// Nor anything else its starter had open: a shell's fd passed
+		// down to `incarnate run` (exec 48</) would reach the spawner,
+		// whose /proc/PID/fd the session can read. Go's fork passes every
+		// fd not marked close-on-exec.
+		_ = unix.CloseRange(sockDirFd+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 		os.Exit(runKeeper(specR, errW))
 	}
 	os.Exit(runStage(specR, errW))

@@ -25,9 +25,9 @@ enum {
 	/* sandbox.StatusStage, for what fails before the keeper said more */
 	STATUS_STAGE = 100,
 	SP_MSG = 1 << 20,   /* sandbox's maxMessage */
-	SP_LIST = 16384,    /* sandbox's wireListMax */
+	SP_PTRS = SP_MSG / 5 + 4, /* a string takes 5 bytes or more of a message */
 	SP_OPS = 16,
-	SP_STACK = 3ul << 20,
+	SP_STACK = 4ul << 20,
 };
 
 /* One confinement op as the keeper worked it out. */
@@ -45,7 +45,11 @@ struct spawner {
 	struct sp_op ops[SP_OPS];
 	u32 nops;
 	char msg[SP_MSG];          /* the message being handled; strings point in */
-	char *argv[SP_LIST + 1], *envp[SP_LIST + 1];
+	/* The job's environment, then its command (or the fallback being
+	 * tried), NULL-terminated, pointing into msg. */
+	char *ptrs[SP_PTRS];
+	char **envp, **argv;
+	u32 nenv;
 	char path[4096 + 256];     /* the command found */
 	char cwd[4096];
 	char out[16384], errbuf[8192]; /* a reply, and the OpError in it */
@@ -69,18 +73,19 @@ static struct str sp_str(struct reader *rd)
 	return s;
 }
 
-/* sp_list reads a list into v (NULL-terminated); 0 if it is bad. */
-static int sp_list(struct reader *rd, char **v)
+/* sp_list reads a list into v (NULL-terminated), which has room for cap
+ * pointers; its length, or -1 if it is bad. */
+static long sp_list(struct reader *rd, char **v, u32 cap)
 {
 	u32 n = get_u32(rd);
-	if (n > SP_LIST) {
+	if (rd->bad || n >= cap) {
 		rd->bad = 1;
-		return 0;
+		return -1;
 	}
 	for (u32 i = 0; i < n && !rd->bad; i++)
 		v[i] = (char *)sp_str(rd).p;
 	v[n] = 0;
-	return !rd->bad;
+	return rd->bad ? -1 : (long)n;
 }
 
 /* ---- replies, in spawnerReply's JSON ---- */
@@ -249,9 +254,46 @@ static void sp_confine(struct spawner *s)
 
 /* ---- jobs ---- */
 
+/* sp_clean cleans p[0:n] in place, as Go's path.Clean does, and returns
+ * its new length: the output never outgrows what it has read. */
+static u32 sp_clean(char *p, u32 n)
+{
+	int rooted = n > 0 && p[0] == '/';
+	u32 r = rooted, w = rooted, dotdot = rooted;
+	while (r < n) {
+		if (p[r] == '/') {
+			r++;
+		} else if (p[r] == '.' && (r + 1 == n || p[r + 1] == '/')) {
+			r++;
+		} else if (p[r] == '.' && p[r + 1] == '.' && (r + 2 == n || p[r + 2] == '/')) {
+			r += 2;
+			if (w > dotdot) {
+				for (w--; w > dotdot && p[w] != '/'; w--)
+					;
+			} else if (!rooted) {
+				if (w > 0)
+					p[w++] = '/';
+				p[w++] = '.';
+				p[w++] = '.';
+				dotdot = w;
+			}
+		} else {
+			if (w != (u32)rooted)
+				p[w++] = '/';
+			while (r < n && p[r] != '/')
+				p[w++] = p[r++];
+		}
+	}
+	if (w == 0)
+		p[w++] = '.';
+	p[w] = 0;
+	return w;
+}
+
 /* sp_find is sandbox.lookPath: name itself when it has a slash (if it is
  * there), else the first executable regular file of that name along the
- * job's PATH. 0 means found; otherwise the failure is in b. */
+ * job's PATH, joined and cleaned as filepath.Join does. 0 means found;
+ * otherwise the failure is in b. */
 static int sp_find(struct spawner *s, const char *name, struct buf *b)
 {
 	struct kstat st;
@@ -262,8 +304,10 @@ static int sp_find(struct spawner *s, const char *name, struct buf *b)
 				sp_operr(b, cstr("exec"), "stat", n, ENOENT, "no such file in the session", s->st_not_found);
 				return -1;
 			}
-			if (n.n >= sizeof s->path)
+			if (n.n >= sizeof s->path) { /* what execve would say */
+				sp_operr(b, cstr("exec"), "execve", n, ENAMETOOLONG, "", s->st_cannot_exec);
 				return -1;
+			}
 			memcpy(s->path, name, n.n + 1);
 			return 0;
 		}
@@ -276,17 +320,12 @@ static int sp_find(struct spawner *s, const char *name, struct buf *b)
 		while (*q && *q != ':')
 			q++;
 		struct str dir = {p, (u32)(q - p)};
-		while (dir.n > 1 && dir.p[dir.n - 1] == '/')
-			dir.n--;
 		struct buf pb = {s->path, 0, sizeof s->path - 1, 0};
-		if (dir.n && !eq(dir, cstr("."))) {
-			putstr(&pb, dir);
-			if (!eq(dir, cstr("/")))
-				puts_(&pb, "/");
-		}
+		putstr(&pb, dir.n ? dir : cstr("."));
+		puts_(&pb, "/");
 		putstr(&pb, n);
 		if (!pb.over) {
-			s->path[pb.n] = 0;
+			sp_clean(s->path, pb.n);
 			if (sys4(SYS_newfstatat, AT_FDCWD, s->path, &st, 0) == 0 && (st.mode & S_IFMT) == S_IFREG && (st.mode & 0111))
 				return 0;
 		}
@@ -326,8 +365,11 @@ static void sp_exec(struct spawner *s, const int *fds, int tty, int ppid, int pi
 static long sp_fork(struct spawner *s, const int *fds, int tty, struct buf *b)
 {
 	int p[2];
-	if (sys(SYS_pipe2, p, O_CLOEXEC, 0) < 0)
+	long e = sys(SYS_pipe2, p, O_CLOEXEC, 0);
+	if (e < 0) {
+		sp_operr(b, cstr("exec"), "execve", cstr(s->path), -e, "", s->st_cannot_exec);
 		return -1;
+	}
 	long ppid = sys(SYS_getpid, 0, 0, 0);
 	long pid = sys6(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
 	if (pid == 0)
@@ -362,8 +404,6 @@ static long sp_chdir(struct str dir, struct str dir_else, struct str *failed)
 static void sp_skip_list(struct reader *rd)
 {
 	u32 n = get_u32(rd);
-	if (n > SP_LIST)
-		rd->bad = 1;
 	for (u32 i = 0; i < n && !rd->bad; i++)
 		sp_str(rd);
 }
@@ -371,16 +411,24 @@ static void sp_skip_list(struct reader *rd)
 /* sp_start does one job up to its pid, or puts its failure in err. */
 static long sp_start(struct spawner *s, u32 n, const int *fds, struct buf *out, struct buf *err)
 {
+	/* The environment first, which comes after the command and its
+	 * fallbacks; the command after it in the table. */
 	struct reader rd = {(const u8 *)s->msg, n, 13, 0};
-	int ok = sp_list(&rd, s->argv) && s->argv[0];
+	u32 argv_at = rd.off;
+	sp_skip_list(&rd);
 	u32 nfall = get_u32(&rd), fall_at = rd.off;
-	for (u32 i = 0; i < nfall && i <= SP_LIST && !rd.bad; i++)
+	for (u32 i = 0; i < nfall && !rd.bad; i++)
 		sp_skip_list(&rd);
-	ok = ok && nfall <= SP_LIST && sp_list(&rd, s->envp);
+	long ne = sp_list(&rd, s->ptrs, SP_PTRS);
+	s->envp = s->ptrs;
+	s->nenv = ne < 0 ? 0 : (u32)ne;
+	s->argv = s->ptrs + s->nenv + 1;
+	struct reader ar = {(const u8 *)s->msg, n, argv_at, 0};
+	int ok = ne >= 0 && sp_list(&ar, s->argv, SP_PTRS - s->nenv - 1) >= 0 && s->argv[0];
 	struct str dir = sp_str(&rd), dir_else = sp_str(&rd);
 	u32 umask = get_u32(&rd), tty = get_u32(&rd);
 	get_u32(&rd); /* the terminal's size: the keeper sets it */
-	if (!ok || rd.bad || rd.off != n || umask > 0777) {
+	if (!ok || nfall > SP_PTRS || rd.bad || rd.off != n || umask > 0777) {
 		sp_operr(err, cstr("spawn"), "", (struct str){"", 0}, 0, "sandbox: garbled job", s->st_stage);
 		return -1;
 	}
@@ -409,7 +457,7 @@ static long sp_start(struct spawner *s, u32 n, const int *fds, struct buf *out, 
 	for (u32 i = 0; !found && i < nfall; i++) {
 		char spare[8];
 		struct buf later = {spare, 0, sizeof spare, 0};
-		found = sp_list(&fr, s->argv) && s->argv[0] && sp_find(s, s->argv[0], &later) == 0;
+		found = sp_list(&fr, s->argv, SP_PTRS - s->nenv - 1) >= 0 && s->argv[0] && sp_find(s, s->argv[0], &later) == 0;
 	}
 	if (!found)
 		return -1;
@@ -434,7 +482,7 @@ static void sp_job(struct spawner *s, u32 n, const int *fds)
 		puts_(&b, ",\"pid\":");
 		putu(&b, (u64)pid);
 	} else {
-		if (err.over) { /* a path too long to quote: the error without it */
+		if (err.over || err.n == 0) { /* a path too long to quote, or no word: the error without it */
 			err = (struct buf){s->errbuf, 0, sizeof s->errbuf, 0};
 			sp_operr(&err, cstr("spawn"), "", (struct str){"", 0}, 0, "sandbox: a path too long to report", s->st_stage);
 		}
@@ -512,6 +560,16 @@ static int spawner_main(void)
 	struct spawner s;
 	s.sock = 3;
 	s.keyring = 0;
+	/* Only 0-2 (/dev/null) and the keeper's socket are the spawner's:
+	 * anything else inherited the session could read through /proc. */
+	sys(SYS_close_range, 4, ~0u, 0);
+	/* Every signal's disposition as a new process's: an ignored one
+	 * would stay ignored in every job, whoever started the keeper. */
+	for (int sig = 1; sig <= 64; sig++) {
+		struct ksigaction dfl = {0, 0, 0, 0};
+		if (sig != SIGKILL && sig != 19 /* SIGSTOP */)
+			sys4(SYS_rt_sigaction, sig, &dfl, 0, 8);
+	}
 	long fd = sys4(SYS_openat, AT_FDCWD, "/proc/self/comm", O_WRONLY | O_CLOEXEC, 0);
 	if (fd >= 0) {
 		sys(SYS_write, fd, "incarnate", 9);
