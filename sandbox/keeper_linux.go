@@ -112,7 +112,15 @@ func runKeeper(specR, errW *os.File) int {
 		return StatusStage
 	}
 	go k.accept(ln)
-	k.loop(spec.Linger)
+	// The loop on a goroutine of its own, not on this locked thread: one
+	// wired to a thread takes each job from the connection that brought
+	// it, and each exit from the spawner, only once that thread is woken
+	// (a futex and a context switch on every hop). This thread waits, as
+	// it alone is in the session's v1 cgroups and leaves them itself
+	// (SessionCgroup.BornInside).
+	looped := make(chan struct{})
+	go func() { k.loop(spec.Linger); close(looped) }()
+	<-looped
 	// No new clients from here on: one that connected meanwhile sees the
 	// connection closed and starts a new keeper once this one is gone.
 	// The socket goes too, while the session's lock is still held, so no
