@@ -36,32 +36,34 @@ type KeeperConfig struct {
 	Linger time.Duration
 }
 
-// StartKeeper starts a keeper and returns once its root is built and it
-// listens, or with the *OpError of the op that failed.
-func StartKeeper(cfg KeeperConfig) error {
+// StartKeeper starts a keeper and returns once it has its spec: its
+// socket takes connections from then on, and answers them once the root
+// is built (so a first request need not wait for Wait). Wait says how
+// the start went.
+func StartKeeper(cfg KeeperConfig) (*Starting, error) {
 	spec := Spec{Root: cfg.Root, Process: cfg.Process, Socket: filepath.Base(cfg.Socket), Linger: cfg.Linger}
 	if err := spec.validateOps(); err != nil {
-		return err
+		return nil, err
 	}
 	ln, err := listen(cfg.Socket)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer ln.Close()
 	specR, specW, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer specW.Close()
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		specR.Close()
-		return err
+		return nil, err
 	}
-	defer errR.Close()
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		errR.Close()
+		return nil, err
 	}
 	defer null.Close()
 	attr := &syscall.SysProcAttr{Cloneflags: cfg.Cloneflags, Setsid: true}
@@ -72,7 +74,8 @@ func StartKeeper(cfg KeeperConfig) error {
 	// on its way out, when no path of the host's is in its reach.
 	sockDir, err := os.Open(filepath.Dir(cfg.Socket))
 	if err != nil {
-		return err
+		errR.Close()
+		return nil, err
 	}
 	defer sockDir.Close()
 	rangeLock := null
@@ -86,30 +89,53 @@ func StartKeeper(cfg KeeperConfig) error {
 	specR.Close()
 	errW.Close()
 	if err != nil {
-		return fmt.Errorf("start keeper: %w", err)
+		errR.Close()
+		return nil, fmt.Errorf("start keeper: %w", err)
 	}
 	go reap(pid) // a long-lived caller must not collect zombies
 	payload, err := json.Marshal(spec)
 	if err != nil {
-		return err
+		errR.Close()
+		return nil, err
 	}
 	_, _ = specW.Write(payload)
-	specW.Close()
-	rep, err := readReport(errR)
+	return &Starting{report: errR, note: cfg.Note}, nil
+}
+
+// Starting is a keeper on its way up.
+type Starting struct {
+	report *os.File
+	note   func(string)
+	done   bool
+	err    error
+}
+
+// Wait returns once the keeper's root is built and it listens, or with
+// the *OpError of the op that failed. What the keeper said of the root
+// goes to the config's Note first. It may be called again: it says the
+// same.
+func (s *Starting) Wait() error {
+	if s.done {
+		return s.err
+	}
+	s.done = true
+	defer s.report.Close()
+	rep, err := readReport(s.report)
 	switch {
 	case rep != nil && rep.Failure != nil:
-		return rep.Failure
+		s.err = rep.Failure
 	case rep != nil && rep.Ready != nil:
 		for _, n := range rep.Notes {
-			if cfg.Note != nil {
-				cfg.Note(n)
+			if s.note != nil {
+				s.note(n)
 			}
 		}
-		return nil
 	case err != nil:
-		return err
+		s.err = err
+	default:
+		s.err = errors.New("keeper ended without a report")
 	}
-	return errors.New("keeper ended without a report")
+	return s.err
 }
 
 // mapCallerToRoot gives a rootless stage a user namespace that maps the

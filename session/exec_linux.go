@@ -74,20 +74,32 @@ func (s *Store) Exec(name string, o ExecOptions) (*sandbox.Conn, *os.File, error
 	if err := s.touchEntered(name); err != nil {
 		return nil, nil, err
 	}
+	// A keeper this call started: its first request goes as soon as it
+	// has its spec, and what it says of its start is heard before the
+	// process's first output, or instead of the spawn's error.
+	var up *keeperUp
 	for deadline := time.Now().Add(joinWait); ; {
 		started := func(c *sandbox.Conn) {
+			_ = up.wait()
 			if c.StartedIn != "" {
 				Notice(fmt.Sprintf("%s is not in session %s: starting in %s", o.Dir, name, c.StartedIn))
 			}
 		}
 		conn, master, err := spawn(sock, req, o, started)
+		if werr := up.wait(); werr != nil {
+			if conn != nil {
+				conn.Close()
+			}
+			return nil, nil, werr
+		}
+		up = nil
 		if !errors.Is(err, sandbox.ErrNoKeeper) {
 			return conn, master, err
 		}
 		if s.OutsideUserNS {
 			return nil, nil, ErrNeedsUserNS
 		}
-		err = s.startKeeper(m, sock)
+		up, err = s.startKeeper(m, sock)
 		if err != nil && !errors.Is(err, layers.ErrInUse) {
 			return nil, nil, err
 		}
@@ -117,28 +129,53 @@ func spawn(sock string, req sandbox.SpawnRequest, o ExecOptions, started func(*s
 	return conn, master, nil
 }
 
+// keeperUp is a keeper startKeeper started, until it has said how its
+// start went.
+type keeperUp struct {
+	starting *sandbox.Starting
+	ready    func() // once it is up: its ticket
+	done     bool
+	err      error
+}
+
+// wait is Starting.Wait, and the ticket once the keeper is up; nothing
+// for a nil keeperUp.
+func (u *keeperUp) wait() error {
+	if u == nil || u.done {
+		if u == nil {
+			return nil
+		}
+		return u.err
+	}
+	u.done = true
+	if u.err = u.starting.Wait(); u.err == nil {
+		u.ready()
+	}
+	return u.err
+}
+
 // startKeeper starts session m's keeper, which takes over the session's
 // lock. ErrInUse means another process holds the lock.
-func (s *Store) startKeeper(m *Meta, sock string) error {
+func (s *Store) startKeeper(m *Meta, sock string) (*keeperUp, error) {
 	lk, err := s.lock(m.Name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer lk.release()
 	if err := s.ensureUpper(m.Name); err != nil {
-		return err
+		return nil, err
 	}
 	var ids *IDRange
 	var rangeLock *os.File
 	if !m.UserXattr {
 		if ids, rangeLock, err = s.claimRange(m.Name); err != nil {
-			return err
+			return nil, err
 		}
 		defer rangeLock.Close() // the keeper holds its own copy
 	}
 	ops, err := s.rootOps(m, ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if m.Fuse && m.UserXattr {
 		s.makeStubs(m)
@@ -146,16 +183,18 @@ func (s *Store) startKeeper(m *Meta, sock string) error {
 	// The last keeper's ticket, if it died without taking it along, is
 	// not this one's.
 	_ = os.Remove(prestage.TicketPath(sock))
-	err = sandbox.StartKeeper(sandbox.KeeperConfig{
+	starting, err := sandbox.StartKeeper(sandbox.KeeperConfig{
 		Root: ops, Process: confinement(m, ids), Cloneflags: cloneflags(m), Rootless: m.UserXattr,
 		Socket: sock, Lock: lk.f, RangeLock: rangeLock, Linger: s.Linger, Note: Notice,
 	})
-	if err == nil {
+	if err != nil {
+		return nil, err
+	}
+	return &keeperUp{starting: starting, ready: func() {
 		s.writeTicket(m, sock)
 		// Beside the session's start, on the other core: best effort.
 		go s.sweepSockets()
-	}
-	return err
+	}}, nil
 }
 
 // writeTicket leaves beside the keeper's socket what the pre-runtime
