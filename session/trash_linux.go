@@ -2,8 +2,10 @@ package session
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,14 +21,20 @@ const PurgeCommand = "__purge"
 // toTrash moves path into trash/ at once (a rename, O(1) whatever its
 // size), so it is gone from every listing, and has it deleted in the
 // background.
+//
+// One rename, under a name of its own: a directory made first to rename
+// into would be a purger's to delete in between (a purge another command
+// started runs at any time), and the rename would find it gone.
 func (s *Store) toTrash(path, name string) error {
-	dst, err := os.MkdirTemp(filepath.Join(s.Root, "trash"), name+"-")
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(path, filepath.Join(dst, "x")); err != nil {
-		os.Remove(dst)
-		return err
+	for tries := 0; ; tries++ {
+		dst := filepath.Join(s.Root, "trash", name+"-"+strconv.FormatUint(rand.Uint64(), 36))
+		err := unix.Renameat2(unix.AT_FDCWD, path, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+		if err == nil {
+			break
+		}
+		if err != unix.EEXIST || tries > 10 {
+			return &os.LinkError{Op: "rename", Old: path, New: dst, Err: err}
+		}
 	}
 	faults.Point("trashed")
 	s.purgeInBackground()
