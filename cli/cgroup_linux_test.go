@@ -15,17 +15,22 @@ import (
 // never migrates (SessionCgroup.BornInside), so this is what guards that
 // nothing it starts is left outside.
 func TestSessionCgroupHolds(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("an ordinary user has a session cgroup only where systemd delegates one, and the test users here have none")
-	}
-	h := newHarness(t, rootUser)
+	forEachSpawner(t, func(t *testing.T, h *harness) {
+		if h.u.uid != 0 {
+			t.Skip("an ordinary user has a session cgroup only where systemd delegates one, and the test users here have none")
+		}
+		sessionCgroupHolds(t, h)
+	})
+}
+
+func sessionCgroupHolds(t *testing.T, h *harness) {
 	const limit, tries = 24, 60
 	h.ok("new", "--base", "bb", "--pids", strconv.Itoa(limit), "--memory", "256M", "s")
 	holder := h.command("run", "s", "--", "sleep", "1000")
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+	defer func() { h.ok("stop", "s"); _ = holder.Wait() }()
 	host, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", sessionPid(t, "sleep 1000")))
 	if err != nil {
 		t.Fatal(err)
