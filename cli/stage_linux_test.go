@@ -484,6 +484,12 @@ func TestStageStepsAsideOnSmallStack(t *testing.T) {
 	if r := small("", "--help"); r.status != 0 {
 		t.Errorf("--help with a 256 KiB stack: %+v", r)
 	}
+	// A keeper started so has a spawner with that stack too: the C one
+	// leaves it to the Go one.
+	h.ok("new", "--base", "bb", "cold")
+	if r := small("", "run", "cold", "--", "echo", "hi"); r != (stageRun{"hi\n", "", 0}) {
+		t.Errorf("a first run with a 256 KiB stack: %+v", r)
+	}
 }
 
 func mustLookPath(t *testing.T, name string) string {
