@@ -552,11 +552,20 @@ static void sp_reap(struct spawner *s)
 	}
 }
 
+static void spawner_run(void) __attribute__((noinline, noreturn));
+
+/* spawner_main checks the stack limit in a frame of its own: spawner_run's
+ * takes megabytes, which must not be entered unless the limit allows. */
 static int spawner_main(void)
 {
 	struct { u64 cur, max; } lim;
 	if (sys(SYS_getrlimit, RLIMIT_STACK, &lim, 0) != 0 || lim.cur < SP_STACK)
 		return 0; /* the Go spawner, with its own stack */
+	spawner_run();
+}
+
+static void spawner_run(void)
+{
 	struct spawner s;
 	s.sock = 3;
 	s.keyring = 0;
