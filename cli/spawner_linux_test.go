@@ -8,7 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +21,10 @@ import (
 // from inside, its statuses and its errors must not tell them apart. The
 // Go side is the one every other test of the suite runs through.
 func TestSpawnerDifferential(t *testing.T) {
+	// What `make` leaves ignored reaches incarnate, and must not reach
+	// the session's processes. Signal 32 is one Go's runtime never
+	// touches, so it stays ignored through every Go start on the way.
+	defer ignoreSignal(t, 32)()
 	forEachUser(t, func(t *testing.T, goH *harness) {
 		cH := newHarness(t, goH.u)
 		cH.bin = releaseBuild(t, cH.dir)
@@ -68,6 +74,9 @@ exit 7`
 			gOut, gErr, gSt := runIn(t, goH, c.stdin, c.args...)
 			cOut, cErr, cSt := runIn(t, cH, c.stdin, c.args...)
 			gErr, cErr = strings.ReplaceAll(gErr, goH.dir, "DIR"), strings.ReplaceAll(cErr, cH.dir, "DIR")
+			if strings.Contains(c.args[len(c.args)-1], "Sig(Blk|Ign)") && !strings.Contains(gOut, "SigIgn:\t0000000000000000\n") {
+				t.Errorf("a session process has signals ignored:\n%s", gOut)
+			}
 			if gOut != cOut || gErr != cErr || gSt != cSt {
 				t.Errorf("%q:\nC spawner: status %d\n%s%s\nGo spawner: status %d\n%s%s", c.args, cSt, cOut, cErr, gSt, gOut, gErr)
 			}
@@ -173,5 +182,19 @@ func sharedRelease(t *testing.T) string {
 func removeRelease() {
 	if release.bin != "" {
 		os.RemoveAll(filepath.Dir(release.bin))
+	}
+}
+
+// ignoreSignal ignores sig in this process, as make does, until the
+// function it returns is called.
+func ignoreSignal(t *testing.T, sig int) func() {
+	type sigaction struct{ handler, flags, restorer, mask uint64 }
+	var old sigaction
+	ign := sigaction{handler: 1} // SIG_IGN
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&ign)), uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 {
+		t.Fatalf("ignore signal %d: %v", sig, e)
+	}
+	return func() {
+		_, _, _ = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +54,7 @@ func runSpawner() int {
 	if err != nil {
 		return StatusStage
 	}
+	unignoreSignals()
 	// Born in the session's cgroup, in the keeper's cgroup namespace (see
 	// SessionCgroup.BornInside): the session's own is rooted where the
 	// spawner is now. On this, the locked thread every job is forked
@@ -239,4 +241,26 @@ func everyForkOps(ops []Op) []Op {
 		}
 	}
 	return out
+}
+
+// unignoreSignals gives back their default action to the signals the
+// spawner was started with ignored (a `nohup` or a make the keeper's
+// first caller ran under): an ignored signal stays so across fork and
+// exec, in every job. Go leaves those alone and handles none of them,
+// so the raw call changes nothing of the runtime's. The C spawner resets
+// every disposition at its start.
+func unignoreSignals() {
+	type sigaction struct{ handler, flags, restorer, mask uint64 }
+	const sigIgn = 1
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		var old sigaction
+		_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+		if e == 0 && old.handler == sigIgn {
+			dfl := sigaction{}
+			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		}
+	}
 }
