@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 // The release build's spawner is C before the Go runtime
@@ -167,10 +169,7 @@ func sharedRelease(t *testing.T) string {
 			return
 		}
 		release.bin = filepath.Join(dir, "incarnate")
-		out, err := exec.Command("make", "-C", "..", "--no-print-directory", "build", "BIN="+release.bin).CombinedOutput()
-		if err != nil {
-			release.err = fmt.Errorf("make build: %v\n%s", err, out)
-		}
+		release.err = testbase.MakeRelease(release.bin)
 	})
 	if release.err != nil {
 		t.Fatal(release.err)

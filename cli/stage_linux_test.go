@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/incarnate-dev/incarnate/internal/prestage"
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 	"github.com/incarnate-dev/incarnate/session"
 )
 
@@ -30,9 +31,8 @@ import (
 func releaseBuild(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "incarnate-release")
-	out, err := exec.Command("make", "-C", "..", "--no-print-directory", "build", "BIN="+bin).CombinedOutput()
-	if err != nil {
-		t.Fatalf("make build: %v\n%s", err, out)
+	if err := testbase.MakeRelease(bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/incarnate-dev/incarnate/internal/testbase"
 )
 
 // The C spawner of the release build reads whatever the keeper sends
@@ -76,8 +78,8 @@ func releaseSpawner(f *testing.F) string {
 		f.Fatal(err)
 	}
 	bin := filepath.Join(dir, "incarnate")
-	if out, err := exec.Command("make", "-C", "..", "--no-print-directory", "build", "BIN="+bin).CombinedOutput(); err != nil {
-		f.Fatalf("make build: %v\n%s", err, out)
+	if err := testbase.MakeRelease(bin); err != nil {
+		f.Fatal(err)
 	}
 	return bin
 }

@@ -134,24 +134,21 @@ func spawn(sock string, req sandbox.SpawnRequest, o ExecOptions, started func(*s
 type keeperUp struct {
 	starting *sandbox.Starting
 	ready    func() // once it is up: its ticket
-	done     bool
-	err      error
 }
 
-// wait is Starting.Wait, and the ticket once the keeper is up; nothing
-// for a nil keeperUp.
+// wait is Starting.Wait, which says the same when asked again; the
+// first time it says the keeper is up, the ticket goes too. Nothing for
+// a nil keeperUp.
 func (u *keeperUp) wait() error {
-	if u == nil || u.done {
-		if u == nil {
-			return nil
-		}
-		return u.err
+	if u == nil {
+		return nil
 	}
-	u.done = true
-	if u.err = u.starting.Wait(); u.err == nil {
+	err := u.starting.Wait()
+	if err == nil && u.ready != nil {
 		u.ready()
+		u.ready = nil
 	}
-	return u.err
+	return err
 }
 
 // startKeeper starts session m's keeper, which takes over the session's
