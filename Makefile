@@ -14,9 +14,15 @@ all: build
 # The version is git's description of the checkout, and the build is
 # stamped with its revision (-buildvcs=auto: none outside a git tree).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
-LDFLAGS := -E=github.com/incarnate-dev/incarnate/internal/prestage.entry -X github.com/incarnate-dev/incarnate/cli.Version=$(VERSION)
+# The keeper is built on its own first, as $(BIN)-keeper (internal/keeper:
+# a cold start then skips the init of everything else), and incarnate is
+# stamped with its Go build ID, so that it starts keepers from that
+# binary and no other.
+ENTRY   := -E=github.com/incarnate-dev/incarnate/internal/prestage.entry
+LDFLAGS := $(ENTRY) -X github.com/incarnate-dev/incarnate/cli.Version=$(VERSION)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags='$(LDFLAGS)' -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags='$(ENTRY)' -o $(BIN)-keeper ./internal/keeper
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags="$(LDFLAGS) -X github.com/incarnate-dev/incarnate/sandbox.keeperBuildID=$$($(GO) tool buildid $(BIN)-keeper)" -o $(BIN) .
 
 # Rebuild the stage's blob from its C (needs gcc and binutils).
 # STAGE_OUT: where the generated assembly goes (a test compares a fresh
@@ -75,13 +81,14 @@ MANPAGE  := $(PREFIX)/share/man/man1/incarnate.1
 
 install: build man
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/$(BIN)
+	install -D -m 0755 $(BIN)-keeper $(DESTDIR)$(PREFIX)/bin/$(BIN)-keeper
 	install -D -m 0644 incarnate.1 $(DESTDIR)$(MANPAGE)
 	./$(BIN) completion bash | install -D -m 0644 /dev/stdin $(DESTDIR)$(BASHCOMP)
 	./$(BIN) completion zsh | install -D -m 0644 /dev/stdin $(DESTDIR)$(ZSHCOMP)
 	./$(BIN) completion fish | install -D -m 0644 /dev/stdin $(DESTDIR)$(FISHCOMP)
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/$(BIN) $(DESTDIR)$(MANPAGE) $(DESTDIR)$(BASHCOMP) $(DESTDIR)$(ZSHCOMP) $(DESTDIR)$(FISHCOMP)
+	rm -f $(DESTDIR)$(PREFIX)/bin/$(BIN) $(DESTDIR)$(PREFIX)/bin/$(BIN)-keeper $(DESTDIR)$(MANPAGE) $(DESTDIR)$(BASHCOMP) $(DESTDIR)$(ZSHCOMP) $(DESTDIR)$(FISHCOMP)
 
 clean:
-	rm -f $(BIN) incarnate.1
+	rm -f $(BIN) $(BIN)-keeper incarnate.1

@@ -75,6 +75,7 @@ func doctorChecks() []check {
 		{"cgroup", never, checkCgroup},
 		{"seccomp", always, checkSeccomp},
 		{"landlock", never, checkLandlock},
+		{"keeper binary", never, checkKeeperBinary},
 		{"sub-ids", never, checkSubIDs},
 		{"host base", rootless, checkHostBase}, // the default base
 	}

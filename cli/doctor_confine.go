@@ -56,6 +56,15 @@ func checkSeccomp(*doctorEnv) result {
 	return good("every session process runs under the default filter (no new namespaces without --nested, no bpf, io_uring, userfaultfd, keyctl, kexec, modules)")
 }
 
+func checkKeeperBinary(*doctorEnv) result {
+	path, err := sandbox.KeeperBinary()
+	if err != nil {
+		return bad(warn, fmt.Sprintf("sessions' keepers start from incarnate itself, which takes longer (%v)", err),
+			"build with make build, or install with make install, which put incarnate-keeper beside incarnate")
+	}
+	return good("sessions' keepers start from %s, the quick way", path)
+}
+
 func checkRuntimeDir(e *doctorEnv) result {
 	if e.store == "" {
 		return result{verdict: skip}

@@ -83,9 +83,13 @@ func StartKeeper(cfg KeeperConfig) (*Starting, error) {
 		rangeLock = cfg.RangeLock
 	}
 	files := []uintptr{null.Fd(), null.Fd(), null.Fd(), specR.Fd(), errW.Fd(), ln.Fd(), cfg.Lock.Fd(), rangeLock.Fd(), sockDir.Fd()}
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{keeperArg0}, &syscall.ProcAttr{
+	exe, exeFile := keeperExe()
+	pid, err := syscall.ForkExec(exe, []string{keeperArg0}, &syscall.ProcAttr{
 		Env: []string{}, Files: files, Sys: attr,
 	})
+	if exeFile != nil {
+		exeFile.Close()
+	}
 	specR.Close()
 	errW.Close()
 	if err != nil {
