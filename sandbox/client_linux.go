@@ -84,8 +84,11 @@ func StartKeeper(cfg KeeperConfig) (*Starting, error) {
 	}
 	files := []uintptr{null.Fd(), null.Fd(), null.Fd(), specR.Fd(), errW.Fd(), ln.Fd(), cfg.Lock.Fd(), rangeLock.Fd(), sockDir.Fd()}
 	exe, exeFile := keeperExe()
+	// One P: the keeper's goroutines spend their lives in blocking
+	// syscalls, which do not hold one, and a second P's caches and the
+	// threads it wakes cost a cold start about 100 page faults.
 	pid, err := syscall.ForkExec(exe, []string{keeperArg0}, &syscall.ProcAttr{
-		Env: []string{}, Files: files, Sys: attr,
+		Env: []string{"GOMAXPROCS=1"}, Files: files, Sys: attr,
 	})
 	if exeFile != nil {
 		exeFile.Close()
