@@ -18,7 +18,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 # a cold start then skips the init of everything else), and incarnate is
 # stamped with its Go build ID, so that it starts keepers from that
 # binary and no other.
-ENTRY   := -E=github.com/incarnate-dev/incarnate/internal/prestage.entry
+ENTRY   := -E=github.com/incarnate-dev/incarnate/internal/prestage.entry -X github.com/incarnate-dev/incarnate/sandbox.stagedBuild=yes
 LDFLAGS := $(ENTRY) -X github.com/incarnate-dev/incarnate/cli.Version=$(VERSION)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags='$(ENTRY)' -o $(BIN)-keeper ./internal/keeper

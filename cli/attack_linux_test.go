@@ -342,6 +342,29 @@ func TestAttackHostFiles(t *testing.T) {
 			}
 		})
 
+		t.Run("host-groups", func(t *testing.T) {
+			// A supplementary group of root's opens a host file of that
+			// group through a bind, where the session's own ids do not.
+			if h.u.uid != 0 || os.Geteuid() != 0 {
+				t.Skip("only root gives its keeper groups of its choosing")
+			}
+			secret := filepath.Join(rw, "group-only")
+			if err := os.WriteFile(secret, []byte("for group 4242\n"), 0o040); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(secret)
+			if err := os.Chown(secret, 0, 4242); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the session to be free", func() bool { return sessionFree(h, "s") })
+			cmd := h.command("run", "s", "--", "sh", "-c", "grep Groups /proc/self/status; cat /mnt/rw/group-only")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{4242}}}
+			out, _ := cmd.CombinedOutput()
+			if strings.Contains(string(out), "for group 4242") {
+				t.Errorf("the caller's supplementary group went into the session, and opened a host file of that group:\n%s", out)
+			}
+		})
+
 		t.Run("setuid-bind", func(t *testing.T) {
 			planted := filepath.Join(rw, "p")
 			defer os.Remove(planted)

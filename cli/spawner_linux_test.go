@@ -141,12 +141,16 @@ func forEachSpawner(t *testing.T, fn func(t *testing.T, h *harness)) {
 		t.Run("c-spawner", func(t *testing.T) {
 			c := newHarness(t, h.u)
 			c.bin = filepath.Join(c.dir, "incarnate-release")
-			b, err := os.ReadFile(sharedRelease(t))
-			if err == nil {
-				err = os.WriteFile(c.bin, b, 0o755)
-			}
-			if err != nil {
-				t.Fatal(err)
+			// With the keeper binary built beside it, as make build
+			// leaves them.
+			for _, suffix := range []string{"", "-keeper"} {
+				b, err := os.ReadFile(sharedRelease(t) + suffix)
+				if err == nil {
+					err = os.WriteFile(c.bin+suffix, b, 0o755)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
 			fn(t, c)
 		})

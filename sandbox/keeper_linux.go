@@ -168,6 +168,15 @@ func (k *keeper) startSpawner(st *state) error {
 			}
 		}
 	}
+	argv := []string{spawnerArg0}
+	ownUserNS := userns.Count > 0 && cSpawnerRuns()
+	if ownUserNS {
+		// Without a new user namespace Go vforks; the C spawner makes
+		// the namespace itself and waits for its maps (mapSpawner).
+		attr.Cloneflags &^= unix.CLONE_NEWUSER
+		attr.UidMappings, attr.GidMappings, attr.Credential = nil, nil, nil
+		argv = append(argv, ownUserNSArg)
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return step("socketpair", "", err)
@@ -188,7 +197,7 @@ func (k *keeper) startSpawner(st *state) error {
 	if k.cgroup != nil {
 		fork = k.cgroup.ForkExec
 	}
-	pid, err := fork("/proc/self/exe", []string{spawnerArg0}, pa)
+	pid, err := fork("/proc/self/exe", argv, pa)
 	unix.Close(fds[1])
 	if err != nil {
 		unix.Close(fds[0])
@@ -197,6 +206,11 @@ func (k *keeper) startSpawner(st *state) error {
 	k.spPid = pid
 	if k.spawner, err = newPacketConn(fds[0], "spawner"); err != nil {
 		return step("spawner socket", "", err)
+	}
+	if ownUserNS {
+		if err := k.mapSpawner(userns); err != nil {
+			return err
+		}
 	}
 	// Its confinement goes now, so that the spawner applies it while the
 	// keeper builds the root; confineSpawner waits for the result.
@@ -215,6 +229,35 @@ func (k *keeper) startSpawner(st *state) error {
 		st.idmap = &idmap{nsfd: nsfd, uid: userns.UID, gid: userns.GID}
 	}
 	return nil
+}
+
+// mapSpawner writes the id maps of the user namespace the spawner made
+// itself, once it says it has; the confinement it waits for next tells it
+// they are there.
+func (k *keeper) mapSpawner(u UserNamespace) error {
+	if err := k.awaitSpawner(); err != nil {
+		return err
+	}
+	proc := "/proc/" + strconv.Itoa(k.spPid) + "/"
+	line := fmt.Sprintf("0 %d %d\n", u.UID, u.Count)
+	if err := writeProcFile(proc+"uid_map", line); err != nil {
+		return step("uid_map", proc+"uid_map", err)
+	}
+	line = fmt.Sprintf("0 %d %d\n", u.GID, u.Count)
+	if err := writeProcFile(proc+"gid_map", line); err != nil {
+		return step("gid_map", proc+"gid_map", err)
+	}
+	return nil
+}
+
+func writeProcFile(path, s string) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	_, err = unix.Write(fd, []byte(s))
+	return err
 }
 
 // awaitSpawner waits until the spawner runs. Its exec is done once fork

@@ -26,7 +26,24 @@ import (
 const (
 	spawnerArg0 = "incarnate:spawner"
 	spawnerFd   = 3 // the spawner's end of its socket pair with the keeper
+	// ownUserNSArg asks the C spawner to make the session's user
+	// namespace itself (keeper.startSpawner); a Go one, many threads from
+	// its start, cannot.
+	ownUserNSArg = "own-userns"
+	// cSpawnerStack is the least stack limit the C spawner runs under
+	// (SP_STACK in spawner.c); below it, it leaves the work to Go's.
+	cSpawnerStack = 4 << 20
 )
+
+// stagedBuild is "yes" in a build entered through the pre-runtime stage
+// (make build sets it), whose spawner is the C one.
+var stagedBuild string
+
+// cSpawnerRuns reports whether a spawner started now is the C one.
+func cSpawnerRuns() bool {
+	var lim unix.Rlimit
+	return stagedBuild == "yes" && unix.Getrlimit(unix.RLIMIT_STACK, &lim) == nil && lim.Cur >= cSpawnerStack
+}
 
 // What the keeper sends its spawner, first the confinement to apply, then
 // jobs, each with its three stream fds attached, is in spawnwire_linux.go.
@@ -55,6 +72,10 @@ func runSpawner() int {
 		return StatusStage
 	}
 	unignoreSignals()
+	if len(os.Args) > 1 {
+		_ = conn.send(spawnerReply{Error: &OpError{Op: "spawner", Step: "start", Msg: "the Go spawner cannot make a user namespace (asked " + os.Args[1] + ")", Status: StatusStage}})
+		return StatusStage
+	}
 	// Born in the session's cgroup, in the keeper's cgroup namespace (see
 	// SessionCgroup.BornInside): the session's own is rooted where the
 	// spawner is now. On this, the locked thread every job is forked

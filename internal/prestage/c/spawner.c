@@ -14,16 +14,18 @@
 enum {
 	SYS_dup2 = 33, SYS_clone = 56, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61,
 	SYS_chdir = 80, SYS_umask = 95, SYS_getppid = 110, SYS_setsid = 112,
+	SYS_setgroups = 116, SYS_setresuid = 117, SYS_setresgid = 119,
 	SYS_capget = 125, SYS_capset = 126, SYS_prctl = 157, SYS_keyctl = 250,
 	SYS_unshare = 272, SYS_seccomp = 317, SYS_close_range = 436,
 	SYS_landlock_create_ruleset = 444, SYS_landlock_restrict_self = 446,
-	CLONE_NEWCGROUP = 0x02000000, SIGCHLD = 17, WNOHANG = 1, O_WRONLY = 1,
+	CLONE_NEWCGROUP = 0x02000000, CLONE_NEWUSER = 0x10000000, SIGCHLD = 17, WNOHANG = 1, O_WRONLY = 1,
 	PR_SET_PDEATHSIG = 1, PR_CAPBSET_READ = 23, PR_CAPBSET_DROP = 24,
 	PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_CLEAR_ALL = 4,
 	KEYCTL_JOIN_SESSION_KEYRING = 1, CLOSE_RANGE_CLOEXEC = 4,
 	SECCOMP_SET_MODE_FILTER = 1, TIOCSCTTY = 0x540E, SIGKILL = 9,
 	/* sandbox.StatusStage, for what fails before the keeper said more */
 	STATUS_STAGE = 100,
+	STATUS_USERNS = 109, /* sandbox.StatusUserNamespace */
 	SP_MSG = 1 << 20,   /* sandbox's maxMessage */
 	SP_PTRS = SP_MSG / 5 + 4, /* a string takes 5 bytes or more of a message */
 	SP_OPS = 16,
@@ -552,19 +554,34 @@ static void sp_reap(struct spawner *s)
 	}
 }
 
-static void spawner_run(void) __attribute__((noinline, noreturn));
+static void spawner_run(int own_userns) __attribute__((noinline, noreturn));
 
 /* spawner_main checks the stack limit in a frame of its own: spawner_run's
  * takes megabytes, which must not be entered unless the limit allows. */
-static int spawner_main(void)
+static int spawner_main(int own_userns)
 {
 	struct { u64 cur, max; } lim;
 	if (sys(SYS_getrlimit, RLIMIT_STACK, &lim, 0) != 0 || lim.cur < SP_STACK)
 		return 0; /* the Go spawner, with its own stack */
-	spawner_run();
+	spawner_run(own_userns);
 }
 
-static void spawner_run(void)
+/* become_root takes id 0 of the user namespace the spawner made itself,
+ * once the keeper has written its maps (it sends the confinement only
+ * then), and no supplementary group of the keeper's. */
+static void become_root(struct spawner *s)
+{
+	long e = sys(SYS_setgroups, 0, 0, 0);
+	const char *step = "setgroups";
+	if (e == 0 && (e = sys(SYS_setresgid, 0, 0, 0)) != 0)
+		step = "setresgid";
+	else if (e == 0 && (e = sys(SYS_setresuid, 0, 0, 0)) != 0)
+		step = "setresuid";
+	if (e != 0)
+		sp_fail(s, cstr("user_namespace"), step, -e, "", STATUS_USERNS);
+}
+
+static void spawner_run(int own_userns)
 {
 	struct spawner s;
 	s.sock = 3;
@@ -585,12 +602,16 @@ static void spawner_run(void)
 		sys(SYS_close, fd, 0, 0);
 	}
 	/* Born in the session's cgroup, in the keeper's cgroup namespace:
-	 * the session's own is rooted where the spawner is now. */
-	long e = sys(SYS_unshare, CLONE_NEWCGROUP, 0, 0);
+	 * the session's own is rooted where the spawner is now. Asked to,
+	 * it makes the session's user namespace too (which then owns the
+	 * cgroup namespace), so that the keeper could vfork it: Go forks a
+	 * child in a new user namespace without CLONE_VM, copying itself. */
+	long e = sys(SYS_unshare, CLONE_NEWCGROUP | (own_userns ? CLONE_NEWUSER : 0), 0, 0);
 	if (e < 0) {
 		struct buf b = {s.out, 0, sizeof s.out, 0};
 		puts_(&b, "{\"error\":");
-		sp_operr(&b, cstr("spawner"), "unshare", (struct str){"", 0}, -e, "cgroup namespace", STATUS_STAGE);
+		sp_operr(&b, cstr("spawner"), "unshare", (struct str){"", 0}, -e,
+			 own_userns ? "user and cgroup namespaces" : "cgroup namespace", STATUS_STAGE);
 		puts_(&b, "}");
 		sp_send(&s, &b);
 		sys(SYS_exit_group, STATUS_STAGE, 0, 0);
@@ -622,6 +643,8 @@ static void spawner_run(void)
 	}
 	if (s.sigfd < 0)
 		sp_fail(&s, cstr("spawner"), "signalfd", -s.sigfd, "", STATUS_STAGE);
+	if (own_userns)
+		become_root(&s);
 	sp_confine(&s);
 	send_packet(s.sock, "{\"ready\":true}", 14, 0, 0);
 	for (;;) {
