@@ -169,13 +169,18 @@ func (k *keeper) startSpawner(st *state) error {
 		}
 	}
 	argv := []string{spawnerArg0}
-	ownUserNS := userns.Count > 0 && cSpawnerRuns()
-	if ownUserNS {
+	var maps *idMaps
+	if cSpawnerRuns() {
 		// Without a new user namespace Go vforks; the C spawner makes
 		// the namespace itself and waits for its maps (mapSpawner).
+		maps = &idMaps{attr.UidMappings, attr.GidMappings, attr.GidMappingsEnableSetgroups}
+		arg := ownUserNSArg
+		if attr.Credential != nil {
+			arg = ownUserNSRootArg
+		}
+		argv = append(argv, arg)
 		attr.Cloneflags &^= unix.CLONE_NEWUSER
 		attr.UidMappings, attr.GidMappings, attr.Credential = nil, nil, nil
-		argv = append(argv, ownUserNSArg)
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -207,8 +212,8 @@ func (k *keeper) startSpawner(st *state) error {
 	if k.spawner, err = newPacketConn(fds[0], "spawner"); err != nil {
 		return step("spawner socket", "", err)
 	}
-	if ownUserNS {
-		if err := k.mapSpawner(userns); err != nil {
+	if maps != nil {
+		if err := k.mapSpawner(maps); err != nil {
 			return err
 		}
 	}
@@ -231,21 +236,36 @@ func (k *keeper) startSpawner(st *state) error {
 	return nil
 }
 
+// idMaps are a child's id maps, as SysProcAttr has them.
+type idMaps struct {
+	Uid, Gid  []syscall.SysProcIDMap
+	Setgroups bool
+}
+
 // mapSpawner writes the id maps of the user namespace the spawner made
-// itself, once it says it has; the confinement it waits for next tells it
-// they are there.
-func (k *keeper) mapSpawner(u UserNamespace) error {
+// itself, once it says it has, as Go's fork would have; the confinement
+// it waits for next tells it they are there.
+func (k *keeper) mapSpawner(m *idMaps) error {
 	if err := k.awaitSpawner(); err != nil {
 		return err
 	}
 	proc := "/proc/" + strconv.Itoa(k.spPid) + "/"
-	line := fmt.Sprintf("0 %d %d\n", u.UID, u.Count)
-	if err := writeProcFile(proc+"uid_map", line); err != nil {
-		return step("uid_map", proc+"uid_map", err)
+	if !m.Setgroups {
+		if err := writeProcFile(proc+"setgroups", "deny"); err != nil {
+			return step("setgroups", proc+"setgroups", err)
+		}
 	}
-	line = fmt.Sprintf("0 %d %d\n", u.GID, u.Count)
-	if err := writeProcFile(proc+"gid_map", line); err != nil {
-		return step("gid_map", proc+"gid_map", err)
+	for _, f := range []struct {
+		name string
+		ids  []syscall.SysProcIDMap
+	}{{"uid_map", m.Uid}, {"gid_map", m.Gid}} {
+		var b strings.Builder
+		for _, r := range f.ids {
+			fmt.Fprintf(&b, "%d %d %d\n", r.ContainerID, r.HostID, r.Size)
+		}
+		if err := writeProcFile(proc+f.name, b.String()); err != nil {
+			return step(f.name, proc+f.name, err)
+		}
 	}
 	return nil
 }

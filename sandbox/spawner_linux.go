@@ -28,8 +28,10 @@ const (
 	spawnerFd   = 3 // the spawner's end of its socket pair with the keeper
 	// ownUserNSArg asks the C spawner to make the session's user
 	// namespace itself (keeper.startSpawner); a Go one, many threads from
-	// its start, cannot.
-	ownUserNSArg = "own-userns"
+	// its start, cannot. ownUserNSRootArg: and to take id 0 there, with
+	// no supplementary group, once mapped (a root session's id range).
+	ownUserNSArg     = "own-userns"
+	ownUserNSRootArg = "own-userns-root"
 	// cSpawnerStack is the least stack limit the C spawner runs under
 	// (SP_STACK in spawner.c); below it, it leaves the work to Go's.
 	cSpawnerStack = 4 << 20

@@ -26,6 +26,9 @@ enum {
 	/* sandbox.StatusStage, for what fails before the keeper said more */
 	STATUS_STAGE = 100,
 	STATUS_USERNS = 109, /* sandbox.StatusUserNamespace */
+	/* Whose user namespace the spawner runs in: the one it was cloned
+	 * into, or one it makes itself, there as root or as it came. */
+	SP_KEEPERS_USERNS = 0, SP_OWN_USERNS = 1, SP_OWN_USERNS_ROOT = 2,
 	SP_MSG = 1 << 20,   /* sandbox's maxMessage */
 	SP_PTRS = SP_MSG / 5 + 4, /* a string takes 5 bytes or more of a message */
 	SP_OPS = 16,
@@ -643,7 +646,7 @@ static void spawner_run(int own_userns)
 	}
 	if (s.sigfd < 0)
 		sp_fail(&s, cstr("spawner"), "signalfd", -s.sigfd, "", STATUS_STAGE);
-	if (own_userns)
+	if (own_userns == SP_OWN_USERNS_ROOT)
 		become_root(&s);
 	sp_confine(&s);
 	send_packet(s.sock, "{\"ready\":true}", 14, 0, 0);

@@ -1559,9 +1559,14 @@ int stage_main(long *sp)
 {
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1), **envp = argv + argc + 1;
-	if (eq(cstr(argv[0]), cstr("incarnate:spawner")) &&
-	    (argc == 1 || (argc == 2 && eq(cstr(argv[1]), cstr("own-userns")))))
-		return spawner_main(argc == 2);
+	if (eq(cstr(argv[0]), cstr("incarnate:spawner")) && argc <= 2) {
+		if (argc == 1)
+			return spawner_main(SP_KEEPERS_USERNS);
+		if (eq(cstr(argv[1]), cstr("own-userns")))
+			return spawner_main(SP_OWN_USERNS);
+		if (eq(cstr(argv[1]), cstr("own-userns-root")))
+			return spawner_main(SP_OWN_USERNS_ROOT);
+	}
 	const char *mode = getenv_val(envp, "INCARNATE_STAGE");
 	struct run r = {mode && eq(cstr(mode), cstr("must"))};
 	if (mode && eq(cstr(mode), cstr("off")))
