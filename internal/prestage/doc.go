@@ -15,7 +15,10 @@
 // (c/spawner.c): started as "incarnate:spawner", it applies the
 // confinement the keeper worked out and forks the session's processes,
 // as the Go spawner does, in one thread and without a Go start. It steps
-// aside only before it has read a message (a small stack limit).
+// aside only before it has read a message (a small stack limit). Being
+// one thread, it can make the session's user namespace itself
+// ("incarnate:spawner own-userns[-root]"), which the keeper asks of it
+// when it knows the C spawner runs (sandbox.cSpawnerRuns).
 //
 // A release build (make build) enters at EntrySymbol through the
 // linker's -E flag; a plain `go build` has the same code but never calls
