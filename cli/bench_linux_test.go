@@ -187,7 +187,7 @@ func BenchmarkRunTrueCold(b *testing.B) {
 			return d
 		}}
 	}
-	measure(b, cold, s.bwrap(), &shell, &bareV, before)
+	measure(b, cold, s.bwrap(), &shell, &bareV, s.cFloor(b, "cfloor"), before)
 }
 
 // BenchmarkRunTrueWarm times the same command while a shell is inside: the
