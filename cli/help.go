@@ -92,7 +92,8 @@ func printUsage(w io.Writer) {
 	listCommands(w, commands())
 	fmt.Fprint(w, "\nThe store lives in $INCARNATE_ROOT, else $XDG_DATA_HOME/incarnate. A session's keeper\n"+
 		"stays $INCARNATE_LINGER (default 30s) after its last command, for the next to join.\n"+
-		"Run `incarnate COMMAND --help` for a command's flags, `man incarnate` for all of it.\n")
+		"Run `incarnate COMMAND --help` for a command's flags; `man incarnate` has all of it\n"+
+		"once `make install` has put the page in place.\n")
 }
 
 func listCommands(w io.Writer, cmds []command) {
